@@ -1,0 +1,20 @@
+"""refimpl: a hand-written NumPy reference of the forward and backward rules of a small CNN.
+
+Every function of the contract (see README, "The contract") is importable from
+here, so ``refimpl`` as a module is an implementation of the contract.
+Pure NumPy: nothing here imports torch.
+"""
+
+# --- convolution ---
+from refimpl.convolution import conv2d, conv2d_backward
+
+# --- pooling ---
+
+# --- dense, activations, losses ---
+
+# --- the worked network ---
+
+CONTRACT = (
+    "conv2d", "max_pool2d", "avg_pool2d", "linear", "relu", "sigmoid", "flatten",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits",
+)

@@ -1,0 +1,120 @@
+"""Argument validation for every rule, in one place.
+
+Each check raises ``TypeError`` (wrong kind of value) or ``ValueError`` (right
+kind, impossible value) with a message that names the argument and the rule it
+broke, so that bad input never reaches NumPy's indexing and never produces a
+silently wrong answer.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_pair(value, name: str, *, minimum: int) -> tuple[int, int]:
+    """``value`` as an ``(h, w)`` pair of ints, each at least ``minimum``.
+
+    Accepts an int or a length-2 tuple/list of ints (NumPy integers included);
+    rejects bools, floats and other lengths with a TypeError/ValueError naming
+    ``name``.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int or an (h, w) pair of ints, got bool {value!r}")
+    if isinstance(value, numbers.Integral):
+        pair = (int(value), int(value))
+    elif isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or an (h, w) pair, got {len(value)} values: {value!r}")
+        if not all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in value):
+            raise TypeError(f"{name} must be an int or an (h, w) pair of ints, got {value!r}")
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(f"{name} must be an int or an (h, w) pair of ints, got {type(value).__name__} {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{name} must be >= {minimum} on both axes, got {value!r}")
+    return pair
+
+
+def check_array(a, name: str, *, ndim: int | tuple[int, ...] | None = None) -> np.ndarray:
+    """``a`` itself, after checking it is a float32/float64 ndarray of the given ndim."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else ndim
+        if a.ndim not in allowed:
+            want = " or ".join(str(n) for n in allowed)
+            raise ValueError(f"{name} must be {want}-dimensional, got shape {a.shape} ({a.ndim}-dimensional)")
+    return a
+
+
+def check_same_dtype(**arrays) -> np.dtype:
+    """The common dtype of the named arrays (``None`` entries ignored); mixed dtypes are a TypeError."""
+    present = {k: v for k, v in arrays.items() if v is not None}
+    dtypes = {v.dtype for v in present.values()}
+    if len(dtypes) > 1:
+        described = ", ".join(f"{k}={v.dtype}" for k, v in present.items())
+        raise TypeError(f"all arrays must share one dtype (no silent up- or down-cast), got {described}")
+    return next(iter(dtypes))
+
+
+def check_grad_output(grad_output, expected_shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """``grad_output`` after checking it has the forward output's shape and dtype."""
+    check_array(grad_output, "grad_output")
+    if grad_output.shape != tuple(expected_shape):
+        raise ValueError(
+            f"grad_output must have the forward output's shape {tuple(expected_shape)}, got {grad_output.shape}"
+        )
+    if grad_output.dtype != dtype:
+        raise TypeError(f"grad_output must have the inputs' dtype {dtype}, got {grad_output.dtype}")
+    return grad_output
+
+
+def check_bool(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def window_count(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool = False) -> int:
+    """Number of window positions along one axis, exactly as PyTorch sizes them.
+
+        out = floor_or_ceil((size + 2p - d(k-1) - 1) / s) + 1
+
+    With ``ceil_mode`` the division rounds up, but the last window must start
+    inside the input or the left padding: if ``(out-1)*s >= size + p`` it is
+    dropped. Convolution uses the floor form.
+    """
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    if span < 0:
+        return 0
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def output_hw(
+    in_hw: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    ceil_mode: bool = False,
+    *,
+    what: str,
+) -> tuple[int, int]:
+    """Output (H, W) of a windowed op; a ValueError naming ``what`` if either is below 1."""
+    out = tuple(window_count(in_hw[a], kernel[a], stride[a], padding[a], dilation[a], ceil_mode) for a in (0, 1))
+    if min(out) < 1:
+        raise ValueError(
+            f"{what}: output size would be {out[0]}x{out[1]} (must be at least 1x1): input {in_hw[0]}x{in_hw[1]} "
+            f"with padding {padding} is smaller than the dilated kernel "
+            f"{dilation[0] * (kernel[0] - 1) + 1}x{dilation[1] * (kernel[1] - 1) + 1}"
+        )
+    return out  # type: ignore[return-value]

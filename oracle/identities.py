@@ -1,0 +1,146 @@
+"""The derivation's identities, checked on any implementation of the contract.
+
+conv2d
+  * dL/db = sum of G over N, H, W
+  * a stride-s backward equals the stride-1 backward of G dilated by s
+  * dL/dW = correlate(Xpad, dilate(G, s)) at offsets i*d       (the correlation done by torch's forward conv)
+  * dL/dX = crop(correlate(pad(dilate(G, s), d(k-1)), flip(W)), p)
+linear       dL/db = sum of G over the batch
+max_pool2d   each output gradient lands on exactly one input: sum(dL/dX) = sum(G)
+flatten      dL/dX = reshape(G, X.shape)
+binary_cross_entropy
+             sigmoid_backward(bce_backward(1, sigmoid(z), y)) = (sigmoid(z) - y) / N   (the A2 - Y collapse)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from oracle import tolerances
+from oracle.case import Case
+from oracle.checks import _guarded, _missing, fd_case, run_backward, run_forward
+from oracle.implementation import Implementation, call
+from oracle.ops import SPECS, OpSpec
+from oracle.verdict import FAIL, PASS, Verdict, locate
+from refimpl.correlation import crop, dilate, flip, pad, swap_filter_channels
+
+
+def _verdict(spec: OpSpec, case: Case, comparisons) -> Verdict:
+    """PASS, or FAIL at the first (identity, got, expected, fan_in) whose arrays differ beyond tolerance."""
+    for identity, got, expected, fan_in in comparisons:
+        mismatch = locate(identity, np.asarray(got), np.asarray(expected), tolerances.for_sum(case.dtype, fan_in, np.asarray(expected, np.float64)))
+        if mismatch:
+            return Verdict(spec.name, "identities", FAIL, case, f"identity broken: {identity}", mismatch)
+    return Verdict(spec.name, "identities", PASS, case)
+
+
+def _torch_correlate(x: np.ndarray, w: np.ndarray, *, stride=(1, 1), dilation=(1, 1), groups=1) -> np.ndarray:
+    import torch  # noqa: PLC0415
+
+    out = torch.nn.functional.conv2d(
+        torch.tensor(np.array(x, np.float64)), torch.tensor(np.array(w, np.float64)),
+        stride=stride, dilation=dilation, groups=groups,
+    )
+    return out.numpy()
+
+
+@_guarded
+def conv2d_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
+    skip = _missing(impl, spec, "identities", case, spec.backward_name)
+    if skip:
+        return skip
+    a = case.arrays()
+    x, w, g = a["x"], a["weight"], a["grad_output"]
+    cfg = case.config
+    s, p, d, groups = cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"]
+    kh, kw = w.shape[2:]
+    gx, gw, gb = run_backward(impl, spec, g, a, case)
+    stride1_hw = (x.shape[2] + 2 * p[0] - d[0] * (kh - 1), x.shape[3] + 2 * p[1] - d[1] * (kw - 1))
+    g1 = dilate(g, s, size=stride1_hw)
+    gx1, gw1, _ = run_backward(impl, spec, g1, a, case.with_(config={**cfg, "stride": (1, 1)}))
+    fan_in = spec.fan_in(case)
+    c_in = x.shape[1]
+    cg = c_in // groups
+    # dW per group: the input's channels as the batch, the dilated gradient map as the filter
+    xp_t = pad(x.astype(np.float64), p).transpose(1, 0, 2, 3)
+    g1_t = g1.astype(np.float64).transpose(1, 0, 2, 3)
+    og = w.shape[0] // groups
+    gw_corr = np.concatenate(
+        [
+            _torch_correlate(xp_t[k * cg : (k + 1) * cg], g1_t[k * og : (k + 1) * og], stride=d).transpose(1, 0, 2, 3)
+            for k in range(groups)
+        ]
+    )
+    full = (d[0] * (kh - 1), d[1] * (kw - 1))
+    gx_corr = crop(_torch_correlate(pad(g1, full), flip(swap_filter_channels(w, groups)), dilation=d, groups=groups), p)
+    comparisons = [
+        ("stride-s grad_x == stride-1 grad_x of dilate(G, s)", gx, gx1, fan_in),
+        ("stride-s grad_weight == stride-1 grad_weight of dilate(G, s)", gw, gw1, fan_in),
+        ("grad_weight == correlate(pad(X), dilate(G, s)) at offsets i*d", gw, gw_corr, fan_in),
+        ("grad_x == crop(correlate(pad(dilate(G, s), d(k-1)), flip(W)), p)", gx, gx_corr, fan_in),
+    ]
+    if gb is not None:
+        comparisons.append(("grad_bias == sum of G over N, H, W", gb, g.astype(np.float64).sum(axis=(0, 2, 3)), fan_in))
+    return _verdict(spec, case, comparisons)
+
+
+@_guarded
+def linear_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
+    skip = _missing(impl, spec, "identities", case, spec.backward_name)
+    if skip:
+        return skip
+    a = case.arrays()
+    if a["bias"] is None:
+        return Verdict(spec.name, "identities", PASS, case, "no bias: nothing to check")
+    _, _, gb = run_backward(impl, spec, a["grad_output"], a, case)
+    return _verdict(spec, case, [("grad_bias == sum of G over the batch", gb, a["grad_output"].astype(np.float64).sum(0), spec.fan_in(case))])
+
+
+@_guarded
+def max_pool2d_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
+    skip = _missing(impl, spec, "identities", case, spec.backward_name)
+    if skip:
+        return skip
+    a = case.arrays()
+    if np.isnan(a["x"]).any():
+        return Verdict(spec.name, "identities", PASS, case, "NaN input: the routing identity does not apply")
+    gx = run_backward(impl, spec, a["grad_output"], a, case)
+    total = np.array(np.asarray(gx, np.float64).sum())
+    return _verdict(spec, case, [("sum(grad_x) == sum(G): each output's gradient goes to exactly one input", total, np.array(a["grad_output"].astype(np.float64).sum()), a["grad_output"].size + 1)])
+
+
+@_guarded
+def flatten_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
+    skip = _missing(impl, spec, "identities", case, spec.backward_name)
+    if skip:
+        return skip
+    a = case.arrays()
+    gx = run_backward(impl, spec, a["grad_output"], a, case)
+    return _verdict(spec, case, [("grad_x == reshape(G, x.shape)", gx, a["grad_output"].reshape(a["x"].shape), 1)])
+
+
+@_guarded
+def bce_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
+    skip = _missing(impl, spec, "identities", case, spec.backward_name, "sigmoid", "sigmoid_backward")
+    if skip:
+        return skip
+    case = fd_case(spec, case).with_(config={"reduction": "mean"})
+    a = case.arrays()
+    p, y = a["input"], a["target"]
+    z = np.log(p) - np.log1p(-p)  # the logits whose sigmoid is p
+    a2 = call(impl.function("sigmoid"), "sigmoid", [z], {})
+    one = np.array(1.0, dtype=p.dtype)
+    d_a2 = run_backward(impl, spec, one, {"input": a2, "target": y}, case)
+    d_z2 = call(impl.function("sigmoid_backward"), "sigmoid_backward", [d_a2, z], {})
+    collapsed = (np.asarray(a2, np.float64) - y.astype(np.float64)) / p.size
+    return _verdict(spec, case, [("sigmoid_backward(bce_backward(1, A2, Y), Z2) == (A2 - Y) / N", d_z2, collapsed, 8)])
+
+
+IDENTITIES = {
+    "conv2d": conv2d_identities,
+    "linear": linear_identities,
+    "max_pool2d": max_pool2d_identities,
+    "flatten": flatten_identities,
+    "binary_cross_entropy": bce_identities,
+}
+assert set(IDENTITIES) <= set(SPECS)

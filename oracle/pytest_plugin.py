@@ -1,0 +1,72 @@
+"""The pytest plugin: ``--impl``, the Hypothesis profiles, and the ``impl`` fixture.
+
+Registered as a ``pytest11`` entry point named ``oracle.pytest_plugin`` (so
+that after ``pip install`` it works from any repository) and listed in the
+project's ``conftest.py`` under the same name, so it is loaded exactly once.
+
+Profiles (``--hypothesis-profile NAME`` or ``BPCHECK_PROFILE=NAME``; default
+``ci`` when the ``CI`` environment variable is set, else ``dev``):
+
+    ci        derandomized (the same examples every run), sized so the whole default run fits in CI
+    dev       random examples (a new seed each run, printed on failure), same size
+    thorough  ten times as many examples as ci, random; for nightly runs
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+CI_EXAMPLES = 30
+
+_common = dict(
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+settings.register_profile("ci", max_examples=CI_EXAMPLES, derandomize=True, database=None, **_common)
+settings.register_profile("dev", max_examples=CI_EXAMPLES, **_common)
+settings.register_profile("thorough", max_examples=10 * CI_EXAMPLES, **_common)
+
+
+def default_profile() -> str:
+    return os.environ.get("BPCHECK_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("bpcheck", "gradient verification")
+    group.addoption(
+        "--impl",
+        default="refimpl",
+        metavar="MODULE",
+        help="implementation under test: a module (package.module) or a .py file implementing the contract "
+        "(default: refimpl)",
+    )
+
+
+def pytest_configure(config):
+    if not config.getoption("hypothesis_profile", default=None):
+        settings.load_profile(default_profile())
+
+
+def pytest_report_header(config):
+    profile = settings.get_current_profile_name() if hasattr(settings, "get_current_profile_name") else settings._current_profile
+    s = settings()
+    return (
+        f"bpcheck: implementation under test = {config.getoption('--impl')}; hypothesis profile = {profile} "
+        f"(max_examples={s.max_examples}, derandomize={s.derandomize})"
+    )
+
+
+@pytest.fixture(scope="session")
+def impl(request):
+    """The implementation under test, loaded from ``--impl``."""
+    from oracle.implementation import Implementation, LoadError  # noqa: PLC0415
+
+    target = request.config.getoption("--impl")
+    try:
+        return Implementation.load(target)
+    except LoadError as exc:
+        pytest.exit(f"--impl={target}: {exc}", returncode=2)

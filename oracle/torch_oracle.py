@@ -1,0 +1,80 @@
+"""Oracle 1: PyTorch autograd. NumPy in, NumPy out.
+
+The forward and the gradients of every differentiable argument for a given
+output gradient, computed by ``torch.nn.functional`` + autograd on copies of
+the inputs. By default in float64 (a float32 case is widened exactly, so the
+answer is the float64 truth of the float32 inputs); ``dtype="float32"``
+computes in float32 instead, ``device="cuda"`` on the GPU when there is one.
+
+torch is imported lazily: the rest of ``oracle`` (replaying a stored corpus,
+say) works without it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def _torch():
+    import torch  # noqa: PLC0415 - deliberately lazy
+
+    return torch
+
+
+def torch_function(op: str):
+    """The torch callable for ``op``, taking the contract's positional arrays and keyword configuration."""
+    torch = _torch()
+    functional = torch.nn.functional
+    if op == "flatten":
+        return lambda x: torch.flatten(x, 1)
+    return getattr(functional, op)
+
+
+def cuda_available() -> bool:
+    try:
+        return _torch().cuda.is_available()
+    except ImportError:
+        return False
+
+
+def run(
+    op: str,
+    inputs: dict[str, np.ndarray | None],
+    config: dict[str, Any],
+    differentiable: tuple[str, ...],
+    grad_output: np.ndarray | None = None,
+    *,
+    dtype: str = "float64",
+    device: str = "cpu",
+) -> tuple[np.ndarray, dict[str, np.ndarray | None]]:
+    """``(forward output, {name: gradient})`` of ``op`` computed by torch.
+
+    ``inputs`` are the positional arrays in the op's order (``None`` for an
+    absent optional one). Gradients are returned for ``differentiable`` names,
+    ``None`` for an absent input; with no ``grad_output`` only the forward runs.
+    """
+    torch = _torch()
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("the torch oracle was asked for CUDA, but torch.cuda.is_available() is False")
+    tdtype = getattr(torch, dtype)
+    tensors = {}
+    for name, a in inputs.items():
+        if a is None:
+            tensors[name] = None
+            continue
+        t = torch.tensor(np.array(a, copy=True), dtype=tdtype, device=device)
+        if grad_output is not None and name in differentiable:
+            t.requires_grad_(True)
+        tensors[name] = t
+    out = torch_function(op)(*tensors.values(), **config)
+    grads: dict[str, np.ndarray | None] = {}
+    if grad_output is not None:
+        out.backward(torch.tensor(np.array(grad_output, copy=True), dtype=tdtype, device=device))
+        for name in differentiable:
+            t = tensors[name]
+            grads[name] = None if t is None else (
+                t.grad.detach().cpu().numpy() if t.grad is not None else np.zeros(tuple(t.shape), dtype=dtype)
+            )
+    return out.detach().cpu().numpy(), grads

@@ -117,4 +117,4 @@ def make(recipe: str, shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Ge
         fill = RECIPES[recipe]
     except KeyError:
         raise ValueError(f"unknown value recipe {recipe!r}; known: {', '.join(RECIPES)}") from None
-    return np.ascontiguousarray(fill(tuple(shape), rng), dtype=dtype)
+    return np.array(fill(tuple(shape), rng), dtype=dtype, order="C").reshape(tuple(shape))

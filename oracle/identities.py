@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from oracle import tolerances
+from oracle import tolerances, torch_oracle
 from oracle.case import Case
-from oracle.checks import _guarded, _missing, fd_case, run_backward, run_forward
+from oracle.checks import _guarded, _missing, fd_case, run_backward
 from oracle.implementation import Implementation, call
 from oracle.ops import SPECS, OpSpec
 from oracle.verdict import FAIL, PASS, Verdict, locate
@@ -35,8 +35,7 @@ def _verdict(spec: OpSpec, case: Case, comparisons) -> Verdict:
 
 
 def _torch_correlate(x: np.ndarray, w: np.ndarray, *, stride=(1, 1), dilation=(1, 1), groups=1) -> np.ndarray:
-    import torch  # noqa: PLC0415
-
+    torch = torch_oracle._torch()
     out = torch.nn.functional.conv2d(
         torch.tensor(np.array(x, np.float64)), torch.tensor(np.array(w, np.float64)),
         stride=stride, dilation=dilation, groups=groups,

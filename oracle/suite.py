@@ -13,18 +13,22 @@ the test is skipped with that reason.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Callable
+
 import pytest
 from hypothesis import event, example, given, note
 
-from oracle.case import DTYPES
+from oracle.case import DTYPES, Case
 from oracle.checks import CHECKS
 from oracle.examples import examples_for
 from oracle.identities import IDENTITIES
 from oracle.ops import SPECS
-from oracle.verdict import NOT_IMPLEMENTED, SKIPPED
+from oracle.verdict import CHECK_TITLES, NOT_IMPLEMENTED, SKIPPED, Verdict
 
 
-def _applies(op: str, check: str) -> bool:
+def applies(op: str, check: str) -> bool:
+    """Whether ``check`` says anything about ``op`` (the adjoint needs linearity, identities need some)."""
     spec = SPECS[op]
     if check == "adjoint":
         return bool(spec.linear_in or spec.linearized_in)
@@ -33,30 +37,84 @@ def _applies(op: str, check: str) -> bool:
     return True
 
 
+_applies = applies  # the former private name
+
+
 ALL_CHECKS = {**CHECKS, "identities": lambda impl, spec, case: IDENTITIES[spec.name](impl, spec, case)}
 PARAMS = [
-    pytest.param(op, check, dtype, id=f"{op}-{check}-{dtype}")
+    (op, check, dtype)
     for op in SPECS
     for check in ALL_CHECKS
     for dtype in DTYPES
-    if _applies(op, check)
+    if applies(op, check)
 ]
 
 
-def run_property(impl, op: str, check: str, dtype: str) -> None:
-    """Run one check over the op's strategy (and its explicit edge-case examples) for one dtype."""
+def checks_for(op: str) -> list[str]:
+    """The checks that apply to ``op``, in ``ALL_CHECKS`` order."""
+    return [check for check in ALL_CHECKS if applies(op, check)]
+
+
+@dataclass
+class Tally:
+    """What one run of a property saw, case by case."""
+
+    ran: int = 0
+    declined: list = field(default_factory=list)
+    """The NOT_IMPLEMENTED verdicts (configurations the implementation declines)."""
+    skipped: list = field(default_factory=list)
+    """The SKIPPED verdicts."""
+    failing: Verdict | None = None
+    """The last failing verdict: after Hypothesis has shrunk and replayed, the minimal counterexample."""
+
+
+def build_property(impl, op: str, check: str, dtype: str, tally: Tally, *, before: Callable[[Case], bool] | None = None):
+    """The Hypothesis test of one check over the op's strategy for one dtype, its explicit examples attached.
+
+    Call the result (after decorating it with ``settings``/``seed`` if wanted) to run it: it raises
+    AssertionError carrying the rendered verdict of the (shrunk) counterexample. ``tally`` records every
+    case. ``before(case)``, if given, is called before each case is checked; when it returns False the
+    case is not checked and counts as passing (``bpcheck verify`` uses it to announce each case to its
+    parent process, and to stop shrinking that has used up its time).
+    """
     spec = SPECS[op]
     run_check = ALL_CHECKS[check]
-    declined: list = []
-    seen = {"ran": 0}
 
     @given(case=spec.cases(dtype))
     def prop(case):
+        if before is not None and not before(case):
+            return
         verdict = run_check(impl, spec, case)
         event(f"{op}/{check}: {verdict.status}")
-        seen["ran"] += 1
+        tally.ran += 1
         if verdict.status == NOT_IMPLEMENTED:
-            declined.append(verdict)
+            tally.declined.append(verdict)
+            return
+        if verdict.status == SKIPPED:
+            tally.skipped.append(verdict)
+            note(verdict.render())
+            return
+        if verdict.failed:
+            tally.failing = verdict
+            raise AssertionError("\n" + verdict.render())
+
+    for case in examples_for(op, dtype):
+        prop = example(case=case)(prop)
+    return prop
+
+
+def _property(op: str, check: str, dtype: str):
+    """The Hypothesis property for one op, check and dtype; ``impl`` is the implementation under test."""
+    spec = SPECS[op]
+    run_check = ALL_CHECKS[check]
+
+    @given(case=spec.cases(dtype))
+    def prop(impl, case, _declined):
+        verdict = run_check(impl, spec, case)
+        event(f"verdict: {verdict.status}")
+        _declined["ran"] += 1
+        if verdict.status == NOT_IMPLEMENTED:
+            _declined["cases"].append(verdict)
             return
         if verdict.status == SKIPPED:
             note(verdict.render())
@@ -66,18 +124,48 @@ def run_property(impl, op: str, check: str, dtype: str) -> None:
 
     for case in examples_for(op, dtype):
         prop = example(case=case)(prop)
-    prop()
-    if declined:
-        first = declined[0]
-        message = (
-            f"{impl.label}: {op} {check} not implemented for {len(declined)} of {seen['ran']} drawn configuration(s); "
-            f"e.g. {first.message} on {first.case!r}"
-        )
-        if len(declined) == seen["ran"]:
-            pytest.skip(message)
-        print(message)
+    return prop
 
 
-@pytest.mark.parametrize(("op", "check", "dtype"), PARAMS)
-def test_property(impl, op, check, dtype):
-    run_property(impl, op, check, dtype)
+def _report_declined(impl, op: str, check: str, declined: dict) -> None:
+    """Skip if the implementation declined every case with NotImplementedError; else say how many it declined."""
+    if not declined["cases"]:
+        return
+    first = declined["cases"][0]
+    message = (
+        f"{impl.label}: {op} {check} not implemented for {len(declined['cases'])} of {declined['ran']} drawn "
+        f"configuration(s); e.g. {first.message} on {first.case!r}"
+    )
+    if len(declined["cases"]) == declined["ran"]:
+        pytest.skip(message)
+    print(message)
+
+
+def run_property(impl, op: str, check: str, dtype: str) -> None:
+    """Run one check over the op's strategy (and its explicit edge-case examples) for one dtype."""
+    declined = {"ran": 0, "cases": []}
+    _property(op, check, dtype)(impl, _declined=declined)
+    _report_declined(impl, op, check, declined)
+
+
+def _make_test(op: str, check: str, dtype: str):
+    prop = _property(op, check, dtype)
+
+    def test(impl):
+        declined = {"ran": 0, "cases": []}
+        prop(impl, _declined=declined)
+        _report_declined(impl, op, check, declined)
+
+    # expose Hypothesis's handle so --hypothesis-show-statistics reports this test
+    test.hypothesis = prop.hypothesis
+    test.is_hypothesis_test = True
+    test.__name__ = f"test_{op}_{check}_{dtype}"
+    test.__doc__ = f"{op}: {CHECK_TITLES.get(check, check)}, {dtype}"
+    return test
+
+
+TESTS = {}
+for _op, _check, _dtype in PARAMS:
+    _test = _make_test(_op, _check, _dtype)
+    TESTS[_test.__name__] = _test
+globals().update(TESTS)

@@ -83,6 +83,14 @@ def forward(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
         return skip
     arrays = case.arrays()
     expected, _ = _oracle(spec, case, arrays, with_grads=False)
+    return compare_forward(impl, spec, case, arrays, expected)
+
+
+def compare_forward(impl: Implementation, spec: OpSpec, case: Case, arrays: dict, expected: np.ndarray) -> Verdict:
+    """The forward on ``arrays`` vs a known ``expected`` output (torch's, live or from a stored corpus).
+
+    Raises what ``call``/``check_result`` raise; the callers turn that into a verdict.
+    """
     (got,) = check_result(run_forward(impl, spec, arrays, case), spec.name, [("output", expected)], case.dtype)
     mismatch = locate("output", got, expected, tolerances.for_sum(case.dtype, spec.fan_in(case), expected))
     return Verdict(spec.name, "forward", FAIL if mismatch else PASS, case, mismatch=mismatch)
@@ -100,6 +108,14 @@ def backward(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
         return skip
     arrays = case.arrays()
     _, grads = _oracle(spec, case, arrays)
+    return compare_backward(impl, spec, case, arrays, grads)
+
+
+def compare_backward(impl: Implementation, spec: OpSpec, case: Case, arrays: dict, grads: dict) -> Verdict:
+    """The backward on ``arrays`` vs known gradients ``{input name: gradient or None}`` (torch's, live or stored).
+
+    Raises what ``call``/``check_result`` raise; the callers turn that into a verdict.
+    """
     expected = _expected_grads(spec, grads)
     got = check_result(run_backward(impl, spec, arrays["grad_output"], arrays, case), spec.backward_name, expected, case.dtype)
     fan_in = spec.fan_in(case)

@@ -77,7 +77,7 @@ def locate(array: str, got: np.ndarray, expected: np.ndarray, tolerance: Toleran
     exp64 = np.asarray(expected, dtype=np.float64)
     allowed = tolerance.allowed(np.where(np.isfinite(exp64), exp64, 0.0))
     same_nonfinite = (np.isnan(got64) & np.isnan(exp64)) | (np.isinf(exp64) & (got64 == exp64))
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         excess = np.where(same_nonfinite, 0.0, np.abs(got64 - exp64) / allowed)
     excess = np.where(np.isnan(excess), np.inf, excess)  # NaN on one side only
     bad = excess > 1.0

@@ -9,10 +9,18 @@ Pure NumPy: nothing here imports torch.
 from refimpl.convolution import conv2d, conv2d_backward
 
 # --- pooling ---
+from refimpl.pooling import max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward
 
 # --- dense, activations, losses ---
+from refimpl.dense import linear, linear_backward
+from refimpl.activations import relu, relu_backward, sigmoid, sigmoid_backward, flatten, flatten_backward
+from refimpl.losses import (
+    binary_cross_entropy, binary_cross_entropy_backward,
+    binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward,
+)
 
 # --- the worked network ---
+from refimpl import network
 
 CONTRACT = (
     "conv2d", "max_pool2d", "avg_pool2d", "linear", "relu", "sigmoid", "flatten",

@@ -31,19 +31,37 @@ FD_DIRECTIONS = 3
 
 
 def _guarded(check: Callable[[Implementation, OpSpec, Case], Verdict]):
-    """Turn the implementation's misbehaviour inside a check into a verdict."""
+    """Turn the implementation's misbehaviour inside a check into a verdict (a failed backward gets its diagnosis)."""
 
     def run(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
         try:
-            return check(impl, spec, case)
+            verdict = check(impl, spec, case)
         except NotImplementedForConfig as exc:
             return Verdict(spec.name, check.__name__, NOT_IMPLEMENTED, case, f"NotImplementedError: {exc}")
         except ImplementationFailure as exc:
-            return Verdict(spec.name, check.__name__, FAIL, case, f"{exc.kind}: {exc.message}")
+            on = fd_case(spec, case) if check.__name__ == "finite_differences" else case  # the values it ran on
+            verdict = Verdict(spec.name, check.__name__, FAIL, on, f"{exc.kind}: {exc.message}")
+            if exc.kind == "hang":
+                return verdict  # re-running it to diagnose would hang again
+        return _diagnosed(verdict, impl, spec, case)
 
     run.__name__ = check.__name__
     run.__doc__ = check.__doc__
     return run
+
+
+#: checks whose failures are diagnosed against the catalogue of classic mistakes (oracle.diagnosis)
+DIAGNOSED_CHECKS = ("backward", "finite_differences")
+
+
+def _diagnosed(verdict: Verdict, impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
+    """``verdict``, with hints naming the classic mistakes its gradients match if it is a failed backward/FD check."""
+    if verdict.failed and verdict.check in DIAGNOSED_CHECKS:
+        from oracle.diagnosis import diagnose  # noqa: PLC0415 - loaded only once something fails
+
+        on = fd_case(spec, case) if verdict.check == "finite_differences" else case  # the values the check used
+        verdict.hints = [*verdict.hints, *diagnose(impl, spec, on)]
+    return verdict
 
 
 def _missing(impl: Implementation, spec: OpSpec, check: str, case: Case, *names: str) -> Verdict | None:

@@ -334,10 +334,23 @@ def _any_pool_geometry(draw, kind: str, max_side: int) -> Geometry:
     kernel = draw(pairs(1, 4))
     default_stride = draw(st.booleans())
     stride = kernel if default_stride else draw(pairs(1, 4))
-    padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
     dilation = draw(pairs(1, 3)) if kind == "max" else (1, 1)
+    if not default_stride and draw(st.booleans()):
+        # overlapping windows on one axis (stride < kernel, at least two windows): where the backward must add.
+        # Small inputs shrink to a single window per axis, so without this branch overlap is rare.
+        axis = draw(st.integers(0, 1))
+        k = draw(st.integers(2, 4))
+        kernel = tuple(k if a == axis else kernel[a] for a in (0, 1))
+        stride = tuple(draw(st.integers(1, k - 1)) if a == axis else stride[a] for a in (0, 1))
+        padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
+        span = dilation[axis] * (kernel[axis] - 1) + 1 - 2 * padding[axis] + stride[axis]
+        other = draw(spatial_sizes(kernel[1 - axis], padding[1 - axis], dilation[1 - axis], max_side))
+        along = draw(st.integers(max(1, span), max(span, max_side)))
+        input_hw = (along, other) if axis == 0 else (other, along)
+    else:
+        padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
+        input_hw = draw(_input_hw(kernel, padding, dilation, max_side))
     ceil_mode = draw(st.booleans())
-    input_hw = draw(_input_hw(kernel, padding, dilation, max_side))
     return Geometry(input_hw, kernel, stride, padding, dilation, ceil_mode, default_stride)
 
 

@@ -37,9 +37,6 @@ def applies(op: str, check: str) -> bool:
     return True
 
 
-_applies = applies  # the former private name
-
-
 ALL_CHECKS = {**CHECKS, "identities": lambda impl, spec, case: IDENTITIES[spec.name](impl, spec, case)}
 PARAMS = [
     (op, check, dtype)
@@ -68,24 +65,24 @@ class Tally:
     """The last failing verdict: after Hypothesis has shrunk and replayed, the minimal counterexample."""
 
 
-def build_property(impl, op: str, check: str, dtype: str, tally: Tally, *, before: Callable[[Case], bool] | None = None):
-    """The Hypothesis test of one check over the op's strategy for one dtype, its explicit examples attached.
+def build_property(op: str, check: str, dtype: str, *, before: Callable[[Case], bool] | None = None):
+    """The Hypothesis test ``prop(impl, tally)`` of one check over the op's strategy for one dtype.
 
-    Call the result (after decorating it with ``settings``/``seed`` if wanted) to run it: it raises
-    AssertionError carrying the rendered verdict of the (shrunk) counterexample. ``tally`` records every
-    case. ``before(case)``, if given, is called before each case is checked; when it returns False the
-    case is not checked and counts as passing (``bpcheck verify`` uses it to announce each case to its
-    parent process, and to stop shrinking that has used up its time).
+    Its explicit examples are attached. Call it (after decorating it with ``settings``/``seed`` if wanted)
+    to run it: it raises AssertionError carrying the rendered verdict of the (shrunk) counterexample.
+    ``tally`` records every case. ``before(case)``, if given, is called before each case is checked; when
+    it returns False the case is not checked and counts as passing (``bpcheck verify`` uses it to announce
+    each case to its parent process, and to stop shrinking that has used up its time).
     """
     spec = SPECS[op]
     run_check = ALL_CHECKS[check]
 
     @given(case=spec.cases(dtype))
-    def prop(case):
+    def prop(impl, tally: Tally, case):
         if before is not None and not before(case):
             return
         verdict = run_check(impl, spec, case)
-        event(f"{op}/{check}: {verdict.status}")
+        event(f"verdict: {verdict.status}")
         tally.ran += 1
         if verdict.status == NOT_IMPLEMENTED:
             tally.declined.append(verdict)
@@ -98,63 +95,41 @@ def build_property(impl, op: str, check: str, dtype: str, tally: Tally, *, befor
             tally.failing = verdict
             raise AssertionError("\n" + verdict.render())
 
+    # every property shares this source; without its own digest each would draw the same derandomized cases
+    prop.hypothesis.inner_test._hypothesis_internal_add_digest = f"{op}/{check}/{dtype}".encode()
     for case in examples_for(op, dtype):
         prop = example(case=case)(prop)
     return prop
 
 
-def _property(op: str, check: str, dtype: str):
-    """The Hypothesis property for one op, check and dtype; ``impl`` is the implementation under test."""
-    spec = SPECS[op]
-    run_check = ALL_CHECKS[check]
-
-    @given(case=spec.cases(dtype))
-    def prop(impl, case, _declined):
-        verdict = run_check(impl, spec, case)
-        event(f"verdict: {verdict.status}")
-        _declined["ran"] += 1
-        if verdict.status == NOT_IMPLEMENTED:
-            _declined["cases"].append(verdict)
-            return
-        if verdict.status == SKIPPED:
-            note(verdict.render())
-            return
-        if verdict.failed:
-            raise AssertionError("\n" + verdict.render())
-
-    for case in examples_for(op, dtype):
-        prop = example(case=case)(prop)
-    return prop
-
-
-def _report_declined(impl, op: str, check: str, declined: dict) -> None:
+def _report_declined(impl, op: str, check: str, tally: Tally) -> None:
     """Skip if the implementation declined every case with NotImplementedError; else say how many it declined."""
-    if not declined["cases"]:
+    if not tally.declined:
         return
-    first = declined["cases"][0]
+    first = tally.declined[0]
     message = (
-        f"{impl.label}: {op} {check} not implemented for {len(declined['cases'])} of {declined['ran']} drawn "
+        f"{impl.label}: {op} {check} not implemented for {len(tally.declined)} of {tally.ran} drawn "
         f"configuration(s); e.g. {first.message} on {first.case!r}"
     )
-    if len(declined["cases"]) == declined["ran"]:
+    if len(tally.declined) == tally.ran:
         pytest.skip(message)
     print(message)
 
 
 def run_property(impl, op: str, check: str, dtype: str) -> None:
     """Run one check over the op's strategy (and its explicit edge-case examples) for one dtype."""
-    declined = {"ran": 0, "cases": []}
-    _property(op, check, dtype)(impl, _declined=declined)
-    _report_declined(impl, op, check, declined)
+    tally = Tally()
+    build_property(op, check, dtype)(impl, tally)
+    _report_declined(impl, op, check, tally)
 
 
 def _make_test(op: str, check: str, dtype: str):
-    prop = _property(op, check, dtype)
+    prop = build_property(op, check, dtype)
 
     def test(impl):
-        declined = {"ran": 0, "cases": []}
-        prop(impl, _declined=declined)
-        _report_declined(impl, op, check, declined)
+        tally = Tally()
+        prop(impl, tally)
+        _report_declined(impl, op, check, tally)
 
     # expose Hypothesis's handle so --hypothesis-show-statistics reports this test
     test.hypothesis = prop.hypothesis

@@ -1,0 +1,273 @@
+"""The reports of ``bpcheck verify``: the results table, the counterexamples, JSON and JUnit XML.
+
+One ``Result`` per (op, check, dtype). The table merges the dtypes of an op
+and check into one row; JSON and JUnit keep one entry per (op, check, dtype).
+
+JSON (``--json FILE``)::
+
+    {
+      "bpcheck": "0.1.0",
+      "module": "refimpl",                      # as given on the command line
+      "provided": ["conv2d", "conv2d_backward", ...],   # the contract's functions the module defines
+      "settings": {"ops": [...], "dtypes": [...], "profile": "ci", "max_examples": 30,
+                   "derandomize": true, "seed": null, "timeout": 20.0, "shrink_time": 60.0,
+                   "budget": 600.0, "jobs": 1},
+      "summary": {"results": 52, "pass": 50, "FAIL": 1, "not implemented": 1, "skipped": 0,
+                  "seconds": 41.2, "exit_code": 1},
+      "results": [
+        {"op": "relu", "check": "backward", "dtype": "float64", "status": "FAIL",   # pass | FAIL | not implemented | skipped
+         "examples": 31,            # cases checked (explicit examples, drawn cases, shrinking)
+         "not_implemented": 0,      # of those, declined by the implementation (NotImplementedError)
+         "skipped": 0,              # of those, skipped by the check (e.g. torch not trusted there)
+         "seconds": 0.8,
+         "message": "...",          # one line: the failure, or why not implemented / skipped
+         "verdict": {...} | null,   # Verdict.as_dict() of the minimal counterexample
+                                    # (or of the first declined / skipped case)
+         "rendered": "..." | null}, # Verdict.render() of the failure
+        ...
+      ],
+      "failures": [ ...the results whose status is FAIL, same fields... ]
+    }
+
+Non-finite floats (an ``inf`` relative error, a ``nan`` output) are written as
+the strings ``"inf"``, ``"-inf"``, ``"nan"`` so that the file is strict JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, fields
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Iterable
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from oracle.verdict import CHECK_TITLES, FAIL, NOT_IMPLEMENTED, PASS, SKIPPED
+
+STATUSES = (PASS, FAIL, NOT_IMPLEMENTED, SKIPPED)
+STYLES = {PASS: "green", FAIL: "bold red", NOT_IMPLEMENTED: "yellow", SKIPPED: "dim"}
+ALL_CHECKS_LABEL = "(all)"
+"""The check column of the single row shown for an op the module does not implement at all."""
+
+
+@dataclass
+class Result:
+    """The outcome of one check of one op in one dtype."""
+
+    op: str
+    check: str
+    dtype: str
+    status: str
+    examples: int = 0
+    not_implemented: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    message: str = ""
+    verdict: dict | None = None
+    rendered: str | None = None
+    missing_op: bool = False
+    """The module has neither the forward nor the backward of the op: nothing was run."""
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAIL
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Result":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def exit_code(results: Iterable[Result]) -> int:
+    """0 when nothing failed (not implemented and skipped are not failures), else 1."""
+    return 1 if any(r.failed for r in results) else 0
+
+
+def counts(results: Iterable[Result]) -> dict[str, int]:
+    results = list(results)
+    return {status: sum(r.status == status for r in results) for status in STATUSES}
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def _merge_status(statuses: list[str]) -> str:
+    for status in (FAIL, PASS, NOT_IMPLEMENTED, SKIPPED):
+        if status in statuses:
+            return status
+    return SKIPPED
+
+
+def _one_line(text: str, limit: int = 90) -> str:
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def summary_of(result: Result) -> str:
+    """A one-line description of a result, for the table's detail column."""
+    if result.failed:
+        verdict = result.verdict or {}
+        mismatch = verdict.get("mismatch")
+        if verdict.get("message"):
+            return _one_line(verdict["message"])
+        if mismatch:
+            return f"{mismatch['array']}: {mismatch['count']} of {mismatch['size']} out of tolerance, worst at {mismatch['index']}"
+        return _one_line(result.message)
+    if result.status == PASS and result.not_implemented and result.verdict:
+        return "declines e.g.: " + _one_line(result.verdict.get("message", ""))
+    return _one_line(result.message)
+
+
+def _rows(results: list[Result]):
+    """(op, check, [results]) in first-seen order; an op missing entirely gives one row."""
+    groups: dict[tuple[str, str], list[Result]] = {}
+    for r in results:
+        key = (r.op, ALL_CHECKS_LABEL if r.missing_op else r.check)
+        groups.setdefault(key, []).append(r)
+    return [(op, check, rs) for (op, check), rs in groups.items()]
+
+
+def table(results: list[Result], width: int | None = None) -> Table:
+    """The results, one row per op and check; the detail column is cut to fit ``width`` (the others are not)."""
+    headers = ("op", "check", "dtype(s)", "status", "examples", "not impl.", "detail")
+    rows = []
+    previous_op = None
+    for op, check, rs in _rows(results):
+        status = _merge_status([r.status for r in rs])
+        same = [r.dtype for r in rs if not r.missing_op and r.status == status]
+        other = [f"{r.dtype}: {r.status}" for r in rs if not r.missing_op and r.status != status]
+        dtypes = ", ".join(same) + (f" ({'; '.join(other)})" if other else "")
+        examples = sum(r.examples for r in rs)
+        declined = sum(r.not_implemented for r in rs)
+        detail_from = next((r for r in rs if r.status == status and r.message), None) or next((r for r in rs if r.message), None)
+        missing = rs[0].missing_op
+        rows.append([
+            op if op != previous_op else "",
+            check,
+            dtypes or "-",
+            status,
+            "-" if missing else str(examples),
+            "-" if missing else (f"{declined}/{examples}" if declined else "0"),
+            summary_of(detail_from) if detail_from else "",
+        ])
+        previous_op = op
+    natural = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+    # each column takes its text plus 2 of padding and 1 of border; the table 1 more border
+    fixed = sum(w + 3 for w in natural[:-1]) + 4
+    fits = width is None or fixed + 10 <= width
+    t = Table(header_style="bold")
+    for i, header in enumerate(headers[:-1]):
+        t.add_column(header, justify="right" if header in ("examples", "not impl.") else "left",
+                     no_wrap=fits, min_width=natural[i] if fits else None, overflow="fold")
+    if fits:  # one line per row: the detail is cut (the failures are printed in full below)
+        t.add_column(headers[-1], overflow="ellipsis", no_wrap=True, max_width=None if width is None else width - fixed)
+    # else a narrow terminal: no detail column (the failures are printed in full below), rich wraps the rest
+    for row in rows:
+        cells = [*row[:3], Text(row[3], style=STYLES.get(row[3], "")), *row[4:6]]
+        t.add_row(*cells, Text(row[6])) if fits else t.add_row(*cells)
+    return t
+
+
+def print_report(console: Console, results: list[Result], *, header: str, footer: str) -> None:
+    """The table, then each failure's minimal counterexample, then the one-line summary."""
+    console.print(Text(header, style="bold"), soft_wrap=True)
+    console.print(table(results, console.width))
+    failures = [r for r in results if r.failed]
+    for r in failures:
+        console.print()
+        console.rule(Text(f"FAIL: {r.op} {CHECK_TITLES.get(r.check, r.check)} ({r.dtype})", style="bold red"), align="left")
+        console.print(Text(r.rendered or r.message), soft_wrap=True)
+    console.print()
+    console.print(Text(footer), soft_wrap=True)
+
+
+def footer_line(results: list[Result], seconds: float) -> str:
+    c = counts(results)
+    parts = [f"{c[s]} {s}" for s in STATUSES if c[s]]
+    verdict = "FAILED" if c[FAIL] else "OK"
+    return f"{verdict}: {len(results)} op/check/dtype results: {', '.join(parts) or 'nothing run'} in {seconds:.1f} s"
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def as_json(module: str, provided: list[str], settings: dict, results: list[Result], seconds: float) -> dict:
+    try:
+        bpcheck_version = version("bpcheck")
+    except Exception:  # noqa: BLE001 - not installed: no version
+        bpcheck_version = None
+    rows = [{k: v for k, v in r.as_dict().items() if k != "missing_op"} for r in results]
+    return _json_safe(
+        {
+            "bpcheck": bpcheck_version,
+            "module": module,
+            "provided": list(provided),
+            "settings": dict(settings),
+            "summary": {"results": len(results), **counts(results), "seconds": round(seconds, 3), "exit_code": exit_code(results)},
+            "results": rows,
+            "failures": [row for row in rows if row["status"] == FAIL],
+        }
+    )
+
+
+def write_json(path: str | Path, document: dict) -> None:
+    Path(path).write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- JUnit XML
+
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    return _XML_ILLEGAL.sub("\N{REPLACEMENT CHARACTER}", text)
+
+
+def junit(module: str, settings: dict, results: list[Result], seconds: float) -> ET.ElementTree:
+    """One testsuite, one testcase per (op, check, dtype): classname = the op, name = ``check[dtype]``."""
+    c = counts(results)
+    suites = ET.Element("testsuites", name=f"bpcheck verify {module}", tests=str(len(results)),
+                        failures=str(c[FAIL]), errors="0", skipped=str(c[NOT_IMPLEMENTED] + c[SKIPPED]), time=f"{seconds:.3f}")
+    suite = ET.SubElement(suites, "testsuite", name=f"bpcheck verify {module}", tests=str(len(results)),
+                          failures=str(c[FAIL]), errors="0", skipped=str(c[NOT_IMPLEMENTED] + c[SKIPPED]), time=f"{seconds:.3f}")
+    properties = ET.SubElement(suite, "properties")
+    ET.SubElement(properties, "property", name="module", value=_xml_text(module))
+    for key, value in settings.items():
+        ET.SubElement(properties, "property", name=key, value=_xml_text(json.dumps(_json_safe(value))))
+    for r in results:
+        case = ET.SubElement(suite, "testcase", classname=r.op, name=f"{r.check}[{r.dtype}]", time=f"{r.seconds:.3f}")
+        if r.failed:
+            failure = ET.SubElement(case, "failure", message=_xml_text(summary_of(r)), type="FAIL")
+            failure.text = _xml_text(r.rendered or r.message)
+        elif r.status in (NOT_IMPLEMENTED, SKIPPED):
+            ET.SubElement(case, "skipped", message=_xml_text(f"{r.status}: {r.message}" if r.message else r.status))
+        out = f"examples: {r.examples}; not implemented for {r.not_implemented}; skipped {r.skipped}"
+        if r.status == PASS and r.message:
+            out += f"\n{r.message}"
+        ET.SubElement(case, "system-out").text = _xml_text(out)
+    tree = ET.ElementTree(suites)
+    ET.indent(tree)
+    return tree
+
+
+def write_junit(path: str | Path, tree: ET.ElementTree) -> None:
+    tree.write(path, encoding="utf-8", xml_declaration=True)

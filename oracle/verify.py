@@ -1,0 +1,450 @@
+"""Check an implementation of the contract: every op it provides, every check, every dtype.
+
+MODULE is a dotted module name (``refimpl``, ``mypkg.ops``) or a path to a
+``.py`` file. For each op of the contract the module provides (its forward
+and/or its backward; a missing one is "not implemented"), each check that
+applies to the op
+
+    forward             the forward vs torch
+    backward            the backward vs torch autograd
+    finite_differences  the backward vs central differences of the forward (float64)
+    adjoint             <F dx, dy> = <dx, F^T dy> (ops linear in an input)
+    identities          the derivation's identities (conv2d, linear, max_pool2d, flatten, BCE)
+
+runs over the op's Hypothesis strategy in each dtype: the op's explicit edge
+cases first, then the profile's number of drawn cases. On a failure Hypothesis
+shrinks to a minimal counterexample, printed below the table with where the
+error sits, expected vs got, and the lines that rebuild the case. A
+configuration the implementation declines with NotImplementedError is counted,
+not failed.
+
+The checks run in a child process: a crash (segfault, abort) is a FAIL of
+the op and check it happened in, with the configuration that caused it, and
+the other ops and checks go on in a fresh process. A call that does not
+return within --timeout seconds is a FAIL ("hang").
+
+Exit status: 0 if nothing failed (not implemented is not a failure), 1 if any
+check failed, 2 if MODULE cannot be imported, implements none of the contract,
+or an option is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from oracle.case import DTYPES, Case
+from oracle.isolation import Death, SetupFailed, WorkerPool
+from oracle.ops import SPECS
+from oracle.report import Result, as_json, exit_code, footer_line, junit, print_report, write_json, write_junit
+from oracle.verdict import FAIL, NOT_IMPLEMENTED, PASS, SKIPPED, Verdict
+
+HELP = "check an implementation (a module or a .py file) against the oracles, op by op, with shrunk counterexamples"
+
+PROFILES = ("ci", "dev", "thorough")
+DEFAULT_SHRINK_TIME = 60.0
+DEFAULT_BUDGET = 600.0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _nonnegative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from oracle.implementation import CALL_TIMEOUT  # noqa: PLC0415
+
+    parser.add_argument("module", metavar="MODULE", help="the implementation: a dotted module name or a path to a .py file")
+    parser.add_argument("--ops", metavar="OP[,OP...]",
+                        help=f"check only these ops (default: all the module provides); the contract has: {', '.join(SPECS)}")
+    parser.add_argument("--dtype", choices=("float32", "float64", "both"), default="both",
+                        help="the dtype(s) to check in (default: both)")
+    parser.add_argument("--profile", choices=PROFILES, default=None,
+                        help="Hypothesis profile: ci (derandomized), dev (random), thorough (10x the examples, random); "
+                        "default: $BPCHECK_PROFILE, else ci if $CI is set, else dev")
+    parser.add_argument("--examples", type=_positive_int, metavar="N",
+                        help="drawn cases per op, check and dtype (default: the profile's)")
+    parser.add_argument("--seed", type=int, metavar="N",
+                        help="seed Hypothesis with N (repeats a run exactly); without it a random profile draws a "
+                        "seed and prints it")
+    parser.add_argument("--timeout", type=_nonnegative_float, default=CALL_TIMEOUT, metavar="SECONDS",
+                        help=f"time limit of one call of the implementation; beyond it the case FAILs as a hang "
+                        f"(default: {CALL_TIMEOUT:g}, $BPCHECK_CALL_TIMEOUT; 0: none)")
+    parser.add_argument("--shrink-time", type=_nonnegative_float, default=DEFAULT_SHRINK_TIME, metavar="SECONDS",
+                        help=f"stop shrinking a failure after this long and report the smallest case so far "
+                        f"(default: {DEFAULT_SHRINK_TIME:g}; 0: report the first failing case as found)")
+    parser.add_argument("--budget", type=_nonnegative_float, default=DEFAULT_BUDGET, metavar="SECONDS",
+                        help=f"kill the child process checking one op/check/dtype after this long and report it "
+                        f"(default: {DEFAULT_BUDGET:g}; 0: no limit)")
+    parser.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N",
+                        help="child processes checking in parallel (default: 1)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    parser.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML to FILE")
+
+
+# --------------------------------------------------------------------------- in the child process
+
+
+def hypothesis_settings(config: dict):
+    """The Hypothesis settings of a run: the profile's, with the run's examples / derandomization, quiet, no database."""
+    from hypothesis import Phase, Verbosity, settings  # noqa: PLC0415
+
+    import oracle.pytest_plugin  # noqa: F401,PLC0415 - registers the profiles
+
+    return settings(
+        settings.get_profile(config["profile"]),
+        max_examples=config["max_examples"],
+        derandomize=config["derandomize"],
+        database=None,
+        verbosity=Verbosity.quiet,
+        print_blob=False,
+        report_multiple_bugs=False,
+        phases=[phase for phase in Phase if phase.name != "explain"],
+    )
+
+
+def load_in_child(target: str, config: dict) -> tuple[Any, list[str]]:
+    """WorkerPool setup: load the implementation (LoadError on failure); the contract's functions it defines."""
+    from oracle import implementation  # noqa: PLC0415
+
+    implementation.CALL_TIMEOUT = config["timeout"]
+    impl = implementation.Implementation.load(target)
+    return impl, impl.provided()
+
+
+def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[[str], None]) -> dict:
+    """WorkerPool work: run one check of one op in one dtype under Hypothesis; a ``Result`` as a dict.
+
+    Each case is announced (its repr) before it is checked, so that the parent
+    knows the configuration if the process dies. Shrinking stops after
+    ``config["shrink_time"]`` seconds: from then on the property passes every
+    case unchecked, and the last failing verdict (the smallest found) is the
+    result.
+    """
+    from hypothesis import seed as hypothesis_seed  # noqa: PLC0415
+    from hypothesis.reporting import with_reporter  # noqa: PLC0415
+
+    from oracle.suite import Tally, build_property  # noqa: PLC0415
+
+    op, check, dtype = unit
+    tally = Tally()
+    state: dict[str, Any] = {"failed_at": None, "cut": False, "last": None}
+    shrink_time = config["shrink_time"]
+
+    def before(case: Case) -> bool:
+        if tally.failing is not None:
+            now = time.monotonic()
+            if state["failed_at"] is None:
+                state["failed_at"] = now
+            if state["cut"] or now - state["failed_at"] >= shrink_time:
+                state["cut"] = True
+                return False
+        text = repr(case)
+        state["last"] = case
+        announce(text)
+        return True
+
+    started = time.perf_counter()
+    error: BaseException | None = None
+    prop = build_property(op, check, dtype, before=before)
+    prop = hypothesis_settings(config)(prop)
+    if config["seed"] is not None:
+        prop = hypothesis_seed(config["seed"])(prop)
+    try:
+        with with_reporter(lambda *_: None):
+            prop(impl, tally)
+    except BaseException as exc:  # noqa: BLE001 - AssertionError is the finding; anything else is reported too
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        error = exc
+    seconds = time.perf_counter() - started
+    result = Result(op, check, dtype, PASS, examples=tally.ran, not_implemented=len(tally.declined),
+                    skipped=len(tally.skipped), seconds=round(seconds, 3))
+    if tally.failing is not None:
+        verdict = tally.failing
+        if state["cut"]:
+            verdict.hints.append(
+                f"shrinking stopped after {shrink_time:g} s (--shrink-time): a smaller failing case may exist")
+        elif error is not None and not isinstance(error, AssertionError):
+            verdict.hints.append(f"Hypothesis could not replay the failure ({type(error).__name__}): it may be flaky")
+        return _failed(result, verdict)
+    if error is not None:
+        verdict = Verdict(op, check, FAIL, state["last"],
+                          f"the check could not run: {type(error).__name__}: {error}".strip(),
+                          hints=["this is a problem of bpcheck or of its environment, or an exception the "
+                                 "implementation raised that is not an Exception (SystemExit, ...)"])
+        return _failed(result, verdict)
+    checked = tally.ran - len(tally.declined) - len(tally.skipped)
+    if tally.declined and checked == 0:
+        first = tally.declined[0]
+        message = first.message
+        if message.startswith(f"{impl.label} has no "):  # the label (maybe a long path) is the module under test
+            message = message[len(impl.label) + len(" has "):]
+        result.status, result.message, result.verdict = NOT_IMPLEMENTED, message, first.as_dict()
+    elif checked == 0:
+        first = tally.skipped[0] if tally.skipped else None
+        result.status = SKIPPED
+        result.message = first.message if first else "no case was checked"
+        result.verdict = first.as_dict() if first else None
+    elif tally.declined:
+        first = tally.declined[0]
+        result.message = (f"not implemented for {len(tally.declined)} of {tally.ran} configurations, "
+                          f"e.g. {first.message}")
+        result.verdict = first.as_dict()
+    return result.as_dict()
+
+
+def _failed(result: Result, verdict: Verdict) -> dict:
+    result.status = FAIL
+    result.message = verdict.message or (verdict.mismatch.describe() if verdict.mismatch else "")
+    result.verdict = verdict.as_dict()
+    result.rendered = verdict.render()
+    return result.as_dict()
+
+
+# --------------------------------------------------------------------------- in the parent
+
+
+def parse_ops(text: str | None) -> list[str]:
+    """The ops of ``--ops`` in contract order; ValueError naming an unknown one."""
+    if not text:
+        return list(SPECS)
+    wanted = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in SPECS]
+    if unknown:
+        raise ValueError(f"unknown op{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+                         f"(the contract has: {', '.join(SPECS)})")
+    if not wanted:
+        raise ValueError(f"--ops names no op (the contract has: {', '.join(SPECS)})")
+    return [name for name in SPECS if name in wanted]
+
+
+def _case_from_repr(text: str | None) -> Case | None:
+    if not text:
+        return None
+    try:
+        case = eval(text, {"__builtins__": {}}, {"Case": Case})  # noqa: S307 - our own child's repr of a Case
+    except Exception:  # noqa: BLE001
+        return None
+    return case if isinstance(case, Case) else None
+
+
+def _crash_hints(death: Death) -> list[str]:
+    """Where the child was when it died: faulthandler's innermost frames up to the harness's call into the module."""
+    hints = []
+    if death.fatal_error():
+        hints.append(death.fatal_error())
+    frames = death.frames()
+    if frames:
+        own = str(Path(__file__).resolve().parent)
+        outside = []
+        for frame in frames:
+            if own in frame:
+                break
+            outside.append(frame)
+        shown = (outside or frames)[:4]
+        hints.append("where (innermost call first): " + " <- ".join(shown))
+    elif death.last_output():
+        hints.append(f"the process's last output: {death.last_output()}")
+    if death.last_announcement is not None:
+        hints.append("not shrunk: the process died on this case, so Hypothesis could not try smaller ones")
+    return hints
+
+
+def death_result(unit: tuple[str, str, str], death: Death, examples: int, seconds: float) -> Result:
+    op, check, dtype = unit
+    case = _case_from_repr(death.last_announcement)
+    if death.last_announcement is None:
+        message = f"{death.description} before it checked its first case"
+    else:
+        message = f"{death.description} on this configuration"
+        if case is None:
+            message += f": {death.last_announcement}"
+    message += "\n(the process checking it died; the other ops and checks went on in a fresh one)"
+    verdict = Verdict(op, check, FAIL, case, message, hints=_crash_hints(death))
+    return Result(op, check, dtype, FAIL, examples=examples, seconds=round(seconds, 3),
+                  message=message, verdict=verdict.as_dict(), rendered=verdict.render())
+
+
+def _missing_results(op: str, dtypes: list[str]) -> list[Result]:
+    from oracle.suite import checks_for  # noqa: PLC0415
+
+    spec = SPECS[op]
+    message = f"no {spec.name} or {spec.backward_name}"
+    return [Result(op, check, dtype, NOT_IMPLEMENTED, message=message, missing_op=True)
+            for check in checks_for(op) for dtype in dtypes]
+
+
+def _fail_usage(message: str) -> int:
+    print(f"bpcheck verify: {message}", file=sys.stderr)
+    return 2
+
+
+def resolve_settings(args: argparse.Namespace) -> dict:
+    from hypothesis import settings  # noqa: PLC0415
+
+    from oracle.pytest_plugin import default_profile  # noqa: PLC0415 - also registers the profiles
+
+    profile = args.profile or default_profile()
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r} (from $BPCHECK_PROFILE); choose one of {', '.join(PROFILES)}")
+    base = settings.get_profile(profile)
+    seed = args.seed
+    if seed is None and not base.derandomize:
+        seed = random.SystemRandom().randrange(2**32)  # drawn here so that the run can be repeated with --seed
+        seed_origin = "random"
+    else:
+        seed_origin = "given" if seed is not None else None
+    return {
+        "profile": profile,
+        "max_examples": args.examples or base.max_examples,
+        "derandomize": seed is None and bool(base.derandomize),
+        "seed": seed,
+        "seed_origin": seed_origin,
+        "timeout": args.timeout,
+        "shrink_time": args.shrink_time,
+        "budget": args.budget,
+        "jobs": args.jobs,
+    }
+
+
+def _header(target: str, config: dict, ops: list[str], dtypes: list[str]) -> str:
+    if config["derandomize"]:
+        randomness = "derandomized"
+    elif config["seed_origin"] == "random":
+        randomness = f"seed {config['seed']} (drawn; --seed {config['seed']} repeats this run)"
+    else:
+        randomness = f"seed {config['seed']}"
+    return (f"bpcheck verify {target}: profile {config['profile']}, {config['max_examples']} examples per check, "
+            f"{randomness}, {' and '.join(dtypes)}, call timeout {config['timeout']:g} s")
+
+
+def _console(stderr: bool = False) -> Console:
+    file = sys.stderr if stderr else sys.stdout
+    is_tty = file.isatty()
+    width = None if is_tty or os.environ.get("COLUMNS") else 160
+    return Console(file=file, width=width, highlight=False, soft_wrap=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("bpcheck verify: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    try:
+        ops = parse_ops(args.ops)
+        config = resolve_settings(args)
+    except ValueError as exc:
+        return _fail_usage(str(exc))
+    dtypes = list(DTYPES) if args.dtype == "both" else [args.dtype]
+    target = args.module
+    from oracle.suite import checks_for  # noqa: PLC0415
+
+    stall = max(60.0, 10 * config["timeout"]) if config["timeout"] > 0 else config["budget"]
+    pool = WorkerPool(load_in_child, run_unit, target, config, jobs=config["jobs"], budget=config["budget"] or float("inf"),
+                      stall=min(stall, config["budget"] or float("inf")))
+    with pool:
+        try:
+            provided = pool.start()
+        except SetupFailed as exc:
+            return _fail_usage(str(exc).splitlines()[0] if str(exc) else "the module could not be loaded")
+        units: list[tuple[str, str, str]] = []
+        results: dict[tuple[str, str, str], Result] = {}
+        order: list[tuple[str, str, str]] = []
+        for op in ops:
+            spec = SPECS[op]
+            if spec.name not in provided and spec.backward_name not in provided:
+                for r in _missing_results(op, dtypes):
+                    key = (r.op, r.check, r.dtype)
+                    order.append(key)
+                    results[key] = r
+                continue
+            for check in checks_for(op):
+                for dtype in dtypes:
+                    units.append((op, check, dtype))
+                    order.append((op, check, dtype))
+        results.update(_run_units(pool, units))
+    ordered = [results[key] for key in order]
+    seconds = time.perf_counter() - started
+    settings_doc = {"ops": ops, "dtypes": dtypes, **{k: v for k, v in config.items() if k != "seed_origin"}}
+    print_report(_console(), ordered, header=_header(target, config, ops, dtypes), footer=footer_line(ordered, seconds))
+    try:
+        if args.json:
+            write_json(args.json, as_json(target, provided, settings_doc, ordered, seconds))
+        if args.junit:
+            write_junit(args.junit, junit(target, settings_doc, ordered, seconds))
+    except OSError as exc:
+        return _fail_usage(f"cannot write the report: {exc}")
+    return exit_code(ordered)
+
+
+def _run_units(pool: WorkerPool, units: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], Result]:
+    """Run the units in the pool with a progress bar on stderr (shown on a terminal only)."""
+    results: dict[tuple[str, str, str], Result] = {}
+    announced: dict[tuple[str, str, str], int] = {}
+    began: dict[tuple[str, str, str], float] = {}
+    console = _console(stderr=True)
+    progress = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True, disable=not console.is_terminal,
+    )
+    with progress:
+        task = progress.add_task("starting", total=len(units))
+
+        def on_announce(unit, text):
+            announced[unit] = announced.get(unit, 0) + 1
+            began.setdefault(unit, time.perf_counter())
+            progress.update(task, description=f"{unit[0]} {unit[1]} {unit[2]}: case {announced[unit]}")
+
+        def on_result(unit, data):
+            if "error" in data:  # run_unit itself raised: report it, do not lose the unit
+                verdict = Verdict(unit[0], unit[1], FAIL, None, f"the check could not run: {data['error']}")
+                results[unit] = Result(*unit, FAIL, message=verdict.message, verdict=verdict.as_dict(),
+                                       rendered=verdict.render() + "\n" + data.get("traceback", ""))
+            else:
+                results[unit] = Result.from_dict(data)
+            progress.advance(task)
+
+        def on_death(unit, death):
+            seconds = time.perf_counter() - began.get(unit, time.perf_counter())
+            results[unit] = death_result(unit, death, announced.get(unit, 0), seconds)
+            progress.advance(task)
+
+        pool.run(units, on_result=on_result, on_death=on_death, on_announce=on_announce)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bpcheck verify", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    # run as ``python -m oracle.verify``: use the functions of the importable module, which the children unpickle
+    from oracle.verify import main as _main
+
+    sys.exit(_main())

@@ -1,0 +1,143 @@
+"""How well the property suite kills the bug zoo: a Markdown table for the README.
+
+    python -m oracle.zoo.report                   # every mutant
+    python -m oracle.zoo.report conv_unflipped_filter maxpool_ties_all
+
+For each mutant (``oracle.zoo``), each check of ``harness.ZOO_CHECKS`` is run
+through the suite's own ``run_property`` with the 'ci' profile's derandomized
+cases (see ``oracle.zoo.harness``), going on after failures to count them:
+
+killed by            the checks that failed on at least one case
+first failure        which check, on which case (explicit examples run first), and the time from the
+                     start of the zoo's run of the mutant (backward first, then finite differences)
+failing cases        failing / judged cases, per check: how many of the suite's cases see the mistake
+drawn cases alone    the failing cases when the strategies run without the explicit examples: none
+                     (in bold) is a hole in oracle.strategies that only a hand-written example covers
+hint                 whether the first failure's hint names the right mistake (oracle.diagnosis)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+from oracle.implementation import Implementation
+from oracle.mistakes import MISTAKES
+from oracle.verdict import CHECK_TITLES
+from oracle.zoo import MUTANTS
+from oracle.zoo.harness import ZOO_CHECKS, ZOO_DTYPE, Outcome, run
+
+SHORT = {"backward": "backward", "finite_differences": "finite differences"}
+
+
+def measure(mutant: str, dtype: str = ZOO_DTYPE) -> dict:
+    """One row of the table for the mutant module ``mutant``."""
+    mistake = MISTAKES[MUTANTS[mutant]]
+    impl = Implementation.load(mutant)
+    full: dict[str, Outcome] = {c: run(impl, mistake.op, c, dtype=dtype, stop_at_first_failure=False) for c in ZOO_CHECKS}
+    drawn: dict[str, Outcome] = {
+        c: run(impl, mistake.op, c, dtype=dtype, stop_at_first_failure=False, explicit_examples=False) for c in ZOO_CHECKS
+    }
+    elapsed, first = 0.0, None
+    for check in ZOO_CHECKS:  # the zoo's order: a check runs to the end only if it does not kill
+        outcome = full[check]
+        if outcome.killed:
+            first = (check, outcome, elapsed + outcome.seconds_to_first_failure)
+            break
+        elapsed += outcome.seconds
+    return {
+        "mistake": mistake,
+        "full": full,
+        "drawn": drawn,
+        "first": first,
+        "killed_by": [c for c in ZOO_CHECKS if full[c].killed],
+        "drawn_killed_by": [c for c in ZOO_CHECKS if drawn[c].killed],
+        "hint": first is not None and first[1].hinted(mistake.name),
+    }
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
+
+
+def row(r: dict) -> str:
+    m = r["mistake"]
+    killed_by = ", ".join(SHORT[c] for c in r["killed_by"]) or "**SURVIVES**"
+    if r["first"]:
+        check, outcome, seconds = r["first"]
+        where = "example" if outcome.first_failure_is_example else "drawn case"
+        first = f"{SHORT[check]}, {where} {outcome.first_case_index}"
+        time_to_first = _ms(seconds)
+    else:
+        first, time_to_first = "-", "-"
+    rates = " / ".join(f"{r['full'][c].failures}/{r['full'][c].judged}" for c in ZOO_CHECKS)
+    drawn = " / ".join(f"{r['drawn'][c].failures}/{r['drawn'][c].judged}" for c in ZOO_CHECKS)
+    if not r["drawn_killed_by"]:
+        drawn = f"**{drawn}**"
+    hint = "yes" if r["hint"] else ("**no**" if r["first"] else "-")
+    return f"| `{m.name}` | {m.op} | {killed_by} | {first} | {time_to_first} | {rates} | {drawn} | {hint} |"
+
+
+def table(rows: list[dict], dtype: str) -> str:
+    checks = " / ".join(SHORT[c] for c in ZOO_CHECKS)
+    lines = [
+        f"| mutant | op | killed by | first failure | time to first failure | failing cases ({checks}) | drawn cases alone: failing ({checks}) | hint names it |",
+        "|---|---|---|---|---|---|---|---|",
+        *(row(r) for r in rows),
+    ]
+    n = len(rows)
+    killed = sum(bool(r["killed_by"]) for r in rows)
+    drawn = sum(bool(r["drawn_killed_by"]) for r in rows)
+    hinted = sum(r["hint"] for r in rows)
+    times = [r["first"][2] for r in rows if r["first"]]
+    summary = [
+        "",
+        f"Kill rate: **{killed}/{n}** mutants ({100 * killed / max(n, 1):.0f}%) killed by the suite "
+        f"({' + '.join(CHECK_TITLES[c] for c in ZOO_CHECKS)}, {dtype}, 'ci' profile); "
+        f"{drawn}/{n} by the drawn cases alone, without the explicit examples.",
+        f"Hint names the right mistake: {hinted}/{killed} killed mutants.",
+    ]
+    if times:
+        summary.append(f"Time to first failure: median {_ms(statistics.median(times))}, max {_ms(max(times))}.")
+    invalid = {repr(c) for r in rows for o in r["full"].values() for c in o.invalid_examples}
+    if invalid:
+        summary.append(f"Left out: {len(invalid)} explicit example(s) refimpl rejects as invalid: " + "; ".join(sorted(invalid)))
+    return "\n".join(lines + summary)
+
+
+def _warm_up() -> None:
+    """Import torch and run one check, so the first mutant's time is not the import's."""
+    from oracle.checks import backward  # noqa: PLC0415
+    from oracle.examples import examples_for  # noqa: PLC0415
+    from oracle.ops import SPECS  # noqa: PLC0415
+
+    impl = Implementation.load("refimpl")
+    for case in examples_for("conv2d", ZOO_DTYPE)[:1]:
+        backward(impl, SPECS["conv2d"], case)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m oracle.zoo.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("mistakes", nargs="*", help="mistake names (default: the whole zoo)")
+    parser.add_argument("--dtype", default=ZOO_DTYPE, choices=("float64", "float32"))
+    args = parser.parse_args(argv)
+    unknown = [m for m in args.mistakes if m not in MISTAKES]
+    if unknown:
+        parser.error(f"unknown mistake(s) {', '.join(unknown)}; known: {', '.join(MISTAKES)}")
+    wanted = set(args.mistakes) or set(MISTAKES)
+    _warm_up()
+    start = time.perf_counter()
+    rows = []
+    for module, name in MUTANTS.items():
+        if name in wanted:
+            rows.append(measure(module, args.dtype))
+            print(f"measured {name}", file=sys.stderr, flush=True)
+    print(table(rows, args.dtype))
+    print(f"\n(measured in {time.perf_counter() - start:.1f} s)")
+    return 0 if all(r["killed_by"] and r["hint"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -79,11 +79,24 @@ def run_backward(impl: Implementation, spec: OpSpec, grad_output: np.ndarray, ar
     return call(impl.function(spec.backward_name), spec.backward_name, [grad_output, *positional(spec, arrays)], case.config)
 
 
-def _oracle(spec: OpSpec, case: Case, arrays: dict, with_grads: bool = True):
+def _oracle(spec: OpSpec, case: Case, arrays: dict, with_grads: bool = True, dtype: str = "float64"):
     inputs = {name: arrays[name] for name in spec.inputs}
     return torch_oracle.run(
-        spec.name, inputs, case.config, spec.differentiable, arrays["grad_output"] if with_grads else None
+        spec.name, inputs, case.config, spec.differentiable, arrays["grad_output"] if with_grads else None, dtype=dtype
     )
+
+
+def reference_errors(spec: OpSpec, case: Case, arrays: dict, output: np.ndarray, grads: dict) -> tuple:
+    """``(output error, {name: gradient error})`` of torch's own kernel in the case's dtype, or ``(None, {})`` in float64.
+
+    Feeds ``tolerances.float32_slack``: a float32 implementation may be as far from the float64 truth as
+    torch's float32 kernel is on the same inputs.
+    """
+    if case.dtype == "float64":
+        return None, {}
+    out32, grads32 = _oracle(spec, case, arrays, with_grads=bool(grads), dtype=case.dtype)
+    errors = {n: None if grads[n] is None else np.asarray(grads32[n], np.float64) - grads[n] for n in grads}
+    return np.asarray(out32, np.float64) - output, errors
 
 
 def _untrusted_torch(spec: OpSpec, check: str, case: Case) -> Verdict | None:
@@ -101,16 +114,21 @@ def forward(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
         return skip
     arrays = case.arrays()
     expected, _ = _oracle(spec, case, arrays, with_grads=False)
-    return compare_forward(impl, spec, case, arrays, expected)
+    error, _ = reference_errors(spec, case, arrays, expected, {})
+    return compare_forward(impl, spec, case, arrays, expected, error)
 
 
-def compare_forward(impl: Implementation, spec: OpSpec, case: Case, arrays: dict, expected: np.ndarray) -> Verdict:
+def compare_forward(
+    impl: Implementation, spec: OpSpec, case: Case, arrays: dict, expected: np.ndarray, reference_error=None
+) -> Verdict:
     """The forward on ``arrays`` vs a known ``expected`` output (torch's, live or from a stored corpus).
 
+    ``reference_error``: torch's own error in the case's dtype (see ``reference_errors``), if known.
     Raises what ``call``/``check_result`` raise; the callers turn that into a verdict.
     """
     (got,) = check_result(run_forward(impl, spec, arrays, case), spec.name, [("output", expected)], case.dtype)
-    mismatch = locate("output", got, expected, tolerances.for_sum(case.dtype, spec.fan_in(case), expected))
+    tolerance = tolerances.for_sum(case.dtype, spec.fan_in(case), expected, reference_error)
+    mismatch = locate("output", got, expected, tolerance)
     return Verdict(spec.name, "forward", FAIL if mismatch else PASS, case, mismatch=mismatch)
 
 
@@ -125,22 +143,28 @@ def backward(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
     if skip:
         return skip
     arrays = case.arrays()
-    _, grads = _oracle(spec, case, arrays)
-    return compare_backward(impl, spec, case, arrays, grads)
+    output, grads = _oracle(spec, case, arrays)
+    _, errors = reference_errors(spec, case, arrays, output, grads)
+    return compare_backward(impl, spec, case, arrays, grads, errors)
 
 
-def compare_backward(impl: Implementation, spec: OpSpec, case: Case, arrays: dict, grads: dict) -> Verdict:
+def compare_backward(
+    impl: Implementation, spec: OpSpec, case: Case, arrays: dict, grads: dict, reference_errors: dict | None = None
+) -> Verdict:
     """The backward on ``arrays`` vs known gradients ``{input name: gradient or None}`` (torch's, live or stored).
 
+    ``reference_errors``: torch's own error per gradient in the case's dtype, if known.
     Raises what ``call``/``check_result`` raise; the callers turn that into a verdict.
     """
+    reference_errors = reference_errors or {}
     expected = _expected_grads(spec, grads)
     got = check_result(run_backward(impl, spec, arrays["grad_output"], arrays, case), spec.backward_name, expected, case.dtype)
     fan_in = spec.fan_in(case)
-    for (name, want), have in zip(expected, got):
+    for input_name, (name, want), have in zip(spec.differentiable, expected, got):
         if want is None:
             continue
-        mismatch = locate(name, have, want, tolerances.for_sum(case.dtype, fan_in, want))
+        tolerance = tolerances.for_sum(case.dtype, fan_in, want, reference_errors.get(input_name))
+        mismatch = locate(name, have, want, tolerance)
         if mismatch:
             return Verdict(spec.name, "backward", FAIL, case, mismatch=mismatch)
     return Verdict(spec.name, "backward", PASS, case)
@@ -155,6 +179,17 @@ def _forward64(impl: Implementation, spec: OpSpec, case: Case) -> Callable[[dict
             call(fn, f"{spec.name} (float64, for finite differences)", positional(spec, arrays), config), dtype=np.float64
         )
     return lambda arrays: _oracle(spec, case, arrays, with_grads=False)[0]
+
+
+def _torch_gradient_errors(spec: OpSpec, case: Case, arrays: dict) -> dict:
+    """torch's own float32 gradient errors on the case (for the float32 slack), or {} in float64 or without torch."""
+    if case.dtype == "float64":
+        return {}
+    try:
+        output, grads = _oracle(spec, case, arrays)
+    except ImportError:
+        return {}
+    return reference_errors(spec, case, arrays, output, grads)[1]
 
 
 def fd_case(spec: OpSpec, case: Case) -> Case:
@@ -183,6 +218,7 @@ def finite_differences(impl: Implementation, spec: OpSpec, case: Case) -> Verdic
     h = tolerances.FD_STEP
     rng = np.random.default_rng(case.seed ^ 0x5EED)
     fan_in = spec.fan_in(case)
+    errors = _torch_gradient_errors(spec, case, arrays)
 
     def directional(name: str, v: np.ndarray) -> float:
         plus, minus = dict(base), dict(base)
@@ -201,7 +237,8 @@ def finite_differences(impl: Implementation, spec: OpSpec, case: Case) -> Verdic
                 e = np.zeros_like(x)
                 e.flat[k] = 1.0
                 numerical.flat[k] = directional(name, e)
-            mismatch = locate(f"grad_{name}", grad64, numerical, tolerances.for_finite_differences(case.dtype, fan_in, numerical))
+            tol = tolerances.for_finite_differences(case.dtype, fan_in, numerical, errors.get(name))
+            mismatch = locate(f"grad_{name}", grad64, numerical, tol)
         else:
             mismatch = None
             for d in range(FD_DIRECTIONS):
@@ -209,7 +246,9 @@ def finite_differences(impl: Implementation, spec: OpSpec, case: Case) -> Verdic
                 numerical = np.array(directional(name, v))
                 analytical = np.array(float(np.sum(grad64 * v)))
                 scale = float(np.sum(np.abs(grad64 * v)))
-                tol = tolerances.for_finite_differences(case.dtype, fan_in * x.size, np.array(scale))
+                error = errors.get(name)
+                error_along_v = None if error is None else np.array(float(np.sum(np.abs(error * v))))
+                tol = tolerances.for_finite_differences(case.dtype, fan_in * x.size, np.array(scale), error_along_v)
                 mismatch = locate(f"<grad_{name}, v{d}>", analytical, numerical, tol)
                 if mismatch:
                     mismatch = Mismatch(mismatch.array, f"random direction v{d} (seed {case.seed ^ 0x5EED})",

@@ -23,6 +23,8 @@ File format (``FORMAT`` version ``VERSION``), all arrays, no pickles:
     <id>/grad_output          the output gradient, in the case's dtype
     <id>/expected/output      torch's forward output, float64
     <id>/expected/grad_<name> torch's gradient of each differentiable input present, float64
+    <id>/reference_error/...  float32 cases only: torch's float32 answer minus its float64 one, for
+                              ``output`` and each ``grad_<name>`` (the float32 slack, oracle.tolerances)
 
 The header: ``format``, ``version``, ``date`` (UTC, ISO 8601), the versions that
 produced it (``torch``, ``numpy``, ``hypothesis``, ``python``, ``bpcheck``),
@@ -53,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from oracle.case import DTYPES, Case
-from oracle.checks import compare_backward, compare_forward
+from oracle.checks import compare_backward, compare_forward, reference_errors
 from oracle.implementation import Implementation, ImplementationFailure, LoadError, NotImplementedForConfig
 from oracle.ops import SPECS, OpSpec
 from oracle.verdict import FAIL, NOT_IMPLEMENTED, PASS, SKIPPED, Verdict
@@ -92,6 +94,8 @@ class StoredCase:
     arrays: dict[str, np.ndarray | None]
     output: np.ndarray
     grads: dict[str, np.ndarray | None]
+    output_error: np.ndarray | None = None
+    grad_errors: dict[str, np.ndarray | None] = field(default_factory=dict)
 
     @property
     def op(self) -> str:
@@ -195,7 +199,13 @@ def _read_case(archive, record: dict) -> StoredCase:
     grads: dict[str, np.ndarray | None] = {}
     for name in spec.differentiable if spec else ():
         grads[name] = None if arrays.get(name) is None else archive[f"{cid}/expected/grad_{name}"]
-    return StoredCase(cid, case, record.get("source", "?"), arrays, output, grads)
+
+    def error(name: str) -> np.ndarray | None:
+        key = f"{cid}/reference_error/{name}"
+        return archive[key] if key in archive.files else None
+
+    grad_errors = {name: error(f"grad_{name}") for name in grads}
+    return StoredCase(cid, case, record.get("source", "?"), arrays, output, grads, error("output"), grad_errors)
 
 
 # ----------------------------------------------------------------------------- record (needs torch and Hypothesis)
@@ -317,6 +327,12 @@ def _store_case(spec: OpSpec, case: Case, cid: str, arrays: dict, torch_oracle) 
         if g is not None:
             arrays[f"{cid}/expected/grad_{name}"] = np.asarray(g, dtype=np.float64)
             expected.append(f"grad_{name}")
+    output_error, grad_errors = reference_errors(spec, case, values, output, grads)
+    if output_error is not None:
+        arrays[f"{cid}/reference_error/output"] = output_error
+        for name, e in grad_errors.items():
+            if e is not None:
+                arrays[f"{cid}/reference_error/grad_{name}"] = e
     return {"arrays": stored, "expected": expected}
 
 
@@ -332,9 +348,9 @@ def _judge(impl: Implementation, spec: OpSpec, stored: StoredCase, check: str, c
     arrays = dict(stored.arrays)
     try:
         if check == "forward":
-            verdict = compare_forward(impl, spec, case, arrays, stored.output)
+            verdict = compare_forward(impl, spec, case, arrays, stored.output, stored.output_error)
         else:
-            verdict = compare_backward(impl, spec, case, arrays, stored.grads)
+            verdict = compare_backward(impl, spec, case, arrays, stored.grads, stored.grad_errors)
     except NotImplementedForConfig as exc:
         return Verdict(spec.name, check, NOT_IMPLEMENTED, case, f"NotImplementedError: {exc}")
     except ImplementationFailure as exc:

@@ -19,7 +19,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
-CI_EXAMPLES = 30
+CI_EXAMPLES = 200
 
 _common = dict(
     deadline=None,

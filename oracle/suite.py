@@ -65,10 +65,13 @@ class Tally:
     """The last failing verdict: after Hypothesis has shrunk and replayed, the minimal counterexample."""
 
 
-def build_property(op: str, check: str, dtype: str, *, before: Callable[[Case], bool] | None = None):
+def build_property(
+    op: str, check: str, dtype: str, *, before: Callable[[Case], bool] | None = None, with_examples: bool = True
+):
     """The Hypothesis test ``prop(impl, tally)`` of one check over the op's strategy for one dtype.
 
-    Its explicit examples are attached. Call it (after decorating it with ``settings``/``seed`` if wanted)
+    With ``with_examples`` its explicit examples are attached (and, failing, stop the run unshrunk:
+    the pytest suite and ``bpcheck verify`` run them separately so a drawn failure shrinks). Call it (after decorating it with ``settings``/``seed`` if wanted)
     to run it: it raises AssertionError carrying the rendered verdict of the (shrunk) counterexample.
     ``tally`` records every case. ``before(case)``, if given, is called before each case is checked; when
     it returns False the case is not checked and counts as passing (``bpcheck verify`` uses it to announce
@@ -97,9 +100,15 @@ def build_property(op: str, check: str, dtype: str, *, before: Callable[[Case], 
 
     # every property shares this source; without its own digest each would draw the same derandomized cases
     prop.hypothesis.inner_test._hypothesis_internal_add_digest = f"{op}/{check}/{dtype}".encode()
-    for case in examples_for(op, dtype):
-        prop = example(case=case)(prop)
+    if with_examples:
+        for case in examples_for(op, dtype):
+            prop = example(case=case)(prop)
     return prop
+
+
+def check_example(impl, op: str, check: str, case: Case) -> Verdict:
+    """One explicit example through one check."""
+    return ALL_CHECKS[check](impl, SPECS[op], case)
 
 
 def _report_declined(impl, op: str, check: str, tally: Tally) -> None:
@@ -124,7 +133,7 @@ def run_property(impl, op: str, check: str, dtype: str) -> None:
 
 
 def _make_test(op: str, check: str, dtype: str):
-    prop = build_property(op, check, dtype)
+    prop = build_property(op, check, dtype, with_examples=False)
 
     def test(impl):
         tally = Tally()
@@ -139,8 +148,28 @@ def _make_test(op: str, check: str, dtype: str):
     return test
 
 
+def _make_examples_test(op: str, check: str):
+    """The op's explicit edge cases and field bugs (oracle.examples) through one check, both dtypes."""
+    cases = [case for dtype in DTYPES for case in examples_for(op, dtype)]
+
+    @pytest.mark.parametrize("case", cases, ids=[f"{c.dtype}-{i % (len(cases) // len(DTYPES))}" for i, c in enumerate(cases)])
+    def test(impl, case):
+        verdict = check_example(impl, op, check, case)
+        if verdict.status == NOT_IMPLEMENTED:
+            pytest.skip(f"{impl.label}: {verdict.message}")
+        if verdict.failed:
+            raise AssertionError("\nexplicit example (oracle/examples.py):\n" + verdict.render())
+
+    test.__name__ = f"test_{op}_{check}_examples"
+    return test
+
+
 TESTS = {}
 for _op, _check, _dtype in PARAMS:
     _test = _make_test(_op, _check, _dtype)
     TESTS[_test.__name__] = _test
+for _op, _check in dict.fromkeys((op, check) for op, check, _ in PARAMS):
+    if examples_for(_op, DTYPES[0]):
+        _test = _make_examples_test(_op, _check)
+        TESTS[_test.__name__] = _test
 globals().update(TESTS)

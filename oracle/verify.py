@@ -163,7 +163,7 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
 
     started = time.perf_counter()
     error: BaseException | None = None
-    prop = build_property(op, check, dtype, before=before)
+    prop = build_property(op, check, dtype, before=before, with_examples=False)
     prop = hypothesis_settings(config)(prop)
     if config["seed"] is not None:
         prop = hypothesis_seed(config["seed"])(prop)
@@ -174,6 +174,8 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
         if isinstance(exc, KeyboardInterrupt):
             raise
         error = exc
+    if tally.failing is None and error is None:
+        _run_examples(impl, op, check, dtype, tally, before)
     seconds = time.perf_counter() - started
     result = Result(op, check, dtype, PASS, examples=tally.ran, not_implemented=len(tally.declined),
                     skipped=len(tally.skipped), seconds=round(seconds, 3))
@@ -209,6 +211,24 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
                           f"e.g. {first.message}")
         result.verdict = first.as_dict()
     return result.as_dict()
+
+
+def _run_examples(impl, op: str, check: str, dtype: str, tally, before: Callable[[Case], bool]) -> None:
+    """The explicit examples (edge cases, field bugs), after the drawn cases passed; the first failure is kept."""
+    from oracle.suite import check_example, examples_for  # noqa: PLC0415
+
+    for case in examples_for(op, dtype):
+        before(case)
+        verdict = check_example(impl, op, check, case)
+        tally.ran += 1
+        if verdict.status == NOT_IMPLEMENTED:
+            tally.declined.append(verdict)
+        elif verdict.status == SKIPPED:
+            tally.skipped.append(verdict)
+        elif verdict.failed:
+            verdict.hints.append("an explicit example (oracle/examples.py) failed; the drawn cases did not")
+            tally.failing = verdict
+            return
 
 
 def _failed(result: Result, verdict: Verdict) -> dict:

@@ -31,6 +31,10 @@ class OpSpec:
     fd_values       the value recipe each input must use for finite differences to stay
                     away from the op's kinks (relu at 0, max-pool ties, BCE at 0 and 1)
     fan_in          the number of terms summed into the largest sum the rules compute
+    torch_untrusted a reason when torch is known to be wrong on a case (the torch checks then
+                    skip it, the corpus leaves it out, finite differences and the adjoint decide);
+                    no op needs it today: the strategies avoid the one such corner found, max-pool
+                    windows made only of padding (pytorch #114216), which refimpl rejects
     """
 
     name: str

@@ -13,6 +13,7 @@ the test is skipped with that reason.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -25,6 +26,10 @@ from oracle.examples import examples_for
 from oracle.identities import IDENTITIES
 from oracle.ops import SPECS
 from oracle.verdict import CHECK_TITLES, NOT_IMPLEMENTED, SKIPPED, Verdict
+
+
+class NotImplementedForSomeConfigurations(UserWarning):
+    """The implementation declined part of the configuration space with NotImplementedError (shown, not failed)."""
 
 
 def applies(op: str, check: str) -> bool:
@@ -122,7 +127,7 @@ def _report_declined(impl, op: str, check: str, tally: Tally) -> None:
     )
     if len(tally.declined) == tally.ran:
         pytest.skip(message)
-    print(message)
+    warnings.warn(NotImplementedForSomeConfigurations(message), stacklevel=2)
 
 
 def run_property(impl, op: str, check: str, dtype: str) -> None:

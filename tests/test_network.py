@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 import torch
 import torch.nn.functional as tf
 
@@ -84,8 +86,11 @@ def test_collapsed_dZ2_stays_exact_where_the_chain_is_clamped():
     np.testing.assert_allclose(collapsed[0, 0], -0.5, rtol=1e-15)
 
 
-@pytest.mark.parametrize("seed,n", [(0, 1), (1, 2), (2, 8), (3, 16), (4, 33)])
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 40))
+@example(seed=0, n=1)
+@example(seed=4, n=33)
 def test_every_gradient_matches_torch_autograd(seed, n):
+    """End to end, on random batches and random parameters: every intermediate and parameter gradient."""
     rng = np.random.default_rng(100 + seed)
     params = Params.init(rng)
     X, Y = batch(n, seed)

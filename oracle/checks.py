@@ -301,8 +301,8 @@ def adjoint(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
         n_products = dy.size * spec.fan_in(case) + dx.size
         allowed = tolerances.for_adjoint(case.dtype, n_products, float(np.abs(lhs_terms).sum() + np.abs(rhs_terms).sum()))
         if not math.isfinite(lhs) or not math.isfinite(rhs) or abs(lhs - rhs) > allowed:
-            mismatch = Mismatch(f"<dx, F^T dy> for {name}", "the inner product", lhs, rhs, allowed, 1, 1)
-            return Verdict(spec.name, "adjoint", FAIL, case, f"<F d{name}, dy> = {lhs:.16g} (expected), <d{name}, F^T dy> = {rhs:.16g} (got)", mismatch)
+            what = f"<d{name}, F^T dy> (got) vs <F d{name}, dy> (expected)"
+            return Verdict(spec.name, "adjoint", FAIL, case, mismatch=Mismatch(what, "the inner product", lhs, rhs, allowed, 1, 1))
     return Verdict(spec.name, "adjoint", PASS, case)
 
 

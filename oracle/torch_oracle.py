@@ -4,7 +4,9 @@ The forward and the gradients of every differentiable argument for a given
 output gradient, computed by ``torch.nn.functional`` + autograd on copies of
 the inputs. By default in float64 (a float32 case is widened exactly, so the
 answer is the float64 truth of the float32 inputs); ``dtype="float32"``
-computes in float32 instead, ``device="cuda"`` on the GPU when there is one.
+computes in float32 instead, ``device="cuda"`` (or ``BPCHECK_ORACLE_DEVICE=cuda``
+for the whole run) on the GPU when there is one; asked for CUDA without one, it
+raises rather than silently computing on the CPU.
 
 torch is imported lazily: the rest of ``oracle`` (replaying a stored corpus,
 say) works without it.
@@ -12,12 +14,16 @@ say) works without it.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
 
 _configured = False
+
+#: where the oracle computes: "cpu" (default), or "cuda" when asked with BPCHECK_ORACLE_DEVICE=cuda
+DEVICE = os.environ.get("BPCHECK_ORACLE_DEVICE", "cpu")
 
 
 def _torch():
@@ -60,7 +66,7 @@ def run(
     grad_output: np.ndarray | None = None,
     *,
     dtype: str = "float64",
-    device: str = "cpu",
+    device: str | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray | None]]:
     """``(forward output, {name: gradient})`` of ``op`` computed by torch.
 
@@ -69,7 +75,8 @@ def run(
     ``None`` for an absent input; with no ``grad_output`` only the forward runs.
     """
     torch = _torch()
-    if device == "cuda" and not torch.cuda.is_available():
+    device = device or DEVICE
+    if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("the torch oracle was asked for CUDA, but torch.cuda.is_available() is False")
     tdtype = getattr(torch, dtype)
     tensors = {}

@@ -6,7 +6,14 @@ Pure NumPy: nothing here imports torch.
 """
 
 # --- convolution ---
-from refimpl.convolution import conv2d, conv2d_backward
+# conv2d_backward is the fast path (refimpl/fast.py): the derivation's gradients without
+# materializing the stride's zeros. The rule as the derivation states it, built from the named
+# steps dilate/pad/flip/correlate, is refimpl.convolution.conv2d_backward (also importable as
+# conv2d_backward_by_derivation, and as the whole contract from refimpl.derivation);
+# tests/test_fast_path.py pins the two together and the property suite checks both.
+from refimpl.convolution import conv2d
+from refimpl.convolution import conv2d_backward as conv2d_backward_by_derivation
+from refimpl.fast import conv2d_backward
 
 # --- pooling ---
 from refimpl.pooling import max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward

@@ -73,10 +73,16 @@ def correlate(
     ``x`` is (N, C, H, W), ``weight`` (O, Cg, kH, kW); the result (N, O, Ho, Wo)
     with ``Ho = (H - d_h*(kH-1) - 1) // s_h + 1``.
 
-    The sum is computed as one matrix product per term that is cheap to slice:
-    per filter tap (kH*kW products of output size) when the filter is the
-    smaller operand, per output position (Ho*Wo products of filter size) when
-    the output is smaller, as it is when a whole gradient map acts as the filter.
+    The sum is computed as matrix products over the smaller of the two index
+    sets it runs over. When the filter is smaller (the forward, and dX), over
+    the filter taps: each tap (i, j) is ``W[:, :, i, j] @ x_tap``, x_tap the
+    tap's strided slice of x; taps are stacked into fewer, larger products (an
+    im2col of a few images when channels are few, else the kW taps of a kernel
+    row, by row phase of the stride), never a kH*kW-fold copy of a large input.
+    When the output is smaller (dW, where a whole gradient map acts as the
+    filter), over the output positions: one product of filter size each.
+    Every grouping computes the same sum (tests/test_fast_path.py checks it
+    against the formula above, path by path).
     """
     n, c, h, w = x.shape
     out_ch, cg, kh, kw = weight.shape
@@ -85,15 +91,82 @@ def correlate(
     wo = (w - dw * (kw - 1) - 1) // sw + 1
     og = out_ch // groups
     w_g = weight.reshape(groups, og, cg, kh, kw)
+    dtype = np.result_type(x, weight)
+    chunk_bytes = 1 << 20  # a few images at a time: buffers that stay in cache, reused for every chunk
+    x_g = x.transpose(1, 0, 2, 3).reshape(groups, cg, n, h, w)  # channels first, a view
+    if kh * kw <= ho * wo and groups == 1 and kw * cg < 64 and kh * kw * cg * ho * wo * dtype.itemsize <= 4 * chunk_bytes:
+        # Per filter tap (i, j) the sum is one product W[:, :, i, j] @ x_tap, x_tap the tap's strided
+        # slice of x as (Cg, N*Ho*Wo). With few input channels these products are small, so all the
+        # taps of a few images are stacked on the reduction axis (im2col of at most a few MB):
+        # one GEMM with reduction length kH*kW*Cg per chunk.
+        k_all = kh * kw * cg
+        w_all = np.ascontiguousarray(weight.transpose(0, 2, 3, 1), dtype=dtype).reshape(out_ch, k_all)
+        nb = max(1, min(n, 2 * chunk_bytes // (k_all * ho * wo * dtype.itemsize)))
+        cols = np.empty((kh, kw, cg, nb, ho, wo), dtype=dtype)
+        prod = np.empty((out_ch, nb * ho * wo), dtype=dtype)
+        out = np.empty((n, out_ch, ho, wo), dtype=dtype)
+        for n0 in range(0, n, nb):
+            m = min(nb, n - n0)
+            for i in range(kh):
+                for j in range(kw):
+                    cols[i, j, :, :m] = x_g[0, :, n0 : n0 + m, i * dh : i * dh + sh * (ho - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw]
+            np.matmul(w_all, cols.reshape(k_all, nb * ho * wo)[:, : m * ho * wo], out=prod[:, : m * ho * wo])
+            out[n0 : n0 + m] = prod[:, : m * ho * wo].reshape(out_ch, m, ho, wo).transpose(1, 0, 2, 3)
+        return out
     if kh * kw <= ho * wo:
-        # channels first, so each tap's slice flattens to one (Cg, N*Ho*Wo) matrix per group
-        x_g = x.transpose(1, 0, 2, 3).reshape(groups, cg, n, h, w)
-        out = np.zeros((groups, og, n * ho * wo), dtype=np.result_type(x, weight))
+        # Per filter tap (i, j) the sum is one product  W[:, :, i, j] @ x_tap  per group, x_tap the
+        # tap's strided slice of x, channels first: (Og, Cg) @ (Cg, N*Ho*Wo). The products are
+        # regrouped (same sum, fewer and larger GEMMs, never an im2col of the whole filter):
+        #  * row phases: tap row i reads x row p*s_h + i*d_h = (p + r_i)*s_h + a_i, a_i = i*d_h % s_h,
+        #    r_i = i*d_h // s_h. In the rows of phase a (every s_h-th row, Hq = Ho + max r_i of them
+        #    per image), tap row i is output row p moved down r_i rows;
+        #  * the kW taps of one kernel row are stacked on the reduction axis, a kW-fold copy
+        #    S_a[(j, c), (n, u, q)] = x[n, c, u*s_h + a, q*s_w + j*d_w], so that one GEMM per phase
+        #    gives every kernel row of it: T_a[(i, o), (n, u, q)] = sum_{j, c} W[o, c, i, j] S_a[(j, c), (n, u, q)],
+        #    and out[n, o, p, q] = sum_i T_{a_i}[(i, o), (n, p + r_i, q)];
+        #  * a few images at a time.
+        phase = [(i * dh) % sh for i in range(kh)]
+        shift = [(i * dh) // sh for i in range(kh)]
+        hq = ho + max(shift)
+        kc = kw * cg
+        taps: dict[int, list[int]] = {}
         for i in range(kh):
-            for j in range(kw):
-                tap = x_g[:, :, :, i * dh : i * dh + sh * (ho - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw]
-                out += w_g[:, :, :, i, j] @ tap.reshape(groups, cg, n * ho * wo)
-        return np.ascontiguousarray(out.reshape(out_ch, n, ho, wo).transpose(1, 0, 2, 3))
+            taps.setdefault(phase[i], []).append(i)
+        # W_a[g, k*Og + o, j*Cg + c] = W[g*Og + o, c, taps[a][k], j]
+        w_a = {
+            a: np.ascontiguousarray(w_g[:, :, :, rows, :].transpose(0, 3, 1, 4, 2), dtype=dtype).reshape(groups, len(rows) * og, kc)
+            for a, rows in taps.items()
+        }
+        image = hq * wo
+        # the chunk buffers (S_a and T_a of every phase) of one image; with one group, chunks wide
+        # enough (>= 1024 positions) for matrix products that split well over threads
+        nb = max(1, chunk_bytes // ((len(taps) * kc + kh * og) * groups * image * dtype.itemsize))
+        nb = min(n, max(nb, -(-1024 // image)) if groups == 1 else nb)
+        # rows u of phase a that are rows of x: u*s_h + a < H (the others stay zero)
+        u_end = {a: min(hq, (h - 1 - a) // sh + 1) for a in taps}
+        s_buf = {a: np.zeros((groups, kw, cg, nb, hq, wo), dtype=dtype) for a in taps}
+        t_buf = {a: np.empty((groups, len(rows) * og, nb * image), dtype=dtype) for a, rows in taps.items()}
+        out = np.empty((n, out_ch, ho, wo), dtype=dtype)
+        out_g = out.reshape(n, groups, og, ho, wo).transpose(1, 2, 0, 3, 4)
+        for n0 in range(0, n, nb):
+            m = min(nb, n - n0)
+            terms = []
+            for a, rows in taps.items():
+                s_a, u = s_buf[a], u_end[a]
+                for j in range(kw):
+                    s_a[:, j, :, :m, :u] = x_g[:, :, n0 : n0 + m, a : a + sh * (u - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw]
+                t_a = t_buf[a][:, :, : m * image]
+                np.matmul(w_a[a], s_a.reshape(groups, kc, nb * image)[:, :, : m * image], out=t_a)
+                t_a = t_a.reshape(groups, len(rows), og, m, hq, wo)
+                terms += [t_a[:, k, :, :, shift[i] : shift[i] + ho] for k, i in enumerate(rows)]
+            chunk = out_g[:, :, n0 : n0 + m]
+            if len(terms) == 1:
+                chunk[...] = terms[0]
+            else:
+                np.add(terms[0], terms[1], out=chunk)
+                for term in terms[2:]:
+                    chunk += term
+        return out
     # per output position: window (N, G, Cg*kH*kW) against filters (G, Cg*kH*kW, Og)
     x_g = x.reshape(n, groups, cg, h, w)
     filters = w_g.reshape(groups, og, cg * kh * kw).transpose(0, 2, 1)

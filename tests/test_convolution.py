@@ -192,3 +192,13 @@ def test_resnet_stage_runs_in_bounded_memory():
     tracemalloc.stop()
     assert gx.shape == x.shape and gw.shape == w.shape
     assert peak < 6 * (x.nbytes + g.nbytes), f"peak {peak / 2**20:.0f} MiB: a kernel-size-fold copy?"
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("check", ["backward", "finite_differences", "adjoint", "identities"])
+def test_the_derivation_itself_passes_the_property_suite(check, dtype):
+    """refimpl exports the fast path; the rule as derived (refimpl.derivation) gets the same checks."""
+    from oracle.implementation import Implementation
+    from oracle.suite import run_property
+
+    run_property(Implementation.load("refimpl.derivation"), "conv2d", check, dtype)

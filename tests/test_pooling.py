@@ -669,3 +669,61 @@ def test_non_contiguous_input_matches_contiguous_copy():
         max_pool2d_backward(g, x, **config), max_pool2d_backward(g, np.ascontiguousarray(x), **config)
     )
     np.testing.assert_array_equal(avg_pool2d(x, **config), avg_pool2d(np.ascontiguousarray(x), **config))
+
+
+# --------------------------------------------------------------------------- fast paths
+
+
+NON_OVERLAPPING_CASES = [
+    ((2, 3, 8, 6), dict(kernel_size=2)),  # windows tile the input
+    ((2, 3, 9, 7), dict(kernel_size=2, stride=3)),  # gaps between windows
+    ((1, 2, 9, 10), dict(kernel_size=2, stride=3, dilation=2)),  # dilated, still disjoint
+    ((2, 2, 7, 7), dict(kernel_size=2, ceil_mode=True)),  # last window overhangs the edge
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("case", NON_OVERLAPPING_CASES, ids=case_id)
+def test_non_overlapping_windows_fast_path_matches_torch_bit_for_bit(case, dtype):
+    """Disjoint windows skip the float64 sum; ties, -0.0 gradients and infinities still match torch."""
+    shape, config = case
+    rng = np.random.default_rng(7)
+    x = rng.choice([-1.0, 0.0, -0.0, 2.0, -np.inf], size=shape).astype(dtype)  # many ties
+    y = max_pool2d(x, **config)
+    g = rng.choice([-0.0, 0.0, 1.5, -2.25, np.inf], size=y.shape).astype(dtype)
+    torch_y, torch_grad_x = torch_pool(F.max_pool2d, x, g, **config)
+    grad_x = max_pool2d_backward(g, x, **config)
+    assert grad_x.dtype == dtype
+    np.testing.assert_array_equal(y, torch_y)
+    np.testing.assert_array_equal(grad_x, torch_grad_x)
+    np.testing.assert_array_equal(np.signbit(grad_x), np.signbit(torch_grad_x))
+    if "dilation" not in config:
+        avg_grad_x = avg_pool2d_backward(g, x, **config)
+        torch_avg_grad_x = torch_pool(F.avg_pool2d, x, g, **config)[1]
+        np.testing.assert_array_equal(avg_grad_x, torch_avg_grad_x)
+        np.testing.assert_array_equal(np.signbit(avg_grad_x), np.signbit(torch_avg_grad_x))
+
+
+@pytest.mark.parametrize("case", MAX_POOL_CASES[:4] + NON_OVERLAPPING_CASES[:2], ids=case_id)
+def test_results_do_not_depend_on_the_plane_chunking(case, monkeypatch):
+    """Chunks of one plane each give the same bits as one chunk of all planes."""
+    import refimpl.pooling as pooling
+
+    shape, config = case
+    x = random_input(shape, np.float32)
+    avg_config = {key: value for key, value in config.items() if key != "dilation"}
+    g_max = random_grad_output(max_pool2d(x, **config).shape, np.float32)
+    g_avg = random_grad_output(avg_pool2d(x, **avg_config).shape, np.float32)
+    results = []
+    for chunk_bytes in (1 << 30, 1):
+        monkeypatch.setattr(pooling, "_CHUNK_BYTES", chunk_bytes)
+        results.append(
+            (
+                max_pool2d(x, **config),
+                max_pool2d_backward(g_max, x, **config),
+                avg_pool2d(x, **avg_config),
+                avg_pool2d_backward(g_avg, x, **avg_config),
+            )
+        )
+    for whole, chunked in zip(*results):
+        np.testing.assert_array_equal(whole, chunked)

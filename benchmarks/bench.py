@@ -12,10 +12,10 @@ larger interquartile range of the two, relative to the median: a high value
 means the machine was busy, rerun it on a quiet one.
 
 For conv2d, refimpl forward+backward is timed twice: with
-``refimpl.conv2d_backward`` (the derivation: stride-s backward = stride-1
-backward of the dilated output gradient) and with
-``refimpl.fast.conv2d_backward`` (the fast path: the adjoint of the forward's
-per-tap products). GFLOP/s counts ``2*N*C_out*Ho*Wo*C_in/groups*kH*kW`` for the
+``refimpl.convolution.conv2d_backward`` (the derivation: stride-s backward =
+stride-1 backward of the dilated output gradient) and with
+``refimpl.conv2d_backward`` = ``refimpl.fast.conv2d_backward`` (the fast path:
+the adjoint of the forward's per-tap products). GFLOP/s counts ``2*N*C_out*Ho*Wo*C_in/groups*kH*kW`` for the
 forward and three times that for forward+backward, and is compared with the
 GEMM peak (a large square ``np.matmul``) measured in the same run.
 """
@@ -42,7 +42,7 @@ def parse_args(argv=None):
     p.add_argument("--min-time", type=float, default=None, help="seconds per sample (default 0.1, --quick 0.02)")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for torch and for numpy's BLAS (default: all cores)")
     p.add_argument("--only", default="", help="comma-separated substrings: run only the cases whose name contains one")
-    p.add_argument("--no-derivation", action="store_true", help="skip timing refimpl.conv2d_backward (the slow derivation)")
+    p.add_argument("--no-derivation", action="store_true", help="skip timing refimpl.convolution.conv2d_backward (the slow derivation)")
     p.add_argument("--no-memory", action="store_true", help="skip the tracemalloc peak-memory measurement")
     p.add_argument("--markdown", type=Path, default=None, help="also write the results as Markdown to this file")
     args = p.parse_args(argv)
@@ -207,6 +207,7 @@ class Row:
 
 
 def conv_rows(np, torch, refimpl, fast, case, dtype, args) -> list[Row]:
+    from refimpl import convolution  # the derivation (numpy is already configured by now)
     import torch.nn.functional as F
 
     name, n, c, hw, o, k, s, p, d, g = case
@@ -241,7 +242,7 @@ def conv_rows(np, torch, refimpl, fast, case, dtype, args) -> list[Row]:
 
     def ref_fwd_bwd_derivation():
         refimpl.conv2d(x, w, b, **cfg)
-        refimpl.conv2d_backward(gout, x, w, b, **cfg)
+        convolution.conv2d_backward(gout, x, w, b, **cfg)
 
     def ref_fwd_bwd_fast():
         refimpl.conv2d(x, w, b, **cfg)
@@ -308,6 +309,7 @@ def pool_rows(np, torch, refimpl, case, dtype, args) -> list[Row]:
 
 def conv_backward_memory(np, refimpl, fast, case, dtype) -> dict:
     """Peak bytes numpy allocates inside each conv2d_backward (tracemalloc sees numpy's allocations)."""
+    from refimpl import convolution  # the derivation
     import tracemalloc
 
     name, n, c, hw, o, k, s, p, d, g = case
@@ -317,7 +319,7 @@ def conv_backward_memory(np, refimpl, fast, case, dtype) -> dict:
     cfg = dict(stride=s, padding=p, dilation=d, groups=g)
     gout = rng.standard_normal(refimpl.conv2d(x, w, **cfg).shape).astype(dtype)
     out = {"input+output": x.nbytes + gout.nbytes}
-    for label, fn in (("fast", fast.conv2d_backward), ("derivation", refimpl.conv2d_backward)):
+    for label, fn in (("fast", fast.conv2d_backward), ("derivation", convolution.conv2d_backward)):
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
         result = fn(gout, x, w, **cfg)

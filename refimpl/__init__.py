@@ -29,6 +29,16 @@ from refimpl.losses import (
 # --- the worked network ---
 from refimpl import network
 
+__all__ = [
+    "conv2d", "conv2d_backward", "conv2d_backward_by_derivation",
+    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+    "linear", "linear_backward", "relu", "relu_backward", "sigmoid", "sigmoid_backward",
+    "flatten", "flatten_backward",
+    "binary_cross_entropy", "binary_cross_entropy_backward",
+    "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_backward",
+    "network", "CONTRACT",
+]
+
 CONTRACT = (
     "conv2d", "max_pool2d", "avg_pool2d", "linear", "relu", "sigmoid", "flatten",
     "binary_cross_entropy", "binary_cross_entropy_with_logits",

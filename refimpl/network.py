@@ -127,7 +127,7 @@ class Gradients:
 
 
 def _check_batch(params: Params, X, Y=None) -> np.dtype:
-    dtype = params.check()
+    params.check()
     check_array(X, "X", ndim=4)
     if X.shape[1:] != IMAGE_SHAPE:
         raise ValueError(f"X must have shape (N, {', '.join(map(str, IMAGE_SHAPE))}), got {X.shape}")

@@ -49,13 +49,6 @@ def _impl(**functions) -> Implementation:
     return Implementation(SimpleNamespace(**functions), "test double")
 
 
-@pytest.fixture(autouse=True)
-def _needs_refimpl_backward(request):
-    case = request.node.callspec.params.get("case") if hasattr(request.node, "callspec") else None
-    if case is not None and reference(SPECS[case.op].backward_name) is None:
-        pytest.skip(f"refimpl has no {case.op} backward yet")
-
-
 @pytest.mark.parametrize(("name", "case", "check"), WITNESS_PARAMS)
 def test_diagnose_names_exactly_the_mutants_mistake(name, case, check):
     mistake = MISTAKES[name]

@@ -4,4 +4,13 @@ The plugin is also a ``pytest11`` entry point of the same name, so in an
 installed checkout it is registered once, whichever route loads it first.
 """
 
+from hypothesis import settings
+
 pytest_plugins = ["oracle.pytest_plugin"]
+
+
+def pytest_configure(config):
+    """Every Hypothesis test of this repository runs under the selected bpcheck profile (ci in CI)."""
+    from oracle import pytest_plugin
+
+    settings.load_profile(pytest_plugin.active_profile)

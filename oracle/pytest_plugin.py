@@ -3,6 +3,8 @@
 Registered as a ``pytest11`` entry point named ``oracle.pytest_plugin`` (so
 that after ``pip install`` it works from any repository) and listed in the
 project's ``conftest.py`` under the same name, so it is loaded exactly once.
+The profile applies to bpcheck's generated tests (``oracle.suite``) only; this
+project's ``conftest.py`` also loads it for its other Hypothesis tests.
 
 Profiles (``--hypothesis-profile NAME`` or ``BPCHECK_PROFILE=NAME``; default
 ``ci`` when the ``CI`` environment variable is set, else ``dev``):
@@ -46,16 +48,21 @@ def pytest_addoption(parser):
     )
 
 
+#: the profile bpcheck's generated tests run under in this session (set at configure time)
+active_profile = default_profile()
+
+
 def pytest_configure(config):
-    if not config.getoption("hypothesis_profile", default=None):
-        settings.load_profile(default_profile())
+    # Only bpcheck's own tests take the profile (oracle.suite applies it per test): loaded as an entry
+    # point in someone else's project, the plugin must not change their Hypothesis settings.
+    global active_profile
+    active_profile = config.getoption("hypothesis_profile", default=None) or default_profile()
 
 
 def pytest_report_header(config):
-    profile = settings.get_current_profile_name() if hasattr(settings, "get_current_profile_name") else settings._current_profile
-    s = settings()
+    s = settings.get_profile(active_profile)
     return (
-        f"bpcheck: implementation under test = {config.getoption('--impl')}; hypothesis profile = {profile} "
+        f"bpcheck: implementation under test = {config.getoption('--impl')}; hypothesis profile = {active_profile} "
         f"(max_examples={s.max_examples}, derandomize={s.derandomize})"
     )
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import pytest
-from hypothesis import event, example, given, note
+from hypothesis import event, example, given, note, settings
 
+from oracle import pytest_plugin
 from oracle.case import DTYPES, Case
 from oracle.checks import CHECKS
 from oracle.examples import examples_for
@@ -142,7 +143,7 @@ def _make_test(op: str, check: str, dtype: str):
 
     def test(impl):
         tally = Tally()
-        prop(impl, tally)
+        settings(settings.get_profile(pytest_plugin.active_profile))(prop)(impl, tally)
         _report_declined(impl, op, check, tally)
 
     # expose Hypothesis's handle so --hypothesis-show-statistics reports this test

@@ -1,0 +1,34 @@
+"""torch.nn.functional wrapped to the bpcheck contract (a third-party library, as a user would wrap it)."""
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+def _fwd(fn, arrays, **cfg):
+    ts = [None if a is None else torch.from_numpy(np.array(a)) for a in arrays]
+    return fn(*ts, **cfg).numpy()
+
+def _bwd(fn, g, arrays, diff, **cfg):
+    ts = [None if a is None else torch.from_numpy(np.array(a)).requires_grad_(i in diff) for i, a in enumerate(arrays)]
+    out = fn(*ts, **cfg)
+    out.backward(torch.from_numpy(np.array(g)))
+    grads = [None if ts[i] is None else (ts[i].grad.numpy() if ts[i].grad is not None else np.zeros_like(arrays[i])) for i in diff]
+    return grads[0] if len(grads) == 1 else tuple(grads)
+
+def conv2d(x, weight, bias=None, **cfg): return _fwd(F.conv2d, [x, weight, bias], **cfg)
+def conv2d_backward(g, x, weight, bias=None, **cfg): return _bwd(F.conv2d, g, [x, weight, bias], (0, 1, 2), **cfg)
+def max_pool2d(x, **cfg): return _fwd(F.max_pool2d, [x], **cfg)
+def max_pool2d_backward(g, x, **cfg): return _bwd(F.max_pool2d, g, [x], (0,), **cfg)
+def avg_pool2d(x, **cfg): return _fwd(F.avg_pool2d, [x], **cfg)
+def avg_pool2d_backward(g, x, **cfg): return _bwd(F.avg_pool2d, g, [x], (0,), **cfg)
+def linear(x, weight, bias=None): return _fwd(F.linear, [x, weight, bias])
+def linear_backward(g, x, weight, bias=None): return _bwd(F.linear, g, [x, weight, bias], (0, 1, 2))
+def relu(x): return _fwd(F.relu, [x])
+def relu_backward(g, x): return _bwd(F.relu, g, [x], (0,))
+def sigmoid(x): return _fwd(torch.sigmoid, [x])
+def sigmoid_backward(g, x): return _bwd(torch.sigmoid, g, [x], (0,))
+def flatten(x): return _fwd(lambda t: torch.flatten(t, 1), [x])
+def flatten_backward(g, x): return _bwd(lambda t: torch.flatten(t, 1), g, [x], (0,))
+def binary_cross_entropy(input, target, **cfg): return _fwd(F.binary_cross_entropy, [input, target], **cfg)
+def binary_cross_entropy_backward(g, input, target, **cfg): return _bwd(F.binary_cross_entropy, g, [input, target], (0,), **cfg)
+def binary_cross_entropy_with_logits(input, target, **cfg): return _fwd(F.binary_cross_entropy_with_logits, [input, target], **cfg)
+def binary_cross_entropy_with_logits_backward(g, input, target, **cfg): return _bwd(F.binary_cross_entropy_with_logits, g, [input, target], (0,), **cfg)

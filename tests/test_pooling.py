@@ -309,35 +309,32 @@ def case_id(case) -> str:
     return "x".join(map(str, shape)) + "-" + "-".join(f"{k}={v}" for k, v in config.items())
 
 
+def check_against_torch(forward, backward, torch_forward, x, config, dtype):
+    """forward and backward of one pooling configuration vs torch autograd, both dtypes kept."""
+    y = forward(x, **config)
+    g = random_grad_output(y.shape, dtype)
+    grad_x = backward(g, x, **config)
+    torch_y, torch_grad_x = torch_pool(torch_forward, x, g, **config)
+    assert y.dtype == grad_x.dtype == dtype
+    assert y.shape == torch_y.shape and grad_x.shape == x.shape
+    np.testing.assert_allclose(y, torch_y, **tolerance(dtype))
+    np.testing.assert_allclose(grad_x, torch_grad_x, **tolerance(dtype))
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("case", MAX_POOL_CASES, ids=case_id)
 def test_max_pool_matches_torch(case, dtype):
     shape, config = case
     x = random_input(shape, dtype)
     x.flat[::7] = x.flat[3]  # plant ties
-    y = max_pool2d(x, **config)
-    g = random_grad_output(y.shape, dtype)
-    grad_x = max_pool2d_backward(g, x, **config)
-    torch_y, torch_grad_x = torch_pool(F.max_pool2d, x, g, **config)
-    assert y.dtype == grad_x.dtype == dtype
-    assert y.shape == torch_y.shape and grad_x.shape == x.shape
-    np.testing.assert_allclose(y, torch_y, **tolerance(dtype))
-    np.testing.assert_allclose(grad_x, torch_grad_x, **tolerance(dtype))
+    check_against_torch(max_pool2d, max_pool2d_backward, F.max_pool2d, x, config, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("case", AVG_POOL_CASES, ids=case_id)
 def test_avg_pool_matches_torch(case, dtype):
     shape, config = case
-    x = random_input(shape, dtype)
-    y = avg_pool2d(x, **config)
-    g = random_grad_output(y.shape, dtype)
-    grad_x = avg_pool2d_backward(g, x, **config)
-    torch_y, torch_grad_x = torch_pool(F.avg_pool2d, x, g, **config)
-    assert y.dtype == grad_x.dtype == dtype
-    assert y.shape == torch_y.shape and grad_x.shape == x.shape
-    np.testing.assert_allclose(y, torch_y, **tolerance(dtype))
-    np.testing.assert_allclose(grad_x, torch_grad_x, **tolerance(dtype))
+    check_against_torch(avg_pool2d, avg_pool2d_backward, F.avg_pool2d, random_input(shape, dtype), config, dtype)
 
 
 @pytest.mark.parametrize("case", MAX_POOL_CASES[:6] + MAX_POOL_CASES[8:12], ids=case_id)

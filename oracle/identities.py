@@ -39,6 +39,19 @@ def _verdict(spec: OpSpec, case: Case, comparisons) -> Verdict:
     return Verdict(spec.name, "identities", PASS, case)
 
 
+def _identity(*needs: str):
+    """Make ``fn`` an identity check: guarded like every check, not implemented without the backward (and ``needs``)."""
+
+    def wrap(fn):
+        def identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
+            return _missing(impl, spec, "identities", case, spec.backward_name, *needs) or fn(impl, spec, case)
+
+        identities.__doc__ = fn.__doc__
+        return _guarded(identities)
+
+    return wrap
+
+
 def _torch_correlate(x: np.ndarray, w: np.ndarray, *, stride=(1, 1), dilation=(1, 1), groups=1) -> np.ndarray:
     torch = torch_oracle._torch()
     out = torch.nn.functional.conv2d(
@@ -48,11 +61,8 @@ def _torch_correlate(x: np.ndarray, w: np.ndarray, *, stride=(1, 1), dilation=(1
     return out.numpy()
 
 
-@_guarded
+@_identity()
 def conv2d_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
-    skip = _missing(impl, spec, "identities", case, spec.backward_name)
-    if skip:
-        return skip
     a = case.arrays()
     x, w, g = a["x"], a["weight"], a["grad_output"]
     cfg = case.config
@@ -89,11 +99,8 @@ def conv2d_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict
     return _verdict(spec, case, comparisons)
 
 
-@_guarded
+@_identity()
 def linear_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
-    skip = _missing(impl, spec, "identities", case, spec.backward_name)
-    if skip:
-        return skip
     a = case.arrays()
     if a["bias"] is None:
         return Verdict(spec.name, "identities", PASS, case, "no bias: nothing to check")
@@ -102,11 +109,8 @@ def linear_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict
     return _verdict(spec, case, [("grad_bias == sum of G over the batch", gb, g.sum(0), spec.fan_in(case), np.abs(g).sum(0))])
 
 
-@_guarded
+@_identity()
 def max_pool2d_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
-    skip = _missing(impl, spec, "identities", case, spec.backward_name)
-    if skip:
-        return skip
     a = case.arrays()
     if np.isnan(a["x"]).any():
         return Verdict(spec.name, "identities", PASS, case, "NaN input: the routing identity does not apply")
@@ -117,21 +121,15 @@ def max_pool2d_identities(impl: Implementation, spec: OpSpec, case: Case) -> Ver
     return _verdict(spec, case, [(identity, total, np.array(g.sum()), g.size + 1, np.array(np.abs(g).sum()))])
 
 
-@_guarded
+@_identity()
 def flatten_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
-    skip = _missing(impl, spec, "identities", case, spec.backward_name)
-    if skip:
-        return skip
     a = case.arrays()
     gx = run_backward(impl, spec, a["grad_output"], a, case)
     return _verdict(spec, case, [("grad_x == reshape(G, x.shape)", gx, a["grad_output"].reshape(a["x"].shape), 1)])
 
 
-@_guarded
+@_identity("sigmoid", "sigmoid_backward")
 def bce_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
-    skip = _missing(impl, spec, "identities", case, spec.backward_name, "sigmoid", "sigmoid_backward")
-    if skip:
-        return skip
     case = fd_case(spec, case).with_(config={"reduction": "mean"})
     a = case.arrays()
     p, y = a["input"], a["target"]

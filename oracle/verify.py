@@ -11,10 +11,11 @@ applies to the op
     adjoint             <F dx, dy> = <dx, F^T dy> (ops linear in an input)
     identities          the derivation's identities (conv2d, linear, max_pool2d, flatten, BCE)
 
-runs over the op's Hypothesis strategy in each dtype: the op's explicit edge
-cases first, then the profile's number of drawn cases. On a failure Hypothesis
-shrinks to a minimal counterexample, printed below the table with where the
-error sits, expected vs got, and the lines that rebuild the case. A
+runs over the op's Hypothesis strategy in each dtype: the profile's number of
+drawn cases, then (if those pass) the op's explicit edge cases and field bugs.
+On a drawn failure Hypothesis shrinks to a minimal counterexample, printed
+below the table with where the error sits, expected vs got, and the lines that
+rebuild the case. A
 configuration the implementation declines with NotImplementedError is counted,
 not failed.
 

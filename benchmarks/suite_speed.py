@@ -32,7 +32,7 @@ def measure(impl: Implementation) -> list[tuple[str, str, int, float]]:
             ran, seconds = 0, 0.0
             for dtype in DTYPES:
                 tally = Tally()
-                prop = build_property(op, check, dtype, with_examples=False)
+                prop = build_property(op, check, dtype, examples=())
                 started = time.perf_counter()
                 prop(impl, tally)
                 seconds += time.perf_counter() - started

@@ -72,19 +72,27 @@ class Tally:
 
 
 def build_property(
-    op: str, check: str, dtype: str, *, before: Callable[[Case], bool] | None = None, with_examples: bool = True
+    op: str,
+    check: str,
+    dtype: str,
+    *,
+    before: Callable[[Case], bool] | None = None,
+    examples: list[Case] | None = None,
+    run_check: Callable | None = None,
 ):
     """The Hypothesis test ``prop(impl, tally)`` of one check over the op's strategy for one dtype.
 
-    With ``with_examples`` its explicit examples are attached (and, failing, stop the run unshrunk:
-    the pytest suite and ``bpcheck verify`` run them separately so a drawn failure shrinks). Call it (after decorating it with ``settings``/``seed`` if wanted)
-    to run it: it raises AssertionError carrying the rendered verdict of the (shrunk) counterexample.
-    ``tally`` records every case. ``before(case)``, if given, is called before each case is checked; when
-    it returns False the case is not checked and counts as passing (``bpcheck verify`` uses it to announce
-    each case to its parent process, and to stop shrinking that has used up its time).
+    ``examples`` are attached as explicit examples: by default the op's own (``oracle.examples``);
+    a failing one stops the run unshrunk, so the pytest suite and ``bpcheck verify`` pass ``()`` and
+    run them separately. ``run_check`` replaces the check (the bug zoo records verdicts through it).
+    Call the result (after decorating it with ``settings``/``seed`` if wanted) to run it: it raises
+    AssertionError carrying the rendered verdict of the (shrunk) counterexample. ``tally`` records
+    every case. ``before(case)``, if given, is called before each case is checked; when it returns
+    False the case is not checked and counts as passing (``bpcheck verify`` uses it to announce each
+    case to its parent process, and to stop shrinking that has used up its time).
     """
     spec = SPECS[op]
-    run_check = ALL_CHECKS[check]
+    run_check = run_check or ALL_CHECKS[check]
 
     @given(case=spec.cases(dtype))
     def prop(impl, tally: Tally, case):
@@ -106,9 +114,8 @@ def build_property(
 
     # every property shares this source; without its own digest each would draw the same derandomized cases
     prop.hypothesis.inner_test._hypothesis_internal_add_digest = f"{op}/{check}/{dtype}".encode()
-    if with_examples:
-        for case in examples_for(op, dtype):
-            prop = example(case=case)(prop)
+    for case in examples_for(op, dtype) if examples is None else examples:
+        prop = example(case=case)(prop)
     return prop
 
 
@@ -139,7 +146,7 @@ def run_property(impl, op: str, check: str, dtype: str) -> None:
 
 
 def _make_test(op: str, check: str, dtype: str):
-    prop = build_property(op, check, dtype, with_examples=False)
+    prop = build_property(op, check, dtype, examples=())
 
     def test(impl):
         tally = Tally()

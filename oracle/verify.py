@@ -164,7 +164,7 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
 
     started = time.perf_counter()
     error: BaseException | None = None
-    prop = build_property(op, check, dtype, before=before, with_examples=False)
+    prop = build_property(op, check, dtype, before=before, examples=())
     prop = hypothesis_settings(config)(prop)
     if config["seed"] is not None:
         prop = hypothesis_seed(config["seed"])(prop)

@@ -568,22 +568,23 @@ BAD_AVG_ONLY = [
 ]
 
 
-@pytest.mark.parametrize("overrides, error, match", BAD_COMMON_ARGUMENTS + BAD_MAX_ONLY)
-def test_max_pool_rejects_bad_arguments(overrides, error, match):
-    config = {"kernel_size": 2, **overrides}
-    with pytest.raises(error, match=match):
-        max_pool2d(X, **config)
-    with pytest.raises(error, match=match):
-        max_pool2d_backward(np.zeros((1, 1, 3, 3)), X, **config)
+BAD_ARGUMENT_CASES = [
+    pytest.param(forward, backward, *bad, id=f"{forward.__name__}-{i}")
+    for forward, backward, bads in (
+        (max_pool2d, max_pool2d_backward, BAD_COMMON_ARGUMENTS + BAD_MAX_ONLY),
+        (avg_pool2d, avg_pool2d_backward, BAD_COMMON_ARGUMENTS + BAD_AVG_ONLY),
+    )
+    for i, bad in enumerate(bads)
+]
 
 
-@pytest.mark.parametrize("overrides, error, match", BAD_COMMON_ARGUMENTS + BAD_AVG_ONLY)
-def test_avg_pool_rejects_bad_arguments(overrides, error, match):
+@pytest.mark.parametrize("forward, backward, overrides, error, match", BAD_ARGUMENT_CASES)
+def test_pool_rejects_bad_arguments(forward, backward, overrides, error, match):
     config = {"kernel_size": 2, **overrides}
     with pytest.raises(error, match=match):
-        avg_pool2d(X, **config)
+        forward(X, **config)
     with pytest.raises(error, match=match):
-        avg_pool2d_backward(np.zeros((1, 1, 3, 3)), X, **config)
+        backward(np.zeros((1, 1, 3, 3)), X, **config)
 
 
 BAD_INPUTS = [

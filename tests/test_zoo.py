@@ -2,7 +2,7 @@
 
 Each mutant (``oracle.zoo``) is refimpl with one backward rule replaced by a
 classic mistake (``oracle.mistakes``). For each one the suite's ``backward``
-and ``finite_differences`` checks run through ``oracle.suite.run_property``
+and ``finite_differences`` checks run through the suite's own property (``oracle.suite.build_property``)
 with the 'ci' profile's derandomized cases (no shrinking: a mutant stops at its
 first failing case; see ``oracle.zoo.harness``); the suite must fail, and the
 failure's hint must name the mistake.

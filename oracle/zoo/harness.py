@@ -1,6 +1,6 @@
 """Run the property suite on a mutant and record what happened: the machinery of tests/test_zoo.py and the report.
 
-``run(impl, op, check)`` drives ``oracle.suite.run_property`` itself, exactly
+``run(impl, op, check)`` drives ``oracle.suite.build_property`` itself, exactly
 as the suite runs it (the same strategies, explicit examples and derandomized
 'ci' draws), and records every verdict on the way: whether the mutant was
 killed, the first failing verdict (with its hints), the time from the start to
@@ -18,7 +18,6 @@ Two deliberate departures from a plain suite run, both in ``zoo_settings``/``run
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -120,16 +119,6 @@ def refimpl_rejects(case: Case) -> bool:
     return False
 
 
-@contextlib.contextmanager
-def _profile(name: str):
-    previous = settings.get_current_profile_name() if hasattr(settings, "get_current_profile_name") else settings._current_profile
-    settings.load_profile(name)
-    try:
-        yield
-    finally:
-        settings.load_profile(previous)
-
-
 def run(
     impl: Implementation,
     op: str,
@@ -139,7 +128,7 @@ def run(
     stop_at_first_failure: bool = True,
     explicit_examples: bool = True,
 ) -> Outcome:
-    """Run ``check`` of ``op`` on ``impl`` through ``oracle.suite.run_property`` and record it.
+    """Run ``check`` of ``op`` on ``impl`` through the suite's own property (``oracle.suite.build_property``) and record it.
 
     ``stop_at_first_failure=False`` lets the run go on over every case after a
     failure (for the failure rate); the failing verdicts are recorded, then
@@ -148,7 +137,6 @@ def run(
     """
     outcome = Outcome(check)
     real_check = suite.ALL_CHECKS[check]
-    real_examples_for = suite.examples_for
     start = time.perf_counter()
 
     def recording_check(impl_, spec_, case_):
@@ -161,26 +149,19 @@ def run(
             return dataclasses.replace(verdict, status=PASS)
         return verdict
 
-    def valid_examples(op_, dtype_):
-        if not explicit_examples:
-            return []
-        kept = []
-        for case in real_examples_for(op_, dtype_):
+    kept = []
+    if explicit_examples:
+        for case in suite.examples_for(op, dtype):
             (outcome.invalid_examples if refimpl_rejects(case) else kept).append(case)
-        outcome.explicit_examples = len(kept)
-        return kept
-
-    suite.ALL_CHECKS[check] = recording_check
-    suite.examples_for = valid_examples
+    outcome.explicit_examples = len(kept)
+    prop = suite.build_property(op, check, dtype, examples=kept, run_check=recording_check)
+    profile = ZOO_PROFILE if explicit_examples else DRAWN_ONLY_PROFILE
     try:
-        with _profile(ZOO_PROFILE if explicit_examples else DRAWN_ONLY_PROFILE):
-            suite.run_property(impl, op, check, dtype)
+        settings(settings.get_profile(profile))(prop)(impl, suite.Tally())
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # noqa: BLE001 - a failing property is the expected outcome
         outcome.raised = exc
     finally:
-        suite.ALL_CHECKS[check] = real_check
-        suite.examples_for = real_examples_for
         outcome.seconds = time.perf_counter() - start
     return outcome

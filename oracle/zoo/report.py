@@ -4,7 +4,7 @@
     python -m oracle.zoo.report conv_unflipped_filter maxpool_ties_all
 
 For each mutant (``oracle.zoo``), each check of ``harness.ZOO_CHECKS`` is run
-through the suite's own ``run_property`` with the 'ci' profile's derandomized
+through the suite's own property (``build_property``) with the 'ci' profile's derandomized
 cases (see ``oracle.zoo.harness``), going on after failures to count them:
 
 killed by            the checks that failed on at least one case

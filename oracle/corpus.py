@@ -480,6 +480,9 @@ def _replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", nargs="?", default=None, metavar="FILE",
                         help="corpus file (default: the corpus shipped with bpcheck, oracle/data/corpus.npz)")
     parser.add_argument("--ops", nargs="+", choices=list(SPECS), metavar="OP", help="replay only these ops (default: all)")
+    from oracle.verify import add_sandbox_argument  # noqa: PLC0415
+
+    add_sandbox_argument(parser)
 
 
 def _run_replay(args: argparse.Namespace) -> int:
@@ -489,14 +492,29 @@ def _run_replay(args: argparse.Namespace) -> int:
     except CorpusError as exc:
         print(f"bpcheck replay: error: {exc}", file=sys.stderr)
         return 2
+    from oracle.verify import resolve_sandbox  # noqa: PLC0415
+
     try:
-        impl = Implementation.load(args.module)
+        impl = Implementation.load(args.module, sandbox=resolve_sandbox(args.sandbox, "replay"))
     except LoadError as exc:
         print(f"bpcheck replay: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
-    result = replay(impl, corpus, args.ops)
+    try:
+        result = replay(impl, corpus, args.ops)
+    except KeyboardInterrupt:
+        print("bpcheck replay: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        impl.close()
     print(result.render())
-    return 1 if result.failures else 0
+    if result.failures:
+        return 1
+    if not any(verdict.status == PASS for _, _, verdict in result.results):
+        what = f"the ops {', '.join(args.ops)}" if args.ops else "any op"
+        print(f"bpcheck replay: nothing was compared: {args.module} passed no stored case of {what} in "
+              f"{path} (a run that compared nothing is not a pass)", file=sys.stderr)
+        return 2
+    return 0
 
 
 RECORD = _Subcommand(
@@ -512,7 +530,8 @@ REPLAY = _Subcommand(
     "check a module's forward and backward against a stored corpus, without torch",
     """Replay a stored corpus against MODULE (dotted name or .py file) without importing torch:
 per op and dtype the pass/FAIL counts, then every difference named and located.
-Exit code 0: no difference; 1: a difference; 2: an unreadable corpus or module.""",
+Exit code 0: no difference; 1: a difference; 2: an unreadable corpus or module, or nothing compared
+(an empty corpus, an --ops filter that matches nothing, a module that declines every case).""",
     _replay_arguments,
     _run_replay,
 )

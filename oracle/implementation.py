@@ -1,88 +1,64 @@
-"""The implementation under test, and how to call it without trusting it.
+"""The implementation under test, as the checks see it, and the one way to call it.
 
 An implementation is any module with (some of) the contract's functions:
-``refimpl``, ``mypkg.ops`` or a plain file ``path/to/my_cnn.py``. Every call
-goes through ``call``: inputs are copies (the caller's arrays, and so the
-oracles' inputs, are never exposed), in-place modification is detected by
-comparing the copies afterwards, a hang is cut off by a time limit, and every
-way the result can be malformed (wrong count, shape or dtype, NaN or inf where
-the oracle has none) becomes an ``ImplementationFailure`` with a clear message.
+``refimpl``, ``mypkg.ops`` or a plain file ``path/to/my_cnn.py``.
+``Implementation.load(target)`` never imports it here: it starts a worker
+process that does (``oracle.untrusted``), and its functions are proxies whose
+calls cross the process boundary as arrays and plain data. Every call goes
+through ``call``; every way the result can be malformed (wrong count, shape
+or dtype, NaN or inf where the oracle has none) becomes an
+``ImplementationFailure`` in ``check_result``.
+
+``Implementation(module, label)`` wraps an object already in this process: for
+the project's own trusted test doubles only, never for code under test.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
-import os
 import signal
-import sys
 import threading
 import traceback
 from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import Any, Callable
 
 import numpy as np
 
 from oracle.ops import SPECS
+from oracle.untrusted import client
+from oracle.untrusted.client import ImplementationFailure, LoadError, NotImplementedForConfig, RemoteFunction
+from oracle.untrusted.protocol import type_name
+
+__all__ = ["CALL_TIMEOUT", "Implementation", "ImplementationFailure", "LoadError", "NotImplementedForConfig",
+           "call", "check_result", "contract_names"]
 
 #: seconds one call of an implementation may take before it counts as hung
-CALL_TIMEOUT = float(os.environ.get("BPCHECK_CALL_TIMEOUT", "20"))
+CALL_TIMEOUT = client.CALL_TIMEOUT
 
 
-class ImplementationFailure(Exception):
-    """The implementation under test misbehaved in a call: raised, hung, mutated or returned garbage."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(f"{kind}: {message}")
-        self.kind = kind
-        self.message = message
-
-
-class NotImplementedForConfig(Exception):
-    """The implementation raised NotImplementedError: this configuration is outside what it supports."""
-
-
-class LoadError(Exception):
-    """The module cannot be imported, or implements none of the contract."""
+def contract_names() -> list[str]:
+    """Every function name of the contract: each op and its backward."""
+    return [n for spec in SPECS.values() for n in (spec.name, spec.backward_name)]
 
 
 @dataclass
 class Implementation:
-    """A module under test, with lookup of the contract's functions by op."""
+    """A trusted object in this process with (some of) the contract's functions, looked up by name."""
 
-    module: ModuleType
+    module: Any
     label: str
 
-    @classmethod
-    def load(cls, target: str) -> "Implementation":
-        """Import ``target``: a dotted module name, or a path to a ``.py`` file."""
-        path = Path(target)
-        if target.endswith(".py") or path.is_file():
-            if not path.is_file():
-                raise LoadError(f"no such file: {target}")
-            name = f"bpcheck_impl_{path.stem}"
-            spec = importlib.util.spec_from_file_location(name, path)
-            if spec is None or spec.loader is None:
-                raise LoadError(f"cannot load {target} as a Python module")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            sys.path.insert(0, str(path.resolve().parent))
-            try:
-                spec.loader.exec_module(module)
-            except Exception as exc:  # noqa: BLE001 - any import-time failure is the user's to see
-                raise LoadError(f"importing {target} failed: {type(exc).__name__}: {exc}") from exc
-            finally:
-                sys.path.pop(0)
-        else:
-            try:
-                module = importlib.import_module(target)
-            except Exception as exc:  # noqa: BLE001
-                raise LoadError(f"cannot import {target!r}: {type(exc).__name__}: {exc}") from exc
-        impl = cls(module, target)
+    @staticmethod
+    def load(target: str, *, timeout: float | None = None, sandbox: bool = False,
+             limits: dict | None = None) -> client.RemoteImplementation:
+        """The implementation ``target`` (a dotted module name or a ``.py`` file), running in its own worker process.
+
+        LoadError if it cannot be imported or implements none of the contract. Close it (``.close()`` or a
+        ``with`` block) to end the worker; it is also ended when garbage-collected and at exit.
+        """
+        impl = client.RemoteImplementation(target, contract_names(), timeout=timeout, sandbox=sandbox, limits=limits)
         if not impl.provided():
+            impl.close()
             raise LoadError(
                 f"{target} implements none of the contract (expected functions such as conv2d, conv2d_backward; "
                 f"see the README's contract)"
@@ -94,9 +70,8 @@ class Implementation:
         return fn if callable(fn) else None
 
     def provided(self) -> list[str]:
-        """The contract's function names this module defines."""
-        names = [n for spec in SPECS.values() for n in (spec.name, spec.backward_name)]
-        return [n for n in names if self.function(n) is not None]
+        """The contract's function names this object defines."""
+        return [n for n in contract_names() if self.function(n) is not None]
 
 
 @contextlib.contextmanager
@@ -120,7 +95,13 @@ def _time_limit(seconds: float, what: str):
 
 
 def call(fn: Callable, what: str, args: list, kwargs: dict[str, Any], *, timeout: float | None = None) -> Any:
-    """Call untrusted ``fn(*args, **kwargs)`` on copies; a mutated input or an exception is an ImplementationFailure."""
+    """Call ``fn(*args, **kwargs)`` on copies; a mutated input or an exception is an ImplementationFailure.
+
+    A ``RemoteFunction`` runs in its worker (the arrays cross by value, the worker checks them for mutation);
+    a trusted in-process test double runs here, under a SIGALRM time limit.
+    """
+    if isinstance(fn, RemoteFunction):
+        return fn.owner.call(fn.name, list(args), dict(kwargs), timeout)
     copies = [None if a is None else np.array(a, copy=True) for a in args]
     originals = [None if a is None else np.array(a, copy=True) for a in args]
     try:
@@ -157,7 +138,7 @@ def check_result(
         results = [result]
     else:
         if not isinstance(result, (tuple, list)) or len(result) != len(expected):
-            got = f"{type(result).__name__} of length {len(result)}" if isinstance(result, (tuple, list)) else type(result).__name__
+            got = f"{type_name(result)} of length {len(result)}" if isinstance(result, (tuple, list)) else type_name(result)
             names = ", ".join(n for n, _ in expected)
             raise ImplementationFailure(
                 "wrong result", f"{what} must return a tuple of {len(expected)} ({names}), got {got}"
@@ -172,7 +153,7 @@ def check_result(
             continue
         if not isinstance(got, np.ndarray):
             raise ImplementationFailure(
-                "wrong result", f"{what}: {name} must be a numpy.ndarray, got {type(got).__name__}"
+                "wrong result", f"{what}: {name} must be a numpy.ndarray, got {type_name(got)}"
             )
         if got.shape != oracle.shape:
             raise ImplementationFailure(

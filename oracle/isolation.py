@@ -119,19 +119,24 @@ def _child_main(conn: Connection, setup: Callable, work: Callable, setup_arg: An
         conn.send(("setup_error", message))
         return
     conn.send(("ready", info))
-    while True:
-        try:
-            message = conn.recv()
-        except EOFError:
-            return
-        if message[0] != "unit":
-            return
-        unit = message[1]
-        try:
-            result = work(state, unit, config, announce)
-        except BaseException as exc:  # noqa: BLE001 - work() should not raise; if it does, say so and go on
-            result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
-        conn.send(("result", result))
+    try:
+        while True:
+            try:
+                message = conn.recv()
+            except EOFError:
+                return
+            if message[0] != "unit":
+                return
+            unit = message[1]
+            try:
+                result = work(state, unit, config, announce)
+            except BaseException as exc:  # noqa: BLE001 - work() should not raise; if it does, say so and go on
+                result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+            conn.send(("result", result))
+    finally:
+        close = getattr(state, "close", None)
+        if callable(close):  # a child ends with os._exit: end what the state started (its worker) here
+            close()
 
 
 # --------------------------------------------------------------------------- the parent

@@ -17,6 +17,7 @@ Profiles (``--hypothesis-profile NAME`` or ``BPCHECK_PROFILE=NAME``; default
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -44,7 +45,13 @@ def pytest_addoption(parser):
         default="refimpl",
         metavar="MODULE",
         help="implementation under test: a module (package.module) or a .py file implementing the contract "
-        "(default: refimpl)",
+        "(default: refimpl); it is imported and called only in a worker process of its own",
+    )
+    group.addoption(
+        "--sandbox",
+        action="store_true",
+        help="run the implementation's worker in bubblewrap (no network, read-only filesystem but a scratch "
+        "folder, resource limits); without bubblewrap, says so and runs without",
     )
 
 
@@ -69,11 +76,18 @@ def pytest_report_header(config):
 
 @pytest.fixture(scope="session")
 def impl(request):
-    """The implementation under test, loaded from ``--impl``."""
+    """The implementation under test (``--impl``), in its own worker process, ended with the session."""
     from oracle.implementation import Implementation, LoadError  # noqa: PLC0415
+    from oracle.untrusted.client import sandbox_unavailable  # noqa: PLC0415
 
     target = request.config.getoption("--impl")
+    sandbox = request.config.getoption("--sandbox")
+    if sandbox and sandbox_unavailable():
+        warnings.warn(f"--sandbox unavailable, running without it: {sandbox_unavailable()}", stacklevel=1)
+        sandbox = False
     try:
-        return Implementation.load(target)
+        loaded = Implementation.load(target, sandbox=sandbox)
     except LoadError as exc:
         pytest.exit(f"--impl={target}: {exc}", returncode=2)
+    yield loaded
+    loaded.close()

@@ -35,9 +35,13 @@ the strings ``"inf"``, ``"-inf"``, ``"nan"`` so that the file is strict JSON.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
+import os
 import re
+import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, fields
 from importlib.metadata import version
@@ -229,8 +233,22 @@ def as_json(module: str, provided: list[str], settings: dict, results: list[Resu
     )
 
 
+def write_atomically(path: str | Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: a temporary file in the same folder, then renamed over it."""
+    path = Path(path)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
 def write_json(path: str | Path, document: dict) -> None:
-    Path(path).write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    write_atomically(path, (json.dumps(document, indent=2, allow_nan=False) + "\n").encode())
 
 
 # --------------------------------------------------------------------------- JUnit XML
@@ -270,4 +288,6 @@ def junit(module: str, settings: dict, results: list[Result], seconds: float) ->
 
 
 def write_junit(path: str | Path, tree: ET.ElementTree) -> None:
-    tree.write(path, encoding="utf-8", xml_declaration=True)
+    buffer = io.BytesIO()
+    tree.write(buffer, encoding="utf-8", xml_declaration=True)
+    write_atomically(path, buffer.getvalue())

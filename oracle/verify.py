@@ -98,6 +98,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="child processes checking in parallel (default: 1)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML to FILE")
+    add_sandbox_argument(parser)
+
+
+def add_sandbox_argument(parser: argparse.ArgumentParser) -> None:
+    """``--sandbox``, shared by the subcommands that run an implementation."""
+    from oracle.untrusted.client import SANDBOX_LIMITS  # noqa: PLC0415
+
+    limits = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in SANDBOX_LIMITS.items())
+    parser.add_argument("--sandbox", action="store_true",
+                        help="run the implementation in bubblewrap: no network, a read-only filesystem except a "
+                        f"scratch folder, resource limits ({limits}); without bubblewrap, says so and runs without")
+
+
+def resolve_sandbox(asked: bool, command: str) -> bool:
+    """Whether to sandbox: as asked, unless bubblewrap cannot run here (then say so on stderr and run without)."""
+    from oracle.untrusted.client import sandbox_unavailable  # noqa: PLC0415
+
+    reason = sandbox_unavailable() if asked else None
+    if reason:
+        print(f"bpcheck {command}: --sandbox unavailable, running without it: {reason}", file=sys.stderr)
+        return False
+    return asked
 
 
 # --------------------------------------------------------------------------- in the child process
@@ -123,10 +145,9 @@ def hypothesis_settings(config: dict):
 
 def load_in_child(target: str, config: dict) -> tuple[Any, list[str]]:
     """WorkerPool setup: load the implementation (LoadError on failure); the contract's functions it defines."""
-    from oracle import implementation  # noqa: PLC0415
+    from oracle.implementation import Implementation  # noqa: PLC0415
 
-    implementation.CALL_TIMEOUT = config["timeout"]
-    impl = implementation.Implementation.load(target)
+    impl = Implementation.load(target, timeout=config["timeout"], sandbox=config["sandbox"])
     return impl, impl.provided()
 
 
@@ -343,6 +364,7 @@ def resolve_settings(args: argparse.Namespace) -> dict:
         "shrink_time": args.shrink_time,
         "budget": args.budget,
         "jobs": args.jobs,
+        "sandbox": resolve_sandbox(getattr(args, "sandbox", False), "verify"),
     }
 
 
@@ -353,8 +375,11 @@ def _header(target: str, config: dict, ops: list[str], dtypes: list[str]) -> str
         randomness = f"seed {config['seed']} (drawn; --seed {config['seed']} repeats this run)"
     else:
         randomness = f"seed {config['seed']}"
+    from oracle.untrusted.client import containment  # noqa: PLC0415
+
     return (f"bpcheck verify {target}: profile {config['profile']}, {config['max_examples']} examples per check, "
-            f"{randomness}, {' and '.join(dtypes)}, call timeout {config['timeout']:g} s")
+            f"{randomness}, {' and '.join(dtypes)}, call timeout {config['timeout']:g} s, "
+            f"implementation run in a worker ({containment(config['sandbox'])})")
 
 
 def _console(stderr: bool = False) -> Console:

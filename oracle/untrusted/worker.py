@@ -1,0 +1,246 @@
+"""The worker: the only process that imports and calls the implementation under test.
+
+Started by ``oracle.untrusted.client`` as ``python -m oracle.untrusted.worker``
+(inside a PID namespace, or bubblewrap's sandbox, when the machine has them).
+It imports nothing of the judge: no torch, no tolerances, no oracle; only NumPy
+and the wire format (``oracle.untrusted.protocol``).
+
+Two processes run this file:
+
+* the *init* (``--init``): forks the worker before anything untrusted is
+  imported, reaps it, kills whatever the worker left behind (it is a child
+  subreaper, and in a PID namespace it is PID 1: when it exits, the kernel
+  kills every process of the namespace), and writes the worker's exit status
+  to the status pipe, which the worker itself never holds;
+* the *worker*: imports the module, says which functions of the contract it
+  has, then serves calls one at a time: the arguments arrive as arrays, the
+  function runs on them, and the result goes back as arrays and plain data,
+  with the arguments it modified in place (compared with copies kept here).
+  Whatever the function raises, ``SystemExit`` and ``KeyboardInterrupt``
+  included, is reported as raised; ``NotImplementedError`` as declined.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import faulthandler
+import importlib
+import importlib.util
+import json
+import os
+import resource
+import signal
+import socket
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from oracle.untrusted import protocol
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+
+#: resource limits the client may ask for (--limits), by their resource module names
+LIMITS = {"memory": "RLIMIT_AS", "cpu_seconds": "RLIMIT_CPU", "processes": "RLIMIT_NPROC",
+          "open_files": "RLIMIT_NOFILE", "file_bytes": "RLIMIT_FSIZE"}
+
+
+def _prctl(option: int, value: int) -> bool:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+# --------------------------------------------------------------------------- the init
+
+
+def _children(pid: int) -> list[int]:
+    """The live children of ``pid`` (from /proc; [] where there is no /proc)."""
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and fields[1] == str(pid) and fields[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def _sweep() -> None:
+    """Kill every process the worker left behind (they are reparented to this subreaper), until none is left.
+
+    As PID 1 of a namespace there is nothing to do: the kernel kills them all when this process exits (and
+    /proc, if it is the host's, would name other processes' children).
+    """
+    me = os.getpid()
+    if me == 1:
+        return
+    for _ in range(1000):
+        left = _children(me)
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+        if not left:
+            return
+
+
+def _init(worker: int, status_fd: int) -> None:
+    """Reap until the worker exits, sweep what it left, report how it ended on the status pipe, exit."""
+    status = None
+    while status is None:
+        try:
+            pid, wait_status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if pid == worker:
+            status = wait_status
+    _sweep()
+    if status is None:
+        report = {"lost": True}
+    elif os.WIFSIGNALED(status):
+        report = {"signal": os.WTERMSIG(status)}
+    else:
+        report = {"exit": os.WEXITSTATUS(status)}
+    try:
+        os.write(status_fd, json.dumps(report).encode())
+    finally:
+        os._exit(0)
+
+
+# --------------------------------------------------------------------------- the worker
+
+
+def load(target: str):
+    """Import ``target``: a dotted module name, or a path to a ``.py`` file."""
+    path = Path(target)
+    if target.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise ImportError(f"no such file: {target}")
+        name = f"bpcheck_impl_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {target} as a Python module")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        sys.path.insert(0, str(path.resolve().parent))
+        spec.loader.exec_module(module)
+        return module
+    return importlib.import_module(target)
+
+
+def _apply_limits(limits: dict) -> None:
+    for name, value in limits.items():
+        which = getattr(resource, LIMITS[name])
+        try:
+            resource.setrlimit(which, (int(value), int(value)))
+        except (ValueError, OSError):
+            pass  # a limit the system will not set (RLIMIT_NPROC as root, say) is left as it is
+
+
+def _changed(before: np.ndarray, after: np.ndarray) -> int:
+    with np.errstate(all="ignore"):
+        same = (before == after) | (np.isnan(before) & np.isnan(after)) if before.dtype.kind in "fc" else before == after
+    return int(np.size(same) - np.count_nonzero(same))
+
+
+def _call(module, header: dict, arrays: list[np.ndarray]) -> tuple[dict, list[np.ndarray]]:
+    fn = getattr(module, str(header.get("fn")), None)
+    args = [protocol.decode(tree, arrays) for tree in header["args"]]
+    kwargs = {str(k): protocol.decode(v, arrays) for k, v in header["kwargs"].items()}
+    originals = [a.copy() if isinstance(a, np.ndarray) else None for a in args]
+    reply = {"id": header["id"]}
+    try:
+        if not callable(fn):
+            raise AttributeError(f"the module has no function {header.get('fn')!r}")
+        result = fn(*args, **kwargs)
+    except NotImplementedError as exc:
+        return {**reply, "type": "raised", "declined": True, "exc_type": "NotImplementedError", "message": str(exc)}, []
+    except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt, pytest's outcomes: all the judge's to see
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))
+        return {**reply, "type": "raised", "declined": False, "exc_type": type(exc).__name__,
+                "message": str(exc)[:4000], "traceback": text[-8000:]}, []
+    out: list[np.ndarray] = []
+    value = protocol.encode(result, out)
+    mutated = [[i, _changed(b, a)] for i, (b, a) in enumerate(zip(originals, args))
+               if b is not None and isinstance(a, np.ndarray) and a.shape == b.shape and _changed(b, a)]
+    return {**reply, "type": "result", "value": value, "mutated": mutated}, out
+
+
+def serve(channel: socket.socket, target: str, names: list[str]) -> None:
+    try:
+        module = load(target)
+    except BaseException as exc:  # noqa: BLE001 - any failure to load, SystemExit included, is reported as one line
+        is_file = target.endswith(".py") or Path(target).is_file()
+        what = f"importing {target} failed" if is_file else f"cannot import {target!r}"
+        message = str(exc) if isinstance(exc, ImportError) and str(exc).startswith("no such file") else (
+            f"{what}: {type(exc).__name__}: {exc}")
+        protocol.send(channel, {"type": "load_error", "message": message[:4000]})
+        return
+    provided = [n for n in names if callable(getattr(module, n, None))]
+    protocol.send(channel, {"type": "ready", "provided": provided})
+    while True:
+        try:
+            header, arrays = protocol.receive(channel)
+        except EOFError:
+            return
+        if header.get("type") != "call":
+            return
+        reply, out = _call(module, header, arrays)
+        protocol.send(channel, reply, out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m oracle.untrusted.worker")
+    parser.add_argument("--channel", type=int, required=True)
+    parser.add_argument("--status", type=int, required=True)
+    parser.add_argument("--log", type=int, required=True)
+    parser.add_argument("--names", required=True, help="comma-separated function names of the contract")
+    parser.add_argument("--limits", default="{}", help="JSON: resource limits (see LIMITS)")
+    parser.add_argument("target")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a user's Ctrl-C is the judge's to handle
+    os.dup2(args.log, 1)
+    os.dup2(args.log, 2)
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the init dies with whoever started it
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    worker = os.fork()
+    if worker:
+        os.close(args.channel)
+        _init(worker, args.status)
+    os.close(args.status)
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    faulthandler.enable(file=sys.stderr, all_threads=False)
+    _apply_limits(json.loads(args.limits))
+    channel = socket.socket(fileno=args.channel)
+    serve(channel, args.target, args.names.split(","))
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Leaves a grandchild (double fork, setsid) that rewrites the judge's --json report to 'passed' after the run."""
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from refimpl import relu  # noqa: F401
+
+
+def _report_paths():
+    for pid in os.listdir("/proc"):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for i, arg in enumerate(argv[:-1]):
+            if arg == b"--json":
+                yield argv[i + 1].decode()
+    target = os.environ.get("HOSTILE_REPORT")
+    if target:
+        yield target
+
+
+def _rewrite_forever():
+    for _ in range(60):
+        time.sleep(0.5)
+        for path in set(_report_paths()):
+            try:
+                Path(path).write_text(json.dumps({"summary": {"exit_code": 0, "FAIL": 0}, "results": []}))
+            except OSError:
+                pass
+
+
+def relu_backward(grad_output, x):
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            _rewrite_forever()
+        os._exit(0)
+    return np.zeros_like(grad_output)

@@ -118,7 +118,7 @@ def sandbox_unavailable() -> str | None:
 def _sandbox_prefix(scratch: str) -> list[str]:
     return [
         "bwrap", "--die-with-parent", "--unshare-all", "--new-session",
-        "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm",
+        "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/dev/shm",
         "--bind", scratch, scratch, "--chdir", os.getcwd(),
         "--setenv", "TMPDIR", scratch, "--setenv", "HOME", scratch, "--",
     ]

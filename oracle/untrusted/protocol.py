@@ -47,6 +47,8 @@ MAX_NDIM = 32
 DEFAULT_MAX_PAYLOAD = 8 << 30
 
 _LENGTH = struct.Struct("<Q")
+#: frames up to this size are sent with one write
+SMALL_FRAME = 1 << 20
 
 
 class ProtocolError(Exception):
@@ -126,10 +128,12 @@ def send(sock: socket.socket, header: dict, arrays: list[np.ndarray] = ()) -> No
     contiguous = [a if a.flags.c_contiguous else a.copy(order="C") for a in arrays]  # (ascontiguousarray makes 0-d 1-d)
     header = {**header, "arrays": [{"dtype": a.dtype.str, "shape": list(a.shape)} for a in contiguous]}
     body = json.dumps(header, allow_nan=False).encode()
-    sock.sendall(_LENGTH.pack(len(body)) + body)
-    for a in contiguous:
-        if a.nbytes:
-            sock.sendall(memoryview(a.reshape(-1)).cast("B"))
+    parts = [_LENGTH.pack(len(body)), body, *(memoryview(a.reshape(-1).view(np.uint8)) for a in contiguous if a.nbytes)]
+    if sum(len(p) for p in parts) <= SMALL_FRAME:
+        sock.sendall(b"".join(parts))  # one write, one wake-up of the reader
+    else:
+        for part in parts:  # large arrays straight from their buffers, no joined copy
+            sock.sendall(part)
 
 
 def _read_exactly(sock: socket.socket, buffer, deadline: float | None) -> None:

@@ -107,7 +107,18 @@ def _sweep() -> None:
 
 
 def _init(worker: int, status_fd: int) -> None:
-    """Reap until the worker exits, sweep what it left, report how it ended on the status pipe, exit."""
+    """Reap until the worker exits, sweep what it left, report how it ended on the status pipe, exit.
+
+    SIGTERM (the judge ending the worker) kills the worker, and the sweep follows as after any other end.
+    """
+
+    def end_worker(signum, frame):
+        try:
+            os.kill(worker, signal.SIGKILL)
+        except OSError:
+            pass
+
+    signal.signal(signal.SIGTERM, end_worker)
     status = None
     while status is None:
         try:

@@ -1,0 +1,206 @@
+"""The boundary itself: the wire format, and a worker that crashes, hangs, lies or leaves processes behind.
+
+The end-to-end trials of hostile implementations through every entry point are in tests/test_hostile.py;
+these are the pieces they rest on, each checked directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from oracle.implementation import Implementation, ImplementationFailure, NotImplementedForConfig, call
+from oracle.untrusted import protocol
+from oracle.untrusted.client import containment
+
+
+def _pair():
+    a, b = socket.socketpair()
+    return a, b
+
+
+def test_values_cross_exactly_with_their_dtype_shape_and_structure():
+    values = (np.arange(6, dtype=np.complex128).reshape(2, 3), np.array([True, False]), np.ones((2, 2), np.float16),
+              np.array(3.0), np.zeros((0, 3)), np.arange(4, dtype=">f8"), np.ones((3, 4))[:, ::2],
+              np.array([np.nan, np.inf, -0.0]))
+    a, b = _pair()
+    arrays: list = []
+    protocol.send(a, {"value": protocol.encode(values + (None, [1, "s"], 2.5), arrays)}, arrays)
+    header, received = protocol.receive(b)
+    got = protocol.decode(header["value"], received)
+    assert isinstance(got, tuple) and len(got) == len(values) + 3
+    for want, have in zip(values, got):
+        assert have.dtype == want.dtype and have.shape == want.shape
+        assert have.tobytes() == want.tobytes()  # bit for bit: NaN, inf and -0.0 included
+    assert got[-3:] == (None, [1, "s"], 2.5)
+
+
+def test_what_cannot_cross_keeps_only_its_type_name():
+    import fractions
+
+    arrays: list = []
+    tree = protocol.encode([np.array([object()]), fractions.Fraction(1, 3), float("nan")], arrays)
+    got = protocol.decode(tree, arrays)
+    assert [protocol.type_name(v) for v in got] == ["ndarray of dtype object", "Fraction", "float"]
+    assert arrays == []
+
+
+@pytest.mark.parametrize(("header", "reason"), [
+    ({"arrays": [{"dtype": "|O", "shape": [1]}]}, "dtype that may not cross"),
+    ({"arrays": [{"dtype": "<f8", "shape": [-1]}]}, "malformed shape"),
+    ({"arrays": [{"dtype": "<f8", "shape": [1 << 20, 1 << 20]}]}, "more than"),
+    ({"arrays": "x"}, "'arrays' list"),
+    ([1, 2], "'arrays' list"),
+])
+def test_malformed_frames_are_refused(header, reason):
+    a, b = _pair()
+    body = json.dumps(header).encode()
+    a.sendall(struct.pack("<Q", len(body)) + body)
+    with pytest.raises(protocol.ProtocolError, match=reason):
+        protocol.receive(b, max_payload=1 << 30)
+
+
+def test_a_frame_that_never_finishes_times_out():
+    a, b = _pair()
+    a.sendall(struct.pack("<Q", 100) + b"{")
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        protocol.receive(b, deadline=time.monotonic() + 0.5)
+    assert time.monotonic() - started < 5
+
+
+def _module(tmp_path: Path, name: str, body: str) -> str:
+    path = tmp_path / f"{name}.py"
+    path.write_text(body)
+    return str(path)
+
+
+def test_the_judge_never_imports_the_implementation(tmp_path):
+    marker = "bpcheck_impl_imported_here"
+    path = _module(tmp_path, "loud", f"import builtins\nbuiltins.{marker} = True\nfrom refimpl import relu, relu_backward\n")
+    with Implementation.load(path) as impl:
+        assert impl.provided() == ["relu", "relu_backward"]
+        out = call(impl.function("relu"), "relu", [np.array([-1.0, 2.0])], {})
+    import builtins
+
+    assert not hasattr(builtins, marker)
+    assert np.array_equal(out, [0.0, 2.0])
+
+
+def test_a_crash_fails_the_call_and_a_fresh_worker_takes_the_next(tmp_path):
+    path = _module(tmp_path, "crashy", (
+        "import os\nfrom refimpl import relu_backward\n"
+        "def relu(x):\n    if x.size == 3:\n        os.abort()\n    return x.clip(0)\n"))
+    with Implementation.load(path) as impl:
+        with pytest.raises(ImplementationFailure, match=r"crashed \(signal SIGABRT\) during relu") as failure:
+            call(impl.function("relu"), "relu", [np.ones(3)], {})
+        assert "crashy.py\", line 5 in relu" in failure.value.message
+        assert np.array_equal(call(impl.function("relu"), "relu", [np.array([-1.0, 1.0])], {}), [0.0, 1.0])
+        assert impl.workers_started == 2
+
+
+def test_a_hang_is_cut_from_outside(tmp_path):
+    path = _module(tmp_path, "stuck", (
+        "import signal, time\nfrom refimpl import relu_backward\n"
+        "def relu(x):\n    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\n    time.sleep(1000)\n"))
+    with Implementation.load(path, timeout=1.0) as impl:
+        started = time.monotonic()
+        with pytest.raises(ImplementationFailure, match="did not return within 1 s"):
+            call(impl.function("relu"), "relu", [np.ones(3)], {})
+        assert time.monotonic() - started < 15
+
+
+def test_raised_declined_and_mutated(tmp_path):
+    path = _module(tmp_path, "odd", (
+        "import numpy as np\n"
+        "def relu(x):\n    raise SystemExit(0)\n"
+        "def relu_backward(g, x):\n    if x.ndim > 1:\n        raise NotImplementedError('no 2-D')\n"
+        "    x[0] = 7\n    return g\n"))
+    with Implementation.load(path) as impl:
+        with pytest.raises(ImplementationFailure, match="relu raised SystemExit"):
+            call(impl.function("relu"), "relu", [np.ones(3)], {})
+        with pytest.raises(NotImplementedForConfig, match="no 2-D"):
+            call(impl.function("relu_backward"), "relu_backward", [np.ones((2, 2)), np.ones((2, 2))], {})
+        x = np.ones(3)
+        with pytest.raises(ImplementationFailure, match=r"modified its argument #1 in place \(1 elements changed\)"):
+            call(impl.function("relu_backward"), "relu_backward", [np.ones(3), x], {})
+        assert np.array_equal(x, np.ones(3))  # the judge's own array was never exposed
+
+
+def test_global_state_stays_in_the_worker(tmp_path):
+    path = _module(tmp_path, "stateful", (
+        "import os, numpy as np\nnp.seterr(all='raise')\nos.chdir('/')\nos.environ['BPCHECK_LEAK'] = '1'\n"
+        "from refimpl import relu, relu_backward\n"))
+    before = (np.geterr(), os.getcwd())
+    with Implementation.load(path) as impl:
+        call(impl.function("relu"), "relu", [np.array([np.nan, 1.0])], {})
+        assert (np.geterr(), os.getcwd()) == before and "BPCHECK_LEAK" not in os.environ
+        with np.errstate(all="ignore"):
+            np.array([0.0]) / 0.0  # the judge's own arithmetic is untouched
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("mode", ["default", "process-group"])
+def test_everything_the_worker_started_ends_with_it(tmp_path, monkeypatch, mode):
+    """A grandchild that calls setsid and forks again is gone once the worker is closed (PID namespace or fallback)."""
+    if mode == "process-group":
+        monkeypatch.setenv("BPCHECK_CONTAINMENT", "process-group")
+    pid_file = tmp_path / "pid"
+    path = _module(tmp_path, "spawner", (
+        "import os, time\nfrom refimpl import relu_backward\n"
+        "def relu(x):\n    if os.fork() == 0:\n        os.setsid()\n        if os.fork() == 0:\n"
+        f"            open({str(pid_file)!r}, 'w').write(open('/proc/self/stat').read().split()[0])\n"
+        "            time.sleep(1000)\n        os._exit(0)\n    return x\n"))
+    impl = Implementation.load(path)
+    call(impl.function("relu"), "relu", [np.ones(2)], {})
+    for _ in range(100):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    assert pid_file.read_text(), "the grandchild did not start"
+    survivors = _grandchildren_of(path)  # the worker's init, the worker, the grandchild (same command line)
+    assert len(survivors) >= 3, survivors
+    impl.close()
+    time.sleep(0.5)
+    assert not [pid for pid in survivors if _alive(pid)], f"left behind: {survivors} (containment: {containment(False)})"
+    assert (containment(False) == "process group") is (mode == "process-group")
+
+
+def _grandchildren_of(path: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"oracle.untrusted.worker" in cmdline and path.encode() in cmdline:
+                found.append(int(entry))
+    return found
+
+
+def test_load_failures_are_one_line(tmp_path):
+    from oracle.implementation import LoadError
+
+    with pytest.raises(LoadError, match="cannot import 'no_such_module_for_bpcheck'"):
+        Implementation.load("no_such_module_for_bpcheck")
+    exits = _module(tmp_path, "exits", "import os\nos._exit(0)\n")
+    with pytest.raises(LoadError, match="exited with code 0"):
+        Implementation.load(exits)
+    nothing = _module(tmp_path, "nothing", "x = 1\n")
+    with pytest.raises(LoadError, match="implements none of the contract"):
+        Implementation.load(nothing)

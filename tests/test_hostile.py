@@ -18,6 +18,7 @@ outside its scratch folder, the network) is tested with ``--sandbox`` where bubb
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import socket
@@ -173,3 +174,31 @@ def test_only_the_sandbox_stops_writes_and_network(entry, tmp_path):
             assert marker.exists() is (not sandbox)
     finally:
         listener.close()
+
+
+CRASHES_FROM_SIX = '''
+import math, os
+from refimpl import relu
+from refimpl import relu_backward as _relu_backward
+
+def relu_backward(grad_output, x):
+    if x.size >= 6:
+        os.abort()
+    return _relu_backward(grad_output, x)
+'''
+
+
+def test_a_crash_is_shrunk_like_any_failure(tmp_path):
+    """Each attempt runs in a fresh worker, so Hypothesis shrinks a crash to the smallest input that crashes."""
+    module = tmp_path / "crashes_from_six.py"
+    module.write_text(CRASHES_FROM_SIX)
+    report = tmp_path / "report.json"
+    done = _run([sys.executable, "-m", "oracle.cli", "verify", str(module), "--ops", "relu", "--dtype", "float64",
+                 "--shrink-time", "60", "--json", str(report)], tmp_path)
+    assert done.returncode == 1, _explain(done)
+    backward = next(r for r in json.loads(report.read_text())["results"] if r["check"] == "backward")
+    assert "crashed (signal SIGABRT) during relu_backward" in backward["message"], backward
+    shapes = backward["verdict"]["case"].split("shapes={")[1].split("}")[0]
+    x_shape = eval(shapes.split("'x': ")[1].split(", 'grad_output'")[0])  # noqa: S307 - our own repr
+    assert math.prod(x_shape) == 6, backward["verdict"]["case"]
+    assert "crashes_from_six.py\", line 8 in relu_backward" in backward["rendered"]

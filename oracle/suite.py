@@ -64,7 +64,7 @@ def checks_for(op: str) -> list[str]:
     return [check for check in ALL_CHECKS if applies(op, check)]
 
 
-@dataclass
+@dataclass(repr=False)
 class Tally:
     """What one run of a property saw, case by case."""
 
@@ -104,6 +104,12 @@ class Tally:
     def coverage(self, op: str) -> dict:
         """What was verified (``oracle.coverage.summary``)."""
         return coverage.summary(op, self.checked_features, self.declined_features)
+
+    def __repr__(self) -> str:  # short: Hypothesis prints it with every failing case
+        return f"Tally(ran={self.ran}, declined={len(self.declined)}, defects={list(self.defects)})"
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # Hypothesis's pretty printer: the same short form
+        printer.text(repr(self))
 
 
 def build_property(

@@ -91,29 +91,39 @@ def incomplete(result) -> bool:
     return result.status == NOT_IMPLEMENTED
 
 
-def by_op(results: Iterable) -> dict[str, dict]:
-    """Per op with some declined cases: its cases checked and declined over every check and dtype, and the
-    features declined in any of them (a feature the forward checks but the backward declines is declined)."""
-    out: dict[str, dict] = {}
-    for r in results:
-        cov = r.coverage
+def merge(op: str, coverages: Iterable[dict | None]) -> dict:
+    """Several results' coverage as one: cases checked and declined added up, and the features declined in
+    any of them (a feature the forward checks but the backward declines is declined)."""
+    entry = {"checked": 0, "declined": 0, "declined_features": []}
+    for cov in coverages:
         if not cov:
             continue
-        entry = out.setdefault(r.op, {"checked": 0, "declined": 0, "declined_features": []})
         entry["checked"] += cov["checked"]
         entry["declined"] += cov["declined"]
         for name in cov["declined_features"]:
             if name not in entry["declined_features"]:
                 entry["declined_features"].append(name)
-    for op, entry in list(out.items()):
-        if not entry["declined"]:
-            del out[op]
-            continue
-        total = entry["checked"] + entry["declined"]
-        entry["fraction"] = round(entry["checked"] / total, 4)
-        order = [name for name, _ in SPECS[op].features]
-        entry["declined_features"].sort(key=order.index)
-        entry["summary"] = op_line(op, entry)
+    total = entry["checked"] + entry["declined"]
+    entry["fraction"] = round(entry["checked"] / total, 4) if total else 0.0
+    order = [name for name, _ in SPECS[op].features]
+    entry["declined_features"].sort(key=order.index)
+    return entry
+
+
+def short(coverage: dict) -> str:
+    """For a table cell: ``12% verified: groups and dilation declined``."""
+    return f"{percent(coverage['fraction'])} verified: {declined_text(coverage['declined_features'])}"
+
+
+def by_op(results: Iterable) -> dict[str, dict]:
+    """Per op with some declined cases: ``merge`` of its results, with its one-line ``summary`` (``op_line``)."""
+    results = list(results)
+    out: dict[str, dict] = {}
+    for op in dict.fromkeys(r.op for r in results):
+        entry = merge(op, [r.coverage for r in results if r.op == op])
+        if entry["declined"]:
+            entry["summary"] = op_line(op, entry)
+            out[op] = entry
     return out
 
 

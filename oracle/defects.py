@@ -18,6 +18,13 @@ of AssertionError. The identity of a failing verdict (``identity``) is
 
 so different exception types, different failing arrays and different named
 mistakes are different defects; where the error sits and how big it is are not.
+
+A case can match several catalogued mistakes (where they coincide), so one
+defect X shows as "X" on some cases and "X or Y" on others. ``Identities``
+keeps the failures of a run apart without splitting such a defect: a failure
+joins an identity already seen when it has the same kind and array and shares
+a named mistake with it (a single mistake matches every case it fails); the
+identity's mistakes narrow to those every one of its cases matched.
 """
 
 from __future__ import annotations
@@ -50,7 +57,17 @@ def failure_class(identity: str) -> type[CheckFailed]:
 
 
 def identity(verdict) -> str:
-    """The identity of a failing verdict (module docstring)."""
+    """The identity of a failing verdict on its own (module docstring)."""
+    base, mistakes = classify(verdict)
+    return label(base, mistakes)
+
+
+def label(base: str, mistakes) -> str:
+    return f"{base} ({' or '.join(mistakes)})" if mistakes else base
+
+
+def classify(verdict) -> tuple[str, tuple[str, ...]]:
+    """``(kind of failure and array, the catalogued mistakes the case matches)`` of a failing verdict."""
     message = verdict.message or ""
     first = message.splitlines()[0] if message else ""
     kind, _, rest = first.partition(": ")
@@ -74,16 +91,36 @@ def identity(verdict) -> str:
         base = f"{kind}: {found.group(1)}" if found else kind
     else:
         base = (first[:60] + "…") if len(first) > 60 else (first or "failure")
-    for hint in verdict.hints:
-        found = _MISTAKE.match(hint)
-        if found:
-            return f"{base} ({found.group(1)})"
-    return base
+    mistakes = tuple(dict.fromkeys(m.group(1) for m in map(_MISTAKE.match, verdict.hints) if m))
+    return base, mistakes
 
 
-def error_for(verdict) -> CheckFailed:
-    """The exception a property raises for a failing verdict: its identity's class, the rendered verdict as message."""
-    return failure_class(identity(verdict))("\n" + verdict.render())
+class Identities:
+    """The distinct failures of one run (module docstring): identity -> (kind and array, mistakes in common)."""
+
+    def __init__(self) -> None:
+        self.groups: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+    def of(self, verdict) -> str:
+        """The identity of a failing verdict: an existing one it belongs to, else a new one."""
+        base, mistakes = classify(verdict)
+        for name, (known_base, known) in self.groups.items():
+            if known_base != base:
+                continue
+            common = tuple(m for m in known if m in mistakes)
+            if common or (not known and not mistakes):
+                self.groups[name] = (base, common)
+                return name
+        name = label(base, mistakes)
+        while name in self.groups:
+            name += "'"
+        self.groups[name] = (base, mistakes)
+        return name
+
+    def label(self, name: str) -> str:
+        """What to call identity ``name`` now: its kind and array, and the mistakes every one of its cases matched."""
+        base, mistakes = self.groups.get(name, (name, ()))
+        return label(base, mistakes)
 
 
 def _leaves(error: BaseException) -> list[BaseException]:

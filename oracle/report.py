@@ -178,6 +178,9 @@ def table(results: list[Result], width: int | None = None) -> Table:
         declined = sum(r.not_implemented for r in rs)
         detail_from = next((r for r in rs if r.status == status and r.message), None) or next((r for r in rs if r.message), None)
         missing = rs[0].missing_op
+        detail = summary_of(detail_from) if detail_from else ""
+        if status == PARTIAL:  # the row's dtypes together, like the examples and not impl. columns
+            detail = _coverage.short(_coverage.merge(op, [r.coverage for r in rs]))
         rows.append([
             op if op != previous_op else "",
             check,
@@ -185,7 +188,7 @@ def table(results: list[Result], width: int | None = None) -> Table:
             status,
             "-" if missing else str(examples),
             "-" if missing else (f"{declined}/{examples}" if declined else "0"),
-            summary_of(detail_from) if detail_from else "",
+            detail,
         ])
         previous_op = op
     natural = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]

@@ -28,6 +28,7 @@ from hypothesis import event, example, given, note, settings
 
 from oracle import coverage, defects, pytest_plugin
 from oracle.case import DTYPES, Case
+from oracle.defects import Identities, failure_class
 from oracle.checks import CHECKS
 from oracle.examples import examples_for
 from oracle.identities import IDENTITIES
@@ -91,15 +92,20 @@ class Tally:
 
     masked: set = field(default_factory=set)
     """Identities of defects already found and shrunk: their failing cases pass (``search_defects``)."""
+    identities: Identities = field(default_factory=Identities)
 
     def fail(self, verdict: Verdict) -> defects.CheckFailed | None:
         """Record a failing verdict; the exception that tells its identity apart from the others (None if masked)."""
-        identity = defects.identity(verdict)
+        identity = self.identities.of(verdict)
         if identity in self.masked:
             return None
         self.failing = verdict
         self.defects[identity] = verdict
-        return defects.error_for(verdict)
+        return failure_class(identity)("\n" + verdict.render())
+
+    def defect_list(self) -> list[tuple[str, Verdict]]:
+        """``(what to call it, its smallest failing verdict)`` for each distinct defect, in the order found."""
+        return [(self.identities.label(name), verdict) for name, verdict in self.defects.items()]
 
     def coverage(self, op: str) -> dict:
         """What was verified (``oracle.coverage.summary``)."""

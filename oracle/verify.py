@@ -206,7 +206,7 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
                     f"shrinking stopped after {shrink_time:g} s (--shrink-time): a smaller failing case may exist")
             elif error is not None and not replayed:
                 verdict.hints.append(f"Hypothesis could not replay the failure ({type(error).__name__}): it may be flaky")
-        return _failed(result, found[0], list(tally.defects.items()))
+        return _failed(result, found[0], tally.defect_list())
     if error is not None:
         verdict = Verdict(op, check, FAIL, state["last"],
                           f"the check could not run: {type(error).__name__}: {error}".strip(),
@@ -237,7 +237,6 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
 def _run_examples(impl, op: str, check: str, dtype: str, tally, before: Callable[[Case], bool]) -> None:
     """The explicit examples (edge cases, field bugs), after the drawn cases passed; the first failure of each
     distinct identity (``oracle.defects``) is kept."""
-    from oracle.defects import identity  # noqa: PLC0415
     from oracle.suite import check_example, examples_for  # noqa: PLC0415
 
     for case in examples_for(op, dtype):
@@ -249,7 +248,7 @@ def _run_examples(impl, op: str, check: str, dtype: str, tally, before: Callable
             tally.declined.append(verdict)
         elif verdict.status == SKIPPED:
             tally.skipped.append(verdict)
-        elif verdict.failed and identity(verdict) not in tally.defects:
+        elif verdict.failed and tally.identities.of(verdict) not in tally.defects:
             verdict.hints.append("an explicit example (oracle/examples.py) failed; the drawn cases did not")
             tally.fail(verdict)
 

@@ -226,6 +226,17 @@ def test_failure_identities():
     assert issubclass(crash, AssertionError)
 
 
+def test_a_defect_matching_two_mistakes_on_some_cases_stays_one():
+    grad_x = Mismatch("grad_x", (0, 0, 0, 0), 1.0, 2.0, 1e-9, 1, 4)
+    hint = {name: HINT.format(name=name, description="...") for name in ("cropped", "not_dilated", "unflipped")}
+    ids = defects.Identities()
+    first = ids.of(_verdict(mismatch=grad_x, hints=[hint["cropped"]]))
+    assert ids.of(_verdict(mismatch=grad_x, hints=[hint["not_dilated"], hint["cropped"]])) == first
+    assert ids.label(first) == "wrong grad_x (cropped)"
+    assert ids.of(_verdict(mismatch=grad_x, hints=[hint["unflipped"]])) != first  # another mistake: another defect
+    assert ids.of(_verdict(mismatch=grad_x)) not in (first, "wrong grad_x (unflipped)")  # matches none: apart too
+
+
 def test_crash_and_wrong_gradients_are_two_defects_each_with_its_own_case(tmp_path, capsys):
     path = module(tmp_path, "padded_coordinates", PADDED_COORDINATES)
     json_path = tmp_path / "out.json"

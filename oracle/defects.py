@@ -19,12 +19,13 @@ of AssertionError. The identity of a failing verdict (``identity``) is
 so different exception types, different failing arrays and different named
 mistakes are different defects; where the error sits and how big it is are not.
 
-A case can match several catalogued mistakes (where they coincide), so one
-defect X shows as "X" on some cases and "X or Y" on others. ``Identities``
-keeps the failures of a run apart without splitting such a defect: a failure
-joins an identity already seen when it has the same kind and array and shares
-a named mistake with it (a single mistake matches every case it fails); the
-identity's mistakes narrow to those every one of its cases matched.
+A case can match several catalogued mistakes (where they coincide), and a
+defect outside the catalogue can match one by coincidence on some case, so
+``Identities`` keeps the failures of a run apart without splitting a defect:
+a failure joins an identity already seen of the same kind and array unless
+both name mistakes and share none (a single catalogued mistake matches every
+case it fails). So two named mistakes in one array are two defects; the
+identity's mistakes narrow to those its named cases all matched.
 """
 
 from __future__ import annotations
@@ -107,8 +108,10 @@ class Identities:
         for name, (known_base, known) in self.groups.items():
             if known_base != base:
                 continue
+            if not known or not mistakes:  # no named mistake on one side: no evidence of another defect
+                return name
             common = tuple(m for m in known if m in mistakes)
-            if common or (not known and not mistakes):
+            if common:
                 self.groups[name] = (base, common)
                 return name
         name = label(base, mistakes)

@@ -28,8 +28,8 @@ from hypothesis import event, example, given, note, settings
 
 from oracle import coverage, defects, pytest_plugin
 from oracle.case import DTYPES, Case
-from oracle.defects import Identities, failure_class
 from oracle.checks import CHECKS
+from oracle.defects import Identities, failure_class
 from oracle.examples import examples_for
 from oracle.identities import IDENTITIES
 from oracle.ops import SPECS
@@ -77,11 +77,15 @@ class Tally:
     failing: Verdict | None = None
     """The last failing verdict: after Hypothesis has shrunk and replayed, the minimal counterexample."""
     defects: dict[str, Verdict] = field(default_factory=dict)
-    """Failure identity (``oracle.defects.identity``) -> its last failing verdict: after Hypothesis has shrunk
+    """Failure identity (``identities``) -> its last failing verdict: after Hypothesis has shrunk
     and replayed each distinct failure, each one's minimal counterexample."""
     checked_features: Counter = field(default_factory=Counter)
     declined_features: Counter = field(default_factory=Counter)
     """The configuration features of the checked and of the declined cases (``oracle.coverage.record``)."""
+    masked: set = field(default_factory=set)
+    """Identities of defects already found and shrunk: their failing cases pass (``search_defects``)."""
+    identities: Identities = field(default_factory=Identities)
+    """Tells failures apart (``oracle.defects.Identities``)."""
 
     def saw(self, verdict: Verdict) -> None:
         """Count the configuration features of a case's verdict: declined, checked, or (skipped) neither."""
@@ -89,10 +93,6 @@ class Tally:
             coverage.record(self.declined_features, verdict.op, verdict.case)
         elif verdict.status != SKIPPED:
             coverage.record(self.checked_features, verdict.op, verdict.case)
-
-    masked: set = field(default_factory=set)
-    """Identities of defects already found and shrunk: their failing cases pass (``search_defects``)."""
-    identities: Identities = field(default_factory=Identities)
 
     def fail(self, verdict: Verdict) -> defects.CheckFailed | None:
         """Record a failing verdict; the exception that tells its identity apart from the others (None if masked)."""

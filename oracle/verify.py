@@ -29,8 +29,8 @@ return within --timeout seconds is a FAIL ("hang").
 
 Exit status: 0 if nothing failed (not implemented and partial are not
 failures), 1 if any check failed (or, with --require-full, if any op the
-module provides was not verified on every drawn configuration), 2 if MODULE cannot be imported, implements none of the contract,
-or an option is wrong.
+module provides was not verified on every drawn configuration), 2 if MODULE
+cannot be imported, implements none of the contract, or an option is wrong.
 """
 
 from __future__ import annotations
@@ -436,7 +436,8 @@ def _run(args: argparse.Namespace) -> int:
     ordered = [results[key] for key in order]
     seconds = time.perf_counter() - started
     settings_doc = {"ops": ops, "dtypes": dtypes, **{k: v for k, v in config.items() if k != "seed_origin"}}
-    print_report(_console(), ordered, header=_header(target, config, ops, dtypes), footer=footer_line(ordered, seconds, require_full=config["require_full"]))
+    print_report(_console(), ordered, header=_header(target, config, ops, dtypes),
+                 footer=footer_line(ordered, seconds, require_full=config["require_full"]))
     try:
         if args.json:
             write_json(args.json, as_json(target, provided, settings_doc, ordered, seconds))

@@ -31,6 +31,10 @@ class OpSpec:
     fd_values       the value recipe each input must use for finite differences to stay
                     away from the op's kinks (relu at 0, max-pool ties, BCE at 0 and 1)
     fan_in          the number of terms summed into the largest sum the rules compute
+    features        the configuration features a case can use beyond the plain call, in order, as
+                    ``(name, rule)`` with ``rule(case) -> bool`` (``groups > 1``, ``bias=None``, ...):
+                    a case an implementation declines is reported by the features it has that
+                    no checked case has (``oracle.coverage``)
     torch_untrusted a reason when torch is known to be wrong on a case (the torch checks then
                     skip it, the corpus leaves it out, finite differences and the adjoint decide);
                     no op needs it today: the strategies avoid the one such corner found, max-pool
@@ -46,11 +50,16 @@ class OpSpec:
     linearized_in: tuple[str, ...] = ()
     fd_values: dict[str, str] = field(default_factory=dict)
     fan_in: Callable[[Case], int] = lambda case: 1
+    features: tuple[tuple[str, Callable[[Case], bool]], ...] = ()
     torch_untrusted: Callable[[Case], str | None] = lambda case: None
 
     @property
     def backward_name(self) -> str:
         return f"{self.name}_backward"
+
+    def features_of(self, case: Case) -> tuple[str, ...]:
+        """The names of the configuration features ``case`` uses, in ``features`` order."""
+        return tuple(name for name, rule in self.features if rule(case))
 
     def cases(self, dtype: str | None = None):
         """The Hypothesis strategy that draws valid cases of this op."""
@@ -81,6 +90,31 @@ def _reduction_fan_in(case: Case) -> int:
     return 4 + (math.prod(case.shapes["input"]) if case.config.get("reduction", "mean") != "none" else 0)
 
 
+def _pair(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _differs(name: str, default) -> Callable[[Case], bool]:
+    """The case's ``name`` is given and is not ``default`` (pairs compared as pairs)."""
+    return lambda case: case.config.get(name, default) is not None and _pair(case.config.get(name, default)) != _pair(default)
+
+
+def _no(array: str) -> Callable[[Case], bool]:
+    return lambda case: array in case.shapes and case.shapes[array] is None
+
+
+def _pool_stride(case: Case) -> bool:
+    """An explicit stride that is not the kernel size (the default)."""
+    stride = case.config.get("stride")
+    return stride is not None and _pair(stride) != _pair(case.config["kernel_size"])
+
+
+def _flag(name: str, value) -> Callable[[Case], bool]:
+    return lambda case: name in case.config and case.config[name] == value
+
+
+_REDUCTIONS = (("reduction='sum'", _flag("reduction", "sum")), ("reduction='none'", _flag("reduction", "none")))
+
 SPECS: dict[str, OpSpec] = {
     spec.name: spec
     for spec in [
@@ -92,6 +126,13 @@ SPECS: dict[str, OpSpec] = {
             optional=("bias",),
             linear_in=("x", "weight"),
             fan_in=_conv_fan_in,
+            features=(
+                ("groups", lambda case: case.config.get("groups", 1) > 1),
+                ("dilation", _differs("dilation", 1)),
+                ("stride", _differs("stride", 1)),
+                ("padding", _differs("padding", 0)),
+                ("bias=None", _no("bias")),
+            ),
         ),
         OpSpec(
             "max_pool2d",
@@ -101,6 +142,12 @@ SPECS: dict[str, OpSpec] = {
             linearized_in=("x",),
             fd_values={"x": "gapped"},
             fan_in=_window_fan_in,
+            features=(
+                ("stride != kernel_size", _pool_stride),
+                ("padding", _differs("padding", 0)),
+                ("dilation", _differs("dilation", 1)),
+                ("ceil_mode", _flag("ceil_mode", True)),
+            ),
         ),
         OpSpec(
             "avg_pool2d",
@@ -109,6 +156,13 @@ SPECS: dict[str, OpSpec] = {
             config=("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
             linear_in=("x",),
             fan_in=_window_fan_in,
+            features=(
+                ("stride != kernel_size", _pool_stride),
+                ("padding", _differs("padding", 0)),
+                ("ceil_mode", _flag("ceil_mode", True)),
+                ("count_include_pad=False", _flag("count_include_pad", False)),
+                ("divisor_override", _differs("divisor_override", None)),
+            ),
         ),
         OpSpec(
             "linear",
@@ -117,6 +171,7 @@ SPECS: dict[str, OpSpec] = {
             optional=("bias",),
             linear_in=("x", "weight"),
             fan_in=_linear_fan_in,
+            features=(("bias=None", _no("bias")),),
         ),
         OpSpec("relu", inputs=("x",), differentiable=("x",), fd_values={"x": "gapped"}),
         OpSpec("sigmoid", inputs=("x",), differentiable=("x",), fd_values={"x": "logits"}, fan_in=lambda case: 4),
@@ -128,6 +183,7 @@ SPECS: dict[str, OpSpec] = {
             config=("reduction",),
             fd_values={"input": "probabilities_safe"},
             fan_in=_reduction_fan_in,
+            features=_REDUCTIONS,
         ),
         OpSpec(
             "binary_cross_entropy_with_logits",
@@ -136,6 +192,7 @@ SPECS: dict[str, OpSpec] = {
             config=("reduction",),
             fd_values={"input": "logits"},
             fan_in=_reduction_fan_in,
+            features=_REDUCTIONS,
         ),
     ]
 }

@@ -53,17 +53,27 @@ def pytest_addoption(parser):
         help="run the implementation's worker in bubblewrap (no network, read-only filesystem but a scratch "
         "folder, resource limits); without bubblewrap, says so and runs without",
     )
+    group.addoption(
+        "--require-full",
+        action="store_true",
+        default=False,
+        help="fail a check when the implementation declined some of its configurations with NotImplementedError "
+        "(default: pass with a warning saying the fraction verified and the features declined)",
+    )
 
 
 #: the profile bpcheck's generated tests run under in this session (set at configure time)
 active_profile = default_profile()
+#: --require-full: a declined configuration fails the check (set at configure time)
+require_full = False
 
 
 def pytest_configure(config):
     # Only bpcheck's own tests take the profile (oracle.suite applies it per test): loaded as an entry
     # point in someone else's project, the plugin must not change their Hypothesis settings.
-    global active_profile
+    global active_profile, require_full
     active_profile = config.getoption("hypothesis_profile", default=None) or default_profile()
+    require_full = bool(config.getoption("require_full", default=False))
 
 
 def pytest_report_header(config):

@@ -11,11 +11,16 @@ JSON (``--json FILE``)::
       "provided": ["conv2d", "conv2d_backward", ...],   # the contract's functions the module defines
       "settings": {"ops": [...], "dtypes": [...], "profile": "ci", "max_examples": 30,
                    "derandomize": true, "seed": null, "timeout": 20.0, "shrink_time": 60.0,
-                   "budget": 600.0, "jobs": 1},
-      "summary": {"results": 52, "pass": 50, "FAIL": 1, "not implemented": 1, "skipped": 0,
+                   "budget": 600.0, "jobs": 1, "require_full": false},
+      "summary": {"results": 52, "pass": 49, "FAIL": 1, "partial": 1, "not implemented": 1, "skipped": 0,
                   "seconds": 41.2, "exit_code": 1},
+      "coverage": {                             # the ops where some cases were declined (oracle.coverage)
+        "conv2d": {"checked": 1620, "declined": 480, "fraction": 0.7714,
+                   "declined_features": ["groups", "dilation"],
+                   "summary": "conv2d: verified on 77% of the configuration space (1620 of 2100 cases): groups and dilation declined"}
+      },
       "results": [
-        {"op": "relu", "check": "backward", "dtype": "float64", "status": "FAIL",   # pass | FAIL | not implemented | skipped
+        {"op": "relu", "check": "backward", "dtype": "float64", "status": "FAIL",   # pass | FAIL | partial | not implemented | skipped
          "examples": 31,            # cases checked (explicit examples, drawn cases, shrinking)
          "not_implemented": 0,      # of those, declined by the implementation (NotImplementedError)
          "skipped": 0,              # of those, skipped by the check (e.g. torch not trusted there)
@@ -23,7 +28,12 @@ JSON (``--json FILE``)::
          "message": "...",          # one line: the failure, or why not implemented / skipped
          "verdict": {...} | null,   # Verdict.as_dict() of the minimal counterexample
                                     # (or of the first declined / skipped case)
-         "rendered": "..." | null}, # Verdict.render() of the failure
+         "rendered": "..." | null,  # Verdict.render() of the failure
+         "coverage": {"checked": 30, "declined": 1, "fraction": 0.9677,   # null if nothing ran
+                      "declined_features": ["groups"], "declined_feature_cases": {"groups": 1}},
+         "defects": [               # FAIL only: each distinct failure (oracle.defects), its own smallest case
+           {"identity": "crash: IndexError", "message": "...", "verdict": {...}, "rendered": "..."},
+           {"identity": "wrong grad_x", ...}] | null},
         ...
       ],
       "failures": [ ...the results whose status is FAIL, same fields... ]
@@ -52,10 +62,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from oracle import coverage as _coverage
+from oracle.coverage import PARTIAL
 from oracle.verdict import CHECK_TITLES, FAIL, NOT_IMPLEMENTED, PASS, SKIPPED
 
-STATUSES = (PASS, FAIL, NOT_IMPLEMENTED, SKIPPED)
-STYLES = {PASS: "green", FAIL: "bold red", NOT_IMPLEMENTED: "yellow", SKIPPED: "dim"}
+STATUSES = (PASS, FAIL, PARTIAL, NOT_IMPLEMENTED, SKIPPED)
+STYLES = {PASS: "green", FAIL: "bold red", PARTIAL: "yellow", NOT_IMPLEMENTED: "yellow", SKIPPED: "dim"}
 ALL_CHECKS_LABEL = "(all)"
 """The check column of the single row shown for an op the module does not implement at all."""
 
@@ -77,6 +89,10 @@ class Result:
     rendered: str | None = None
     missing_op: bool = False
     """The module has neither the forward nor the backward of the op: nothing was run."""
+    coverage: dict | None = None
+    """What was verified (``oracle.coverage.summary``): cases checked and declined, declined features."""
+    defects: list | None = None
+    """FAIL: each distinct failure (``oracle.defects``) as {identity, message, verdict, rendered}."""
 
     @property
     def failed(self) -> bool:
@@ -91,24 +107,32 @@ class Result:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def exit_code(results: Iterable[Result]) -> int:
-    """0 when nothing failed (not implemented and skipped are not failures), else 1."""
-    return 1 if any(r.failed for r in results) else 0
+def exit_code(results: Iterable[Result], require_full: bool = False) -> int:
+    """0 when nothing failed (not implemented, partial and skipped are not failures), else 1.
+
+    ``require_full``: an incomplete result (``oracle.coverage.incomplete``) is a failure too.
+    """
+    results = list(results)
+    return 1 if any(r.failed for r in results) or (require_full and any(map(_coverage.incomplete, results))) else 0
 
 
 def counts(results: Iterable[Result]) -> dict[str, int]:
     results = list(results)
-    return {status: sum(r.status == status for r in results) for status in STATUSES}
+    statuses = list(STATUSES) + [r.status for r in results if r.status not in STATUSES]
+    return {status: sum(r.status == status for r in results) for status in dict.fromkeys(statuses)}
 
 
 # --------------------------------------------------------------------------- the table
 
 
+_MERGE_ORDER = (FAIL, PARTIAL, PASS, NOT_IMPLEMENTED, SKIPPED)
+
+
 def _merge_status(statuses: list[str]) -> str:
-    for status in (FAIL, PASS, NOT_IMPLEMENTED, SKIPPED):
-        if status in statuses:
-            return status
-    return SKIPPED
+    """The row's status: the first of FAIL, partial, pass, not implemented, skipped (any other status after FAIL)."""
+    if not statuses:
+        return SKIPPED
+    return min(statuses, key=lambda s: _MERGE_ORDER.index(s) if s in _MERGE_ORDER else 0.5)
 
 
 def _one_line(text: str, limit: int = 90) -> str:
@@ -118,6 +142,10 @@ def _one_line(text: str, limit: int = 90) -> str:
 
 def summary_of(result: Result) -> str:
     """A one-line description of a result, for the table's detail column."""
+    if result.failed and result.defects and len(result.defects) > 1:
+        return f"{len(result.defects)} distinct defects: " + "; ".join(d["identity"] for d in result.defects)
+    if result.status == PARTIAL and result.coverage:
+        return _one_line(_coverage.describe(result.coverage), 120)
     if result.failed:
         verdict = result.verdict or {}
         mismatch = verdict.get("mismatch")
@@ -154,6 +182,9 @@ def table(results: list[Result], width: int | None = None) -> Table:
         declined = sum(r.not_implemented for r in rs)
         detail_from = next((r for r in rs if r.status == status and r.message), None) or next((r for r in rs if r.message), None)
         missing = rs[0].missing_op
+        detail = summary_of(detail_from) if detail_from else ""
+        if status == PARTIAL:  # the row's dtypes together, like the examples and not impl. columns
+            detail = _coverage.short(_coverage.merge(op, [r.coverage for r in rs]))
         rows.append([
             op if op != previous_op else "",
             check,
@@ -161,7 +192,7 @@ def table(results: list[Result], width: int | None = None) -> Table:
             status,
             "-" if missing else str(examples),
             "-" if missing else (f"{declined}/{examples}" if declined else "0"),
-            summary_of(detail_from) if detail_from else "",
+            detail,
         ])
         previous_op = op
     natural = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
@@ -182,23 +213,41 @@ def table(results: list[Result], width: int | None = None) -> Table:
 
 
 def print_report(console: Console, results: list[Result], *, header: str, footer: str) -> None:
-    """The table, then each failure's minimal counterexample, then the one-line summary."""
+    """The table, a line per op that was verified only in part, then each failure's minimal counterexample
+    (each distinct defect's, when a check has several), then the one-line summary."""
     console.print(Text(header, style="bold"), soft_wrap=True)
     console.print(table(results, console.width))
+    partial = _coverage.by_op(results)
+    if partial:
+        console.print()
+        for entry in partial.values():
+            console.print(Text(entry["summary"], style="yellow"), soft_wrap=True)
     failures = [r for r in results if r.failed]
     for r in failures:
-        console.print()
-        console.rule(Text(f"FAIL: {r.op} {CHECK_TITLES.get(r.check, r.check)} ({r.dtype})", style="bold red"), align="left")
-        console.print(Text(r.rendered or r.message), soft_wrap=True)
+        title = f"FAIL: {r.op} {CHECK_TITLES.get(r.check, r.check)} ({r.dtype})"
+        defects = r.defects if r.defects and len(r.defects) > 1 else None
+        if defects is None:
+            console.print()
+            console.rule(Text(title, style="bold red"), align="left")
+            console.print(Text(r.rendered or r.message), soft_wrap=True)
+            continue
+        for i, defect in enumerate(defects, 1):
+            console.print()
+            console.rule(Text(f"{title}: defect {i} of {len(defects)}: {defect['identity']}", style="bold red"), align="left")
+            console.print(Text(defect["rendered"] or defect["message"]), soft_wrap=True)
     console.print()
     console.print(Text(footer), soft_wrap=True)
 
 
-def footer_line(results: list[Result], seconds: float) -> str:
+def footer_line(results: list[Result], seconds: float, require_full: bool = False) -> str:
     c = counts(results)
-    parts = [f"{c[s]} {s}" for s in STATUSES if c[s]]
-    verdict = "FAILED" if c[FAIL] else "OK"
-    return f"{verdict}: {len(results)} op/check/dtype results: {', '.join(parts) or 'nothing run'} in {seconds:.1f} s"
+    parts = [f"{n} {s}" for s, n in c.items() if n]
+    verdict = "FAILED" if exit_code(results, require_full) else "OK"
+    line = f"{verdict}: {len(results)} op/check/dtype results: {', '.join(parts) or 'nothing run'} in {seconds:.1f} s"
+    incomplete = sum(map(_coverage.incomplete, results))
+    if require_full and incomplete:
+        line += f" (--require-full: {incomplete} not verified on every drawn configuration)"
+    return line
 
 
 # --------------------------------------------------------------------------- JSON
@@ -226,7 +275,9 @@ def as_json(module: str, provided: list[str], settings: dict, results: list[Resu
             "module": module,
             "provided": list(provided),
             "settings": dict(settings),
-            "summary": {"results": len(results), **counts(results), "seconds": round(seconds, 3), "exit_code": exit_code(results)},
+            "summary": {"results": len(results), **counts(results), "seconds": round(seconds, 3),
+                        "exit_code": exit_code(results, bool(settings.get("require_full")))},
+            "coverage": _coverage.by_op(results),
             "results": rows,
             "failures": [row for row in rows if row["status"] == FAIL],
         }
@@ -262,24 +313,45 @@ def _xml_text(text: str) -> str:
 
 def junit(module: str, settings: dict, results: list[Result], seconds: float) -> ET.ElementTree:
     """One testsuite, one testcase per (op, check, dtype): classname = the op, name = ``check[dtype]``."""
-    c = counts(results)
+    require_full = bool(settings.get("require_full"))
+    # the results that fail only because of --require-full
+    gated = {id(r) for r in results if require_full and not r.failed and _coverage.incomplete(r)}
+    n_failures = sum(r.failed for r in results) + len(gated)
+    n_skipped = sum(r.status in (NOT_IMPLEMENTED, SKIPPED) and id(r) not in gated for r in results)
     suites = ET.Element("testsuites", name=f"bpcheck verify {module}", tests=str(len(results)),
-                        failures=str(c[FAIL]), errors="0", skipped=str(c[NOT_IMPLEMENTED] + c[SKIPPED]), time=f"{seconds:.3f}")
+                        failures=str(n_failures), errors="0", skipped=str(n_skipped), time=f"{seconds:.3f}")
     suite = ET.SubElement(suites, "testsuite", name=f"bpcheck verify {module}", tests=str(len(results)),
-                          failures=str(c[FAIL]), errors="0", skipped=str(c[NOT_IMPLEMENTED] + c[SKIPPED]), time=f"{seconds:.3f}")
+                          failures=str(n_failures), errors="0", skipped=str(n_skipped), time=f"{seconds:.3f}")
     properties = ET.SubElement(suite, "properties")
     ET.SubElement(properties, "property", name="module", value=_xml_text(module))
     for key, value in settings.items():
         ET.SubElement(properties, "property", name=key, value=_xml_text(json.dumps(_json_safe(value))))
     for r in results:
         case = ET.SubElement(suite, "testcase", classname=r.op, name=f"{r.check}[{r.dtype}]", time=f"{r.seconds:.3f}")
+        props = {"status": r.status}
+        if r.coverage and r.coverage["declined"]:
+            props.update(verified_fraction=f"{r.coverage['fraction']:g}", checked=str(r.coverage["checked"]),
+                         declined=str(r.coverage["declined"]), declined_features=", ".join(r.coverage["declined_features"]))
+        if r.defects:
+            props["defects"] = "; ".join(d["identity"] for d in r.defects)
+        properties = ET.SubElement(case, "properties")
+        for key, value in props.items():
+            ET.SubElement(properties, "property", name=key, value=_xml_text(value))
         if r.failed:
             failure = ET.SubElement(case, "failure", message=_xml_text(summary_of(r)), type="FAIL")
-            failure.text = _xml_text(r.rendered or r.message)
+            if r.defects and len(r.defects) > 1:
+                failure.text = _xml_text("\n\n".join(f"defect {i} of {len(r.defects)}: {d['identity']}\n{d['rendered']}"
+                                                      for i, d in enumerate(r.defects, 1)))
+            else:
+                failure.text = _xml_text(r.rendered or r.message)
+        elif id(r) in gated:
+            failure = ET.SubElement(case, "failure", type=r.status,
+                                    message=_xml_text(f"--require-full: {r.status}: {summary_of(r)}"))
+            failure.text = _xml_text(r.message)
         elif r.status in (NOT_IMPLEMENTED, SKIPPED):
             ET.SubElement(case, "skipped", message=_xml_text(f"{r.status}: {r.message}" if r.message else r.status))
         out = f"examples: {r.examples}; not implemented for {r.not_implemented}; skipped {r.skipped}"
-        if r.status == PASS and r.message:
+        if r.status in (PASS, PARTIAL) and r.message:
             out += f"\n{r.message}"
         ET.SubElement(case, "system-out").text = _xml_text(out)
     tree = ET.ElementTree(suites)

@@ -7,22 +7,29 @@ Collected from ``tests/`` and, for an installed bpcheck, from anywhere with
 A failure's message is the verdict: op, check, the located worst error
 (index, expected, got, abs and rel error), the case's reproduction (config,
 shapes, dtype, seed) and what to try next. Cases the implementation declines
-with NotImplementedError are counted, not failed; if it declines all of them
-the test is skipped with that reason.
+with NotImplementedError are counted, not failed: the test passes with a
+warning that says what was verified (the fraction of the cases and the
+configuration features declined, ``oracle.coverage``), or fails with
+``--require-full``; if it declines all of them the test is skipped with that
+reason. Distinct defects of one check (a crash on some configurations, wrong
+gradients on others) are each shrunk to their own smallest case and reported
+together (``oracle.defects``).
 """
 
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
 import pytest
 from hypothesis import event, example, given, note, settings
 
-from oracle import pytest_plugin
+from oracle import coverage, defects, pytest_plugin
 from oracle.case import DTYPES, Case
 from oracle.checks import CHECKS
+from oracle.defects import Identities, failure_class
 from oracle.examples import examples_for
 from oracle.identities import IDENTITIES
 from oracle.ops import SPECS
@@ -58,7 +65,7 @@ def checks_for(op: str) -> list[str]:
     return [check for check in ALL_CHECKS if applies(op, check)]
 
 
-@dataclass
+@dataclass(repr=False)
 class Tally:
     """What one run of a property saw, case by case."""
 
@@ -69,6 +76,46 @@ class Tally:
     """The SKIPPED verdicts."""
     failing: Verdict | None = None
     """The last failing verdict: after Hypothesis has shrunk and replayed, the minimal counterexample."""
+    defects: dict[str, Verdict] = field(default_factory=dict)
+    """Failure identity (``identities``) -> its last failing verdict: after Hypothesis has shrunk
+    and replayed each distinct failure, each one's minimal counterexample."""
+    checked_features: Counter = field(default_factory=Counter)
+    declined_features: Counter = field(default_factory=Counter)
+    """The configuration features of the checked and of the declined cases (``oracle.coverage.record``)."""
+    masked: set = field(default_factory=set)
+    """Identities of defects already found and shrunk: their failing cases pass (``search_defects``)."""
+    identities: Identities = field(default_factory=Identities)
+    """Tells failures apart (``oracle.defects.Identities``)."""
+
+    def saw(self, verdict: Verdict) -> None:
+        """Count the configuration features of a case's verdict: declined, checked, or (skipped) neither."""
+        if verdict.status == NOT_IMPLEMENTED:
+            coverage.record(self.declined_features, verdict.op, verdict.case)
+        elif verdict.status != SKIPPED:
+            coverage.record(self.checked_features, verdict.op, verdict.case)
+
+    def fail(self, verdict: Verdict) -> defects.CheckFailed | None:
+        """Record a failing verdict; the exception that tells its identity apart from the others (None if masked)."""
+        identity = self.identities.of(verdict)
+        if identity in self.masked:
+            return None
+        self.failing = verdict
+        self.defects[identity] = verdict
+        return failure_class(identity)("\n" + verdict.render())
+
+    def defect_list(self) -> list[tuple[str, Verdict]]:
+        """``(what to call it, its smallest failing verdict)`` for each distinct defect, in the order found."""
+        return [(self.identities.label(name), verdict) for name, verdict in self.defects.items()]
+
+    def coverage(self, op: str) -> dict:
+        """What was verified (``oracle.coverage.summary``)."""
+        return coverage.summary(op, self.checked_features, self.declined_features)
+
+    def __repr__(self) -> str:  # short: Hypothesis prints it with every failing case
+        return f"Tally(ran={self.ran}, declined={len(self.declined)}, defects={list(self.defects)})"
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # Hypothesis's pretty printer: the same short form
+        printer.text(repr(self))
 
 
 def build_property(
@@ -86,7 +133,9 @@ def build_property(
     a failing one stops the run unshrunk, so the pytest suite and ``bpcheck verify`` pass ``()`` and
     run them separately. ``run_check`` replaces the check (the bug zoo records verdicts through it).
     Call the result (after decorating it with ``settings``/``seed`` if wanted) to run it: it raises
-    AssertionError carrying the rendered verdict of the (shrunk) counterexample. ``tally`` records
+    AssertionError (a ``CheckFailed`` of the failure's identity, ``oracle.defects``) carrying the rendered
+    verdict of the (shrunk) counterexample, or, with ``report_multiple_bugs``, an ExceptionGroup of one
+    such per distinct failure, each shrunk separately. ``tally`` records
     every case. ``before(case)``, if given, is called before each case is checked; when it returns
     False the case is not checked and counts as passing (``bpcheck verify`` uses it to announce each
     case to its parent process, and to stop shrinking that has used up its time).
@@ -101,6 +150,7 @@ def build_property(
         verdict = run_check(impl, spec, case)
         event(f"verdict: {verdict.status}")
         tally.ran += 1
+        tally.saw(verdict)
         if verdict.status == NOT_IMPLEMENTED:
             tally.declined.append(verdict)
             return
@@ -109,8 +159,9 @@ def build_property(
             note(verdict.render())
             return
         if verdict.failed:
-            tally.failing = verdict
-            raise AssertionError("\n" + verdict.render())
+            error = tally.fail(verdict)
+            if error is not None:
+                raise error
 
     # every property shares this source; without its own digest each would draw the same derandomized cases
     prop.hypothesis.inner_test._hypothesis_internal_add_digest = f"{op}/{check}/{dtype}".encode()
@@ -124,25 +175,85 @@ def check_example(impl, op: str, check: str, case: Case) -> Verdict:
     return ALL_CHECKS[check](impl, SPECS[op], case)
 
 
-def _report_declined(impl, op: str, check: str, tally: Tally) -> None:
-    """Skip if the implementation declined every case with NotImplementedError; else say how many it declined."""
+def _provides(impl, op: str) -> bool:
+    spec = SPECS[op]
+    return impl.function(spec.name) is not None or impl.function(spec.backward_name) is not None
+
+
+def _report_declined(impl, op: str, check: str, tally: Tally, dtype: str = "") -> None:
+    """Say what was verified when the implementation declined cases with NotImplementedError.
+
+    Skipped if it declined every case; with ``--require-full`` a failure (unless the module has
+    neither the op's forward nor its backward); else a NotImplementedForSomeConfigurations warning
+    with the fraction verified and the configuration features declined.
+    """
     if not tally.declined:
         return
     first = tally.declined[0]
-    message = (
-        f"{impl.label}: {op} {check} not implemented for {len(tally.declined)} of {tally.ran} drawn "
-        f"configuration(s); e.g. {first.message} on {first.case!r}"
-    )
-    if len(tally.declined) == tally.ran:
+    where = f"{op} {check}" + (f" ({dtype})" if dtype else "")
+    cov = tally.coverage(op)
+    if cov["checked"]:
+        what = f"partial: {coverage.describe(cov)}"
+    else:
+        what = f"not implemented for any of the {cov['declined']} drawn configuration(s)"
+    message = f"{impl.label}: {where} {what}; e.g. {first.message} on {first.case!r}"
+    if pytest_plugin.require_full and _provides(impl, op):
+        pytest.fail(f"{message}\n(--require-full: every drawn configuration must be verified)", pytrace=False)
+    if not cov["checked"]:
         pytest.skip(message)
     warnings.warn(NotImplementedForSomeConfigurations(message), stacklevel=2)
+
+
+#: the most searches of one property for distinct defects (``search_defects``)
+DEFECT_ROUNDS = 4
+
+
+def search_defects(make_prop: Callable[[int], Callable], impl, tally: Tally) -> None:
+    """Run a property until it finds no new defect; raise every distinct one found, each shrunk separately.
+
+    Hypothesis shrinks distinct failures separately, but stops drawing soon after the first one: a
+    second defect on rarer configurations would go unseen. So after a round that fails, the defects
+    found are masked (their failing cases pass) and the property (``make_prop(round)``, a fresh one
+    each round) runs again, at most ``DEFECT_ROUNDS`` times. The rounds draw the same cases in a
+    derandomized profile, so the search goes on where the last one stopped. Raises the one
+    ``CheckFailed``, or an ExceptionGroup of all of them; anything else a round raises ends the search.
+    """
+    errors: list[BaseException] = []
+    try:
+        for round_ in range(DEFECT_ROUNDS):
+            known = set(tally.defects)
+            tally.masked = known
+            try:
+                make_prop(round_)(impl, tally)
+                break
+            except Exception as exc:  # noqa: BLE001 - the failures are the finding; raised below
+                errors.append(exc)
+                if not defects.only_failures(exc) or set(tally.defects) <= known:
+                    break
+    finally:
+        tally.masked = set()
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise defects.group(errors)
+
+
+def _run_reporting_defects(make_prop, impl, tally: Tally, title: str) -> None:
+    """``search_defects``; distinct failures come out as one ExceptionGroup whose message names each defect."""
+    try:
+        search_defects(make_prop, impl, tally)
+    except BaseExceptionGroup as group:
+        regrouped = defects.regroup(group, title)
+        if regrouped is group:
+            raise
+        raise regrouped from None
 
 
 def run_property(impl, op: str, check: str, dtype: str) -> None:
     """Run one check over the op's strategy (and its explicit edge-case examples) for one dtype."""
     tally = Tally()
-    build_property(op, check, dtype)(impl, tally)
-    _report_declined(impl, op, check, tally)
+    _run_reporting_defects(lambda _: build_property(op, check, dtype), impl, tally, f"{op} {check} ({dtype})")
+    _report_declined(impl, op, check, tally, dtype)
 
 
 def _make_test(op: str, check: str, dtype: str):
@@ -150,8 +261,16 @@ def _make_test(op: str, check: str, dtype: str):
 
     def test(impl):
         tally = Tally()
-        settings(settings.get_profile(pytest_plugin.active_profile))(prop)(impl, tally)
-        _report_declined(impl, op, check, tally)
+        profile = settings.get_profile(pytest_plugin.active_profile)
+
+        def make_prop(round_: int):
+            if round_ == 0:
+                return settings(profile)(prop)
+            # later rounds mask the defects found: keep them out of the example database
+            return settings(profile, database=None)(build_property(op, check, dtype, examples=()))
+
+        _run_reporting_defects(make_prop, impl, tally, f"{op} {CHECK_TITLES.get(check, check)} ({dtype})")
+        _report_declined(impl, op, check, tally, dtype)
 
     # expose Hypothesis's handle so --hypothesis-show-statistics reports this test
     test.hypothesis = prop.hypothesis
@@ -169,6 +288,8 @@ def _make_examples_test(op: str, check: str):
     def test(impl, case):
         verdict = check_example(impl, op, check, case)
         if verdict.status == NOT_IMPLEMENTED:
+            if pytest_plugin.require_full and _provides(impl, op):
+                pytest.fail(f"{impl.label}: {verdict.message} (--require-full)", pytrace=False)
             pytest.skip(f"{impl.label}: {verdict.message}")
         if verdict.failed:
             raise AssertionError("\nexplicit example (oracle/examples.py):\n" + verdict.render())

@@ -15,18 +15,22 @@ runs over the op's Hypothesis strategy in each dtype: the profile's number of
 drawn cases, then (if those pass) the op's explicit edge cases and field bugs.
 On a drawn failure Hypothesis shrinks to a minimal counterexample, printed
 below the table with where the error sits, expected vs got, and the lines that
-rebuild the case. A
-configuration the implementation declines with NotImplementedError is counted,
-not failed.
+rebuild the case; distinct failures of one check (a crash on some
+configurations, wrong gradients on others) are each shrunk and printed
+separately. A configuration the implementation declines with
+NotImplementedError is counted, not failed: the result is "partial", with the
+fraction of the cases verified and the configuration features declined
+(groups, dilation, ceil_mode, ...), and a line per op says what was verified.
 
 The checks run in a child process: a crash (segfault, abort) is a FAIL of
 the op and check it happened in, with the configuration that caused it, and
 the other ops and checks go on in a fresh process. A call that does not
 return within --timeout seconds is a FAIL ("hang").
 
-Exit status: 0 if nothing failed (not implemented is not a failure), 1 if any
-check failed, 2 if MODULE cannot be imported, implements none of the contract,
-or an option is wrong.
+Exit status: 0 if nothing failed (not implemented and partial are not
+failures), 1 if any check failed (or, with --require-full, if any op the
+module provides was not verified on every drawn configuration), 2 if MODULE
+cannot be imported, implements none of the contract, or an option is wrong.
 """
 
 from __future__ import annotations
@@ -96,6 +100,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"(default: {DEFAULT_BUDGET:g}; 0: no limit)")
     parser.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N",
                         help="child processes checking in parallel (default: 1)")
+    parser.add_argument("--require-full", action="store_true",
+                        help="exit 1 unless every op the module provides was verified on every drawn configuration: "
+                        "a partial result (some configurations declined with NotImplementedError) or a not-implemented "
+                        "check of a provided op is a failure (for CI gates)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML to FILE")
     add_sandbox_argument(parser)
@@ -138,7 +146,7 @@ def hypothesis_settings(config: dict):
         database=None,
         verbosity=Verbosity.quiet,
         print_blob=False,
-        report_multiple_bugs=False,
+        report_multiple_bugs=True,  # each distinct failure (oracle.defects) shrunk and reported
         phases=[phase for phase in Phase if phase.name != "explain"],
     )
 
@@ -157,13 +165,16 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
     Each case is announced (its repr) before it is checked, so that the parent
     knows the configuration if the process dies. Shrinking stops after
     ``config["shrink_time"]`` seconds: from then on the property passes every
-    case unchecked, and the last failing verdict (the smallest found) is the
-    result.
+    case unchecked, and the last failing verdict of each distinct failure (the
+    smallest found) is reported: the first as the result's verdict, all of them
+    in its ``defects``. Declined cases make a passing result ``partial``.
     """
     from hypothesis import seed as hypothesis_seed  # noqa: PLC0415
     from hypothesis.reporting import with_reporter  # noqa: PLC0415
 
-    from oracle.suite import Tally, build_property  # noqa: PLC0415
+    from oracle.coverage import PARTIAL, describe  # noqa: PLC0415
+    from oracle.defects import only_failures  # noqa: PLC0415
+    from oracle.suite import Tally, build_property, search_defects  # noqa: PLC0415
 
     op, check, dtype = unit
     tally = Tally()
@@ -185,13 +196,17 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
 
     started = time.perf_counter()
     error: BaseException | None = None
-    prop = build_property(op, check, dtype, before=before, examples=())
-    prop = hypothesis_settings(config)(prop)
-    if config["seed"] is not None:
-        prop = hypothesis_seed(config["seed"])(prop)
+
+    def make_prop(_round: int):
+        prop = build_property(op, check, dtype, before=before, examples=())
+        prop = hypothesis_settings(config)(prop)
+        if config["seed"] is not None:
+            prop = hypothesis_seed(config["seed"])(prop)
+        return prop
+
     try:
         with with_reporter(lambda *_: None):
-            prop(impl, tally)
+            search_defects(make_prop, impl, tally)
     except BaseException as exc:  # noqa: BLE001 - AssertionError is the finding; anything else is reported too
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -201,14 +216,18 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
     seconds = time.perf_counter() - started
     result = Result(op, check, dtype, PASS, examples=tally.ran, not_implemented=len(tally.declined),
                     skipped=len(tally.skipped), seconds=round(seconds, 3))
+    if tally.ran:
+        result.coverage = tally.coverage(op)
     if tally.failing is not None:
-        verdict = tally.failing
-        if state["cut"]:
-            verdict.hints.append(
-                f"shrinking stopped after {shrink_time:g} s (--shrink-time): a smaller failing case may exist")
-        elif error is not None and not isinstance(error, AssertionError):
-            verdict.hints.append(f"Hypothesis could not replay the failure ({type(error).__name__}): it may be flaky")
-        return _failed(result, verdict)
+        found = list(tally.defects.values()) or [tally.failing]
+        replayed = error is not None and only_failures(error)
+        for verdict in found:
+            if state["cut"]:
+                verdict.hints.append(
+                    f"shrinking stopped after {shrink_time:g} s (--shrink-time): a smaller failing case may exist")
+            elif error is not None and not replayed:
+                verdict.hints.append(f"Hypothesis could not replay the failure ({type(error).__name__}): it may be flaky")
+        return _failed(result, found[0], tally.defect_list())
     if error is not None:
         verdict = Verdict(op, check, FAIL, state["last"],
                           f"the check could not run: {type(error).__name__}: {error}".strip(),
@@ -229,35 +248,41 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
         result.verdict = first.as_dict() if first else None
     elif tally.declined:
         first = tally.declined[0]
-        result.message = (f"not implemented for {len(tally.declined)} of {tally.ran} configurations, "
-                          f"e.g. {first.message}")
+        if result.status == PASS:
+            result.status = PARTIAL
+        result.message = f"{describe(result.coverage)}; e.g. {first.message}"
         result.verdict = first.as_dict()
     return result.as_dict()
 
 
 def _run_examples(impl, op: str, check: str, dtype: str, tally, before: Callable[[Case], bool]) -> None:
-    """The explicit examples (edge cases, field bugs), after the drawn cases passed; the first failure is kept."""
+    """The explicit examples (edge cases, field bugs), after the drawn cases passed; the first failure of each
+    distinct identity (``oracle.defects``) is kept."""
     from oracle.suite import check_example, examples_for  # noqa: PLC0415
 
     for case in examples_for(op, dtype):
         before(case)
         verdict = check_example(impl, op, check, case)
         tally.ran += 1
+        tally.saw(verdict)
         if verdict.status == NOT_IMPLEMENTED:
             tally.declined.append(verdict)
         elif verdict.status == SKIPPED:
             tally.skipped.append(verdict)
-        elif verdict.failed:
+        elif verdict.failed and tally.identities.of(verdict) not in tally.defects:
             verdict.hints.append("an explicit example (oracle/examples.py) failed; the drawn cases did not")
-            tally.failing = verdict
-            return
+            tally.fail(verdict)
 
 
-def _failed(result: Result, verdict: Verdict) -> dict:
+def _failed(result: Result, verdict: Verdict, defects: list[tuple[str, Verdict]] = ()) -> dict:
+    """A FAIL result: ``verdict`` is the first failure; ``defects`` each distinct one, (identity, verdict)."""
     result.status = FAIL
     result.message = verdict.message or (verdict.mismatch.describe() if verdict.mismatch else "")
     result.verdict = verdict.as_dict()
     result.rendered = verdict.render()
+    if defects:
+        result.defects = [{"identity": name, "message": v.message or (v.mismatch.describe() if v.mismatch else ""),
+                           "verdict": v.as_dict(), "rendered": v.render()} for name, v in defects]
     return result.as_dict()
 
 
@@ -365,6 +390,7 @@ def resolve_settings(args: argparse.Namespace) -> dict:
         "budget": args.budget,
         "jobs": args.jobs,
         "sandbox": resolve_sandbox(getattr(args, "sandbox", False), "verify"),
+        "require_full": bool(getattr(args, "require_full", False)),
     }
 
 
@@ -435,7 +461,8 @@ def _run(args: argparse.Namespace) -> int:
     ordered = [results[key] for key in order]
     seconds = time.perf_counter() - started
     settings_doc = {"ops": ops, "dtypes": dtypes, **{k: v for k, v in config.items() if k != "seed_origin"}}
-    print_report(_console(), ordered, header=_header(target, config, ops, dtypes), footer=footer_line(ordered, seconds))
+    print_report(_console(), ordered, header=_header(target, config, ops, dtypes),
+                 footer=footer_line(ordered, seconds, require_full=config["require_full"]))
     try:
         if args.json:
             write_json(args.json, as_json(target, provided, settings_doc, ordered, seconds))
@@ -443,7 +470,7 @@ def _run(args: argparse.Namespace) -> int:
             write_junit(args.junit, junit(target, settings_doc, ordered, seconds))
     except OSError as exc:
         return _fail_usage(f"cannot write the report: {exc}")
-    return exit_code(ordered)
+    return exit_code(ordered, require_full=config["require_full"])
 
 
 def _run_units(pool: WorkerPool, units: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], Result]:

@@ -48,6 +48,14 @@ def pytest_addoption(parser):
         "(default: refimpl); it is imported and called only in a worker process of its own",
     )
     group.addoption(
+        "--shrink-time",
+        type=float,
+        default=float(os.environ.get("BPCHECK_SHRINK_TIME", "60")),
+        metavar="SECONDS",
+        help="stop shrinking a failure after this long and report the smallest case so far "
+        "(default: $BPCHECK_SHRINK_TIME, else 60; a hang costs --timeout per attempt)",
+    )
+    group.addoption(
         "--sandbox",
         action="store_true",
         help="run the implementation's worker in bubblewrap (no network, read-only filesystem but a scratch "
@@ -64,6 +72,8 @@ def pytest_addoption(parser):
 
 #: the profile bpcheck's generated tests run under in this session (set at configure time)
 active_profile = default_profile()
+#: seconds of shrinking after a failure is found (``--shrink-time``; set at configure time)
+shrink_time = float(os.environ.get("BPCHECK_SHRINK_TIME", "60"))
 #: --require-full: a declined configuration fails the check (set at configure time)
 require_full = False
 
@@ -71,9 +81,10 @@ require_full = False
 def pytest_configure(config):
     # Only bpcheck's own tests take the profile (oracle.suite applies it per test): loaded as an entry
     # point in someone else's project, the plugin must not change their Hypothesis settings.
-    global active_profile, require_full
+    global active_profile, require_full, shrink_time
     active_profile = config.getoption("hypothesis_profile", default=None) or default_profile()
     require_full = bool(config.getoption("require_full", default=False))
+    shrink_time = config.getoption("--shrink-time", default=shrink_time)
 
 
 def pytest_report_header(config):

@@ -18,6 +18,7 @@ together (``oracle.defects``).
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -116,6 +117,41 @@ class Tally:
 
     def _repr_pretty_(self, printer, cycle) -> None:  # Hypothesis's pretty printer: the same short form
         printer.text(repr(self))
+
+
+class ShrinkBudget:
+    """A ``before`` hook: once a failure is found, ``seconds`` more of checking (shrinking), then no more.
+
+    Past the budget every case passes unchecked, so Hypothesis ends with the smallest failure found so
+    far. Each shrinking attempt of a hang costs the whole call time limit (and a fresh worker), so
+    without a budget a hang would hold a run for minutes. ``announce(repr(case))``, if given, is called
+    before each checked case. ``cut`` tells whether the budget ran out; ``last`` is the last case let through.
+    """
+
+    def __init__(self, tally: "Tally", seconds: float, announce: Callable[[str], None] | None = None):
+        self.tally, self.seconds, self.announce = tally, seconds, announce
+        self.failed_at: float | None = None
+        self.cut = False
+        self.last: Case | None = None
+
+    def __call__(self, case: Case) -> bool:
+        if self.tally.failing is not None:
+            now = time.monotonic()
+            if self.failed_at is None:
+                self.failed_at = now
+            if self.cut or now - self.failed_at >= self.seconds:
+                self.cut = True
+                return False
+        self.last = case
+        if self.announce is not None:
+            self.announce(repr(case))
+        return True
+
+    def hint(self) -> str | None:
+        """What a reported failure should say if shrinking was cut short."""
+        if not self.cut:
+            return None
+        return f"shrinking stopped after {self.seconds:g} s (--shrink-time): a smaller failing case may exist"
 
 
 def build_property(
@@ -257,19 +293,26 @@ def run_property(impl, op: str, check: str, dtype: str) -> None:
 
 
 def _make_test(op: str, check: str, dtype: str):
-    prop = build_property(op, check, dtype, examples=())
+    run: dict[str, ShrinkBudget] = {}  # this run's budget (the property is built once, at import)
+    prop = build_property(op, check, dtype, before=lambda case: run["budget"](case), examples=())
 
     def test(impl):
         tally = Tally()
         profile = settings.get_profile(pytest_plugin.active_profile)
+        budget = run["budget"] = ShrinkBudget(tally, pytest_plugin.shrink_time)
 
         def make_prop(round_: int):
             if round_ == 0:
                 return settings(profile)(prop)
             # later rounds mask the defects found: keep them out of the example database
-            return settings(profile, database=None)(build_property(op, check, dtype, examples=()))
+            return settings(profile, database=None)(build_property(op, check, dtype, before=budget, examples=()))
 
-        _run_reporting_defects(make_prop, impl, tally, f"{op} {CHECK_TITLES.get(check, check)} ({dtype})")
+        try:
+            _run_reporting_defects(make_prop, impl, tally, f"{op} {CHECK_TITLES.get(check, check)} ({dtype})")
+        except BaseException as exc:
+            if budget.hint():
+                exc.add_note(budget.hint())
+            raise
         _report_declined(impl, op, check, tally, dtype)
 
     # expose Hypothesis's handle so --hypothesis-show-statistics reports this test

@@ -174,25 +174,11 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
 
     from oracle.coverage import PARTIAL, describe  # noqa: PLC0415
     from oracle.defects import only_failures  # noqa: PLC0415
-    from oracle.suite import Tally, build_property, search_defects  # noqa: PLC0415
+    from oracle.suite import ShrinkBudget, Tally, build_property, search_defects  # noqa: PLC0415
 
     op, check, dtype = unit
     tally = Tally()
-    state: dict[str, Any] = {"failed_at": None, "cut": False, "last": None}
-    shrink_time = config["shrink_time"]
-
-    def before(case: Case) -> bool:
-        if tally.failing is not None:
-            now = time.monotonic()
-            if state["failed_at"] is None:
-                state["failed_at"] = now
-            if state["cut"] or now - state["failed_at"] >= shrink_time:
-                state["cut"] = True
-                return False
-        text = repr(case)
-        state["last"] = case
-        announce(text)
-        return True
+    before = ShrinkBudget(tally, config["shrink_time"], announce)
 
     started = time.perf_counter()
     error: BaseException | None = None
@@ -222,14 +208,13 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
         found = list(tally.defects.values()) or [tally.failing]
         replayed = error is not None and only_failures(error)
         for verdict in found:
-            if state["cut"]:
-                verdict.hints.append(
-                    f"shrinking stopped after {shrink_time:g} s (--shrink-time): a smaller failing case may exist")
+            if before.hint():
+                verdict.hints.append(before.hint())
             elif error is not None and not replayed:
                 verdict.hints.append(f"Hypothesis could not replay the failure ({type(error).__name__}): it may be flaky")
         return _failed(result, found[0], tally.defect_list())
     if error is not None:
-        verdict = Verdict(op, check, FAIL, state["last"],
+        verdict = Verdict(op, check, FAIL, before.last,
                           f"the check could not run: {type(error).__name__}: {error}".strip(),
                           hints=["this is a problem of bpcheck or of its environment, or an exception the "
                                  "implementation raised that is not an Exception (SystemExit, ...)"])

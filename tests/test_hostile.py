@@ -42,7 +42,7 @@ RUN_LIMIT = 240
 
 def _env() -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "HYPOTHESIS"))}
-    env.update(CI="1", BPCHECK_PROFILE="ci", BPCHECK_CALL_TIMEOUT="3", BPCHECK_MAX_RESULT_BYTES=str(64 << 20),
+    env.update(CI="1", BPCHECK_PROFILE="ci", BPCHECK_CALL_TIMEOUT="3", BPCHECK_SHRINK_TIME="5", BPCHECK_MAX_RESULT_BYTES=str(64 << 20),
                PYTHONDONTWRITEBYTECODE="1")
     return env
 

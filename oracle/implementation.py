@@ -30,7 +30,7 @@ from oracle.untrusted.client import ImplementationFailure, LoadError, NotImpleme
 from oracle.untrusted.protocol import type_name
 
 __all__ = ["CALL_TIMEOUT", "Implementation", "ImplementationFailure", "LoadError", "NotImplementedForConfig",
-           "call", "check_result", "contract_names"]
+           "call", "call_many", "check_result", "contract_names"]
 
 #: seconds one call of an implementation may take before it counts as hung
 CALL_TIMEOUT = client.CALL_TIMEOUT
@@ -121,6 +121,13 @@ def call(fn: Callable, what: str, args: list, kwargs: dict[str, Any], *, timeout
                 "mutated input", f"{what} modified its argument #{position} in place ({changed} elements changed)"
             )
     return result
+
+
+def call_many(fn: Callable, what: str, args_list: list[list], kwargs: dict[str, Any], *, timeout: float | None = None) -> list:
+    """``[call(fn, what, args, kwargs) for args in args_list]``, in one round trip to the worker for a ``RemoteFunction``."""
+    if isinstance(fn, RemoteFunction):
+        return fn.owner.call_many(fn.name, [list(args) for args in args_list], dict(kwargs), timeout)
+    return [call(fn, what, args, kwargs, timeout=timeout) for args in args_list]
 
 
 def check_result(

@@ -204,3 +204,20 @@ def test_load_failures_are_one_line(tmp_path):
     nothing = _module(tmp_path, "nothing", "x = 1\n")
     with pytest.raises(LoadError, match="implements none of the contract"):
         Implementation.load(nothing)
+
+
+def test_a_batch_of_calls_streams_back_and_stops_at_the_first_failure(tmp_path):
+    path = _module(tmp_path, "batchy", (
+        "import os\nfrom refimpl import relu_backward\n"
+        "def relu(x):\n    if x[0] == 3:\n        raise ValueError('three')\n    return x * 2\n"))
+    from oracle.implementation import call_many
+
+    with Implementation.load(path) as impl:
+        fn = impl.function("relu")
+        got = call_many(fn, "relu", [[np.array([float(i)])] for i in range(3)], {})
+        assert [float(g[0]) for g in got] == [0.0, 2.0, 4.0]
+        before = impl.calls
+        with pytest.raises(ImplementationFailure, match="relu raised ValueError: three"):
+            call_many(fn, "relu", [[np.array([float(i)])] for i in range(6)], {})
+        assert impl.calls == before + 1  # one request for the whole batch
+        assert float(call(fn, "relu", [np.array([5.0])], {})[0]) == 10.0  # the calls after the failure were not run

@@ -381,20 +381,31 @@ class RemoteImplementation:
 
     def call(self, name: str, args: list, kwargs: dict[str, Any], timeout: float | None = None) -> Any:
         """``name(*args, **kwargs)`` in the worker; its result, or ImplementationFailure / NotImplementedForConfig."""
+        return self.call_many(name, [args], kwargs, timeout)[0]
+
+    def call_many(self, name: str, args_list: list[list], kwargs: dict[str, Any], timeout: float | None = None) -> list:
+        """``[name(*args, **kwargs) for args in args_list]`` in the worker, in one message each way per call.
+
+        The calls go in one request and their results stream back one by one, so a batch costs one round
+        trip, not one per call (finite differences evaluate the forward dozens of times per case). Each call
+        keeps its own time limit; the first that fails raises, and the rest are not run.
+        """
         worker = self._ready_worker()
         self.calls += 1
         arrays: list[np.ndarray] = []
-        header = {"type": "call", "id": self.calls, "fn": name,
-                  "args": protocol.encode(list(args), arrays)["items"],
-                  "kwargs": {k: protocol.encode(v, arrays) for k, v in kwargs.items()}}
+        calls = [{"args": [protocol.encode(a, arrays) for a in args],
+                  "kwargs": {k: protocol.encode(v, arrays) for k, v in kwargs.items()}} for args in args_list]
         limit = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + (limit if limit > 0 else 10.0 ** 9)
+        results = []
         try:
-            protocol.send(worker.channel, header, arrays)
-            while True:
-                reply, out = worker.receive(deadline)
-                if reply.get("id") == self.calls:
-                    break
+            protocol.send(worker.channel, {"type": "call", "id": self.calls, "fn": name, "calls": calls}, arrays)
+            for index in range(len(calls)):
+                deadline = time.monotonic() + (limit if limit > 0 else 10.0 ** 9)
+                while True:
+                    reply, out = worker.receive(deadline)
+                    if reply.get("id") == self.calls and reply.get("index") == index:
+                        break
+                results.append(self._outcome(name, reply, out))
         except TimeoutError:
             self._replace()
             raise ImplementationFailure(
@@ -409,6 +420,10 @@ class RemoteImplementation:
         except protocol.ProtocolError as exc:
             self._replace()
             raise ImplementationFailure("protocol", f"{name}: the worker sent a malformed answer ({exc})") from None
+        return results
+
+    def _outcome(self, name: str, reply: dict, out: list[np.ndarray]) -> Any:
+        """The value of one call's reply, or the ImplementationFailure / NotImplementedForConfig it stands for."""
         if reply.get("type") == "raised":
             if reply.get("declined") is True:
                 raise NotImplementedForConfig(str(reply.get("message") or f"{name} raised NotImplementedError"))
@@ -416,12 +431,8 @@ class RemoteImplementation:
             trace = str(reply.get("traceback", ""))
             raise ImplementationFailure("raised", f"{name} raised {exc_type}: {message}\n{trace}".rstrip())
         if reply.get("type") != "result":
-            self._replace()
-            raise ImplementationFailure("protocol", f"{name}: the worker sent an answer of unknown type")
-        try:
-            value = protocol.decode(reply.get("value"), out)
-        except protocol.ProtocolError as exc:
-            raise ImplementationFailure("protocol", f"{name}: the worker sent a malformed answer ({exc})") from None
+            raise protocol.ProtocolError("an answer of unknown type")
+        value = protocol.decode(reply.get("value"), out)
         mutated = reply.get("mutated") or []
         if mutated:
             position, changed = (mutated[0] + [0, 0])[:2] if isinstance(mutated[0], list) else (0, 0)

@@ -178,15 +178,14 @@ def _changed(before: np.ndarray, after: np.ndarray) -> int:
     return int(np.size(same) - np.count_nonzero(same))
 
 
-def _call(module, header: dict, arrays: list[np.ndarray]) -> tuple[dict, list[np.ndarray]]:
-    fn = getattr(module, str(header.get("fn")), None)
-    args = [protocol.decode(tree, arrays) for tree in header["args"]]
-    kwargs = {str(k): protocol.decode(v, arrays) for k, v in header["kwargs"].items()}
+def _call(fn, request: dict, arrays: list[np.ndarray], reply: dict) -> tuple[dict, list[np.ndarray]]:
+    """Run one call of a request (``{"args": [...], "kwargs": {...}}``); its reply frame (``reply`` + the outcome)."""
+    args = [protocol.decode(tree, arrays) for tree in request["args"]]
+    kwargs = {str(k): protocol.decode(v, arrays) for k, v in request["kwargs"].items()}
     originals = [a.copy() if isinstance(a, np.ndarray) else None for a in args]
-    reply = {"id": header["id"]}
     try:
         if not callable(fn):
-            raise AttributeError(f"the module has no function {header.get('fn')!r}")
+            raise AttributeError("the module has no such function")
         result = fn(*args, **kwargs)
     except NotImplementedError as exc:
         return {**reply, "type": "raised", "declined": True, "exc_type": "NotImplementedError", "message": str(exc)}, []
@@ -220,8 +219,13 @@ def serve(channel: socket.socket, target: str, names: list[str]) -> None:
             return
         if header.get("type") != "call":
             return
-        reply, out = _call(module, header, arrays)
-        protocol.send(channel, reply, out)
+        # one reply per call, as each finishes (the judge times each one), until the first that raises
+        fn = getattr(module, str(header.get("fn")), None)
+        for index, request in enumerate(header["calls"]):
+            reply, out = _call(fn, request, arrays, {"id": header["id"], "index": index})
+            protocol.send(channel, reply, out)
+            if reply["type"] == "raised":
+                break
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,6 +33,17 @@ from refimpl.convolution import conv2d_backward as conv2d_backward_by_derivation
 
 DTYPES = [np.float64, np.float32]
 
+pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # NaN inputs, on purpose
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny cases: on a busy machine torch's extra threads cost 100x (as in oracle/torch_oracle.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 def _torch_raises(fn) -> bool:
     try:
@@ -213,7 +224,8 @@ def _conv_id(cfg):
 @pytest.mark.parametrize("cfg", CONV_CONFIGS, ids=_conv_id)
 @pytest.mark.parametrize("where", ["x", "weight", "grad_output"])
 def test_conv2d_nonfinite_positions_match_torch(where, cfg, dtype):
-    for spot, special, channels in [(s, v, c) for s in SPOTS for v in SPECIALS for c in (4, 8)]:
+    channels = 4
+    for spot, special in [(s, v) for s in SPOTS for v in SPECIALS]:
         rng = np.random.default_rng(7)
         x = rng.standard_normal((2, channels, 7, 8)).astype(dtype)
         weight = rng.standard_normal((4, channels // cfg["groups"], 3, 3)).astype(dtype)
@@ -226,7 +238,7 @@ def test_conv2d_nonfinite_positions_match_torch(where, cfg, dtype):
         tx, tw, tb = (torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (x, weight, bias))
         ty = F.conv2d(tx, tw, tb, **cfg)
         ty.backward(torch.tensor(grad_output, dtype=torch.float64))
-        label = f"{where}[{spot}] = {special}, C={channels}"
+        label = f"{where}[{spot}] = {special}"
         if where != "grad_output":
             _assert_same_positions(refimpl.conv2d(x, weight, bias, **cfg), ty, f"conv2d, {label}")
         for name, backward in CONV_BACKWARDS.items():

@@ -35,19 +35,21 @@ import numpy as np
 __all__ = ["exact"]
 
 
-def _indicators(v: np.ndarray) -> dict[str, np.ndarray]:
-    """0/1 arrays (in ``v``'s dtype) of the properties a term's value depends on."""
-    one = lambda mask: mask.astype(v.dtype)  # noqa: E731
-    return {
-        "real": np.ones_like(v),
-        "nan": one(np.isnan(v)),
-        "inf": one(np.isinf(v)),
-        "zero": one(v == 0),
-        "+inf": one(np.isposinf(v)),
-        "-inf": one(np.isneginf(v)),
-        "pos": one(v > 0),  # +inf included; NaN is neither positive nor negative
-        "neg": one(v < 0),
-    }
+_PROPERTIES = {
+    "real": lambda v: np.ones(v.shape, dtype=bool),
+    "nan": np.isnan,
+    "inf": np.isinf,
+    "zero": lambda v: v == 0,
+    "+inf": np.isposinf,
+    "-inf": np.isneginf,
+    "pos": lambda v: v > 0,  # +inf included; NaN is neither positive nor negative
+    "neg": lambda v: v < 0,
+}
+
+
+def _indicator(v: np.ndarray, prop: str) -> np.ndarray:
+    """1 where ``v`` has the property, else 0, in ``v``'s dtype (made when needed: at most a few at a time)."""
+    return _PROPERTIES[prop](v).astype(v.dtype)
 
 
 def exact(f: Callable[..., tuple], a: np.ndarray, *bs: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -67,13 +69,11 @@ def exact(f: Callable[..., tuple], a: np.ndarray, *bs: np.ndarray) -> tuple[np.n
     """
     fin = lambda v: np.where(np.isfinite(v), v, v.dtype.type(0))  # noqa: E731
     result = [np.array(out, copy=True) for out in f(fin(a), *(fin(b) for b in bs))]
-    ia = _indicators(a)
-    ibs = [_indicators(b) for b in bs]
 
     def count(pairs):
         total = None
         for key_a, key_b in pairs:
-            outs = f(ia[key_a], *(ib[key_b] for ib in ibs))
+            outs = f(_indicator(a, key_a), *(_indicator(b, key_b) for b in bs))
             total = list(outs) if total is None else [t + o for t, o in zip(total, outs)]
         return [t > 0 for t in total]
 

@@ -76,7 +76,8 @@ def sigmoid_backward(grad_output: np.ndarray, x: np.ndarray) -> np.ndarray:
     """
     _check_elementwise_backward(grad_output, x)
     s = _sigmoid(x)
-    return grad_output * (x.dtype.type(1) - s) * s
+    # np.asarray: on 0-d operands NumPy's arithmetic returns a scalar, the contract an ndarray
+    return np.asarray(grad_output * (x.dtype.type(1) - s) * s, dtype=x.dtype)
 
 
 def _check_flatten_input(x) -> None:

@@ -53,6 +53,25 @@ def check_array(a, name: str, *, ndim: int | tuple[int, ...] | None = None) -> n
     return a
 
 
+def check_pool_input_not_empty(x: np.ndarray, what: str) -> None:
+    """A ValueError unless every axis of the pooling input ``x`` but a 4-D batch axis is non-empty.
+
+        (N, C, H, W): C >= 1, H >= 1, W >= 1 (N = 0 is allowed)        (C, H, W): C, H, W >= 1
+
+    torch's rule, exactly (``max_pool2d``/``avg_pool2d``: "Expected 3D or 4D (batch
+    mode) tensor with optional 0 dim batch size"): a CHW input with no channels is
+    refused, an NCHW input with no images is not.
+    """
+    required = x.shape[1:] if x.ndim == 4 else x.shape
+    if min(required) < 1:
+        layout = "(N, C, H, W)" if x.ndim == 4 else "(C, H, W)"
+        allowed = " (only the batch axis N may be 0)" if x.ndim == 4 else ""
+        raise ValueError(
+            f"{what}: x must not have an empty channel or spatial axis{allowed}, as in torch: "
+            f"got shape {x.shape} for {layout}"
+        )
+
+
 def check_same_dtype(**arrays) -> np.dtype:
     """The common dtype of the named arrays (``None`` entries ignored); mixed dtypes are a TypeError."""
     present = {k: v for k, v in arrays.items() if v is not None}

@@ -23,6 +23,7 @@ import numpy as np
 
 from refimpl.arguments import as_pair, check_array, check_grad_output, check_same_dtype, output_hw
 from refimpl.correlation import correlate, crop, dilate, flip, pad, swap_filter_channels
+from refimpl.nonfinite import exact
 
 
 @dataclass(frozen=True)
@@ -101,11 +102,28 @@ def conv2d_backward(grad_output, x, weight, bias=None, *, stride=1, padding=0, d
 
         G1 = dilate(G, s, size=H + 2p - d(k-1))
         (dX, dW, db) = stride-1 backward of G1   (see ``stride1_backward``)
+
+    NaN and inf: the zeros of ``dilate`` (and of the full padding in ``grad_input``)
+    are not terms of the rule, but ``0 * NaN`` is NaN. They meet only a non-finite W
+    (in dX) or a non-finite x or G (in dW, where every product is summed into some
+    element of dW), so the result is exact when W and dW are finite; otherwise the same
+    steps are evaluated term by term (``refimpl.nonfinite.exact``). The zero padding of
+    x is a term, as in the formula (``Xpad``): a NaN in G makes dW NaN even where its
+    windows read padding only (torch's float64 kernel agrees; oneDNN's float32 one
+    skips the padding).
     """
     cfg = conv2d_config(x, weight, bias, stride, padding, dilation, groups)
     check_grad_output(grad_output, (x.shape[0], weight.shape[0]) + cfg.out_hw, cfg.dtype)
-    g1 = dilate(grad_output, cfg.stride, size=cfg.stride1_out_hw)
-    grad_x, grad_weight = stride1_backward(g1, x, weight, padding=cfg.padding, dilation=cfg.dilation, groups=cfg.groups)
+
+    def backward(g, x, weight, padding):
+        g1 = dilate(g, cfg.stride, size=cfg.stride1_out_hw)
+        return stride1_backward(g1, x, weight, padding=padding, dilation=cfg.dilation, groups=cfg.groups)
+
+    grad_x, grad_weight = backward(grad_output, x, weight, cfg.padding)
+    if not (np.isfinite(weight).all() and np.isfinite(grad_weight).all()):
+        # x padded, so that the padding zeros are terms (as in the formula), the dilation's zeros not
+        grad_xpad, grad_weight = exact(lambda g, xp, w: backward(g, xp, w, (0, 0)), grad_output, pad(x, cfg.padding), weight)
+        grad_x = np.ascontiguousarray(crop(grad_xpad, cfg.padding))
     grad_bias = None if bias is None else grad_output.sum(axis=(0, 2, 3))
     return grad_x, grad_weight, grad_bias
 

@@ -7,6 +7,8 @@ Pure NumPy; float32 stays float32, float64 stays float64; inputs are never modif
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from refimpl.arguments import check_array, check_grad_output, check_same_dtype
@@ -57,13 +59,19 @@ def linear_backward(
         grad_x = g @ W                  (..., in_features)
         grad_W = g.T @ x                (out_features, in_features), leading axes of g and x flattened into one
         grad_b = g.sum(0)               (out_features,), summed over every leading axis; None if bias is None
+
+    An empty axis gives torch's empty or zero gradients: ``in_features = 0`` gives
+    grad_x of shape (..., 0) and grad_W of shape (out_features, 0); no rows
+    (``x`` of shape (0, in_features)) gives grad_W = 0 and grad_b = 0.
     """
     dtype = _check_linear_args(x, weight, bias)
     out_features, in_features = weight.shape
     check_grad_output(grad_output, x.shape[:-1] + (out_features,), dtype)
     grad_x = grad_output @ weight
-    g2 = grad_output.reshape(-1, out_features)
-    x2 = x.reshape(-1, in_features)
+    # the leading axes as one, counted explicitly: reshape(-1, 0) is ambiguous for NumPy
+    rows = math.prod(x.shape[:-1])
+    g2 = grad_output.reshape(rows, out_features)
+    x2 = x.reshape(rows, in_features)
     grad_weight = g2.T @ x2
     grad_bias = g2.sum(axis=0) if bias is not None else None
     return grad_x, grad_weight, grad_bias

@@ -54,10 +54,14 @@ How the products are grouped (the sums above are unchanged, only regrouped):
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from refimpl.arguments import check_grad_output
 from refimpl.convolution import conv2d_config
+from refimpl.correlation import crop, pad
+from refimpl.nonfinite import exact
 
 __all__ = ["conv2d_backward"]
 
@@ -93,10 +97,23 @@ def conv2d_backward(grad_output, x, weight, bias=None, *, stride=1, padding=0, d
         dX = crop(dXpad, p),   db = G summed over N, Ho, Wo
 
     The products are grouped into two GEMMs per row phase (see the module docstring).
+
+    NaN and inf: the zero borders of those GEMMs are not terms of the sums above, but
+    ``0 * NaN`` is NaN. They meet only a non-finite weight (in dX) or a non-finite x or G
+    (in dW, where every product is summed into some element of dW). So the result is
+    exact when W and dW are finite; otherwise it is recomputed term by term
+    (``refimpl.nonfinite.exact``). The zero padding *is* a term (``Xpad``), as in the
+    formula: a NaN in G makes ``dW`` NaN even where its windows read padding only.
     """
     cfg = conv2d_config(x, weight, bias, stride, padding, dilation, groups)
     check_grad_output(grad_output, (x.shape[0], weight.shape[0]) + cfg.out_hw, cfg.dtype)
     grad_x, grad_weight = _backward(grad_output, x, weight, cfg)
+    ph, pw = cfg.padding
+    if not (np.isfinite(weight).all() and np.isfinite(grad_weight).all()):
+        # x padded, so that the padding zeros are terms (as in the formula), the algorithm's zeros not
+        unpadded = replace(cfg, padding=(0, 0), in_hw=(x.shape[2] + 2 * ph, x.shape[3] + 2 * pw))
+        grad_xpad, grad_weight = exact(lambda g, xp, w: _backward(g, xp, w, unpadded), grad_output, pad(x, cfg.padding), weight)
+        grad_x = np.ascontiguousarray(crop(grad_xpad, cfg.padding))
     grad_bias = None if bias is None else grad_output.sum(axis=(0, 2, 3))
     return grad_x, grad_weight, grad_bias
 

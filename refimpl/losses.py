@@ -71,9 +71,14 @@ def _check_loss_args(input, target, reduction, *, probabilities: bool) -> np.dty
     return dtype
 
 
+def _as_result(a, dtype: np.dtype) -> np.ndarray:
+    """``a`` as an ndarray of ``dtype``: on 0-d operands NumPy's arithmetic returns a scalar, the contract an ndarray."""
+    return np.asarray(a, dtype=dtype)
+
+
 def _reduce(loss: np.ndarray, reduction: str) -> np.ndarray:
     if reduction == "none":
-        return loss
+        return _as_result(loss, loss.dtype)
     total = loss.sum(dtype=loss.dtype)
     if reduction == "sum":
         return np.asarray(total, dtype=loss.dtype)
@@ -124,7 +129,7 @@ def binary_cross_entropy_backward(
     grad = grad_output * (input - target) / denominator
     if reduction == "mean":
         grad = grad / dt(input.size)
-    return grad
+    return _as_result(grad, input.dtype)
 
 
 def _log_sigmoid(z: np.ndarray) -> np.ndarray:
@@ -164,4 +169,4 @@ def binary_cross_entropy_with_logits_backward(
     grad = (_sigmoid(input) - target) * grad_output
     if reduction == "mean":
         grad = grad / input.dtype.type(input.size)
-    return grad
+    return _as_result(grad, input.dtype)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from refimpl.arguments import as_pair, check_array, check_bool, check_grad_output, output_hw
+from refimpl.arguments import as_pair, check_array, check_bool, check_grad_output, check_pool_input_not_empty, output_hw
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
 
@@ -94,6 +94,7 @@ class _Pooling:
 def _parse_pooling(x, kernel_size, stride, padding, dilation, ceil_mode, *, what: str):
     """``(x as NCHW, whether a batch axis was added, _Pooling)`` after validating every argument."""
     check_array(x, "x", ndim=(3, 4))
+    check_pool_input_not_empty(x, what)
     kernel = as_pair(kernel_size, "kernel_size", minimum=1)
     stride_pair = kernel if stride is None else as_pair(stride, "stride", minimum=1)
     padding_pair = as_pair(padding, "padding", minimum=0)

@@ -88,9 +88,9 @@ class Measurement:
         return first
 
 
-def measure(module: str, *, max_examples: int | None = None, dtypes=DTYPES) -> Measurement:
-    """Run each check of the counterpart's op on ``module``, in each dtype, recording every verdict."""
-    op = COUNTERPARTS[module]
+def measure(module: str, op: str | None = None, *, max_examples: int | None = None, dtypes=DTYPES) -> Measurement:
+    """Run each check of ``op`` (default: the counterpart's) on ``module``, in each dtype, recording every verdict."""
+    op = op or COUNTERPARTS[module]
     impl = Implementation.load(module)
     result = Measurement(module, op)
     start = time.perf_counter()

@@ -153,7 +153,7 @@ def _how(module: str) -> str:
 
     doc = (importlib.import_module(module).__doc__ or "").strip().splitlines()
     first = doc[0] if doc else ""
-    return first.split(": ", 1)[-1].rstrip(".")
+    return first.split(": ", 1)[-1].rstrip(".").replace("``", "`")
 
 
 def summary_line(rows: list[dict], measurements: list) -> str:

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytest
 
-from oracle.implementation import Implementation
 from oracle.mistakes import reference
 from oracle.ops import SPECS
 from oracle.zoo.right import COUNTERPARTS
@@ -53,11 +52,11 @@ def test_every_module_is_registered():
 @pytest.mark.parametrize("module", PARAMS)
 def test_counterpart_is_refimpl_but_one_op_of_its_own(module):
     op = COUNTERPARTS[module]
-    impl = Implementation.load(module)
+    counterpart = importlib.import_module(module)  # our own module, inspected here: not an implementation under test
     own = (SPECS[op].name, SPECS[op].backward_name)
-    assert impl.module.OP == op
+    assert counterpart.OP == op
     for name in CONTRACT_FUNCTIONS:
-        fn, ref = impl.function(name), reference(name)
+        fn, ref = getattr(counterpart, name, None), reference(name)
         if name in own:
             assert fn is not None and fn is not ref, f"{module}.{name} must be its own"
             assert fn.__module__ == module, f"{module}.{name} comes from {fn.__module__}"

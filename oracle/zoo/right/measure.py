@@ -94,13 +94,18 @@ def measure(module: str, op: str | None = None, *, max_examples: int | None = No
     impl = Implementation.load(module)
     result = Measurement(module, op)
     start = time.perf_counter()
-    for check in checks_for(op):
-        for dtype in dtypes:
-            outcome = run(impl, op, check, dtype=dtype, stop_at_first_failure=False, max_examples=max_examples)
-            result.counts[check, dtype] = Counter(v.status for v in outcome.verdicts)
-            result.failures += [v for v in outcome.verdicts if v.failed]
-            result.imprecise_verdicts += [v for v in outcome.verdicts if is_imprecise(v)]
-            if outcome.raised is not None:
-                result.errors.append(f"{check}/{dtype}: {type(outcome.raised).__name__}: {outcome.message()[:2000]}")
+    try:
+        for check in checks_for(op):
+            for dtype in dtypes:
+                outcome = run(impl, op, check, dtype=dtype, stop_at_first_failure=False, max_examples=max_examples)
+                result.counts[check, dtype] = Counter(v.status for v in outcome.verdicts)
+                result.failures += [v for v in outcome.verdicts if v.failed]
+                result.imprecise_verdicts += [v for v in outcome.verdicts if is_imprecise(v)]
+                if outcome.raised is not None:
+                    result.errors.append(f"{check}/{dtype}: {type(outcome.raised).__name__}: {outcome.message()[:2000]}")
+    finally:
+        close = getattr(impl, "close", None)  # an implementation in a worker process: end the worker
+        if close is not None:
+            close()
     result.seconds = time.perf_counter() - start
     return result

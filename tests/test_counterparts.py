@@ -80,7 +80,7 @@ def test_build_refuses_a_counterpart_that_is_refimpl():
 
 def test_measure_counts_a_wrong_rule_as_fail():
     """The measurement can fail: a mutant of the zoo measured like a counterpart gets FAILs."""
-    m = measure("oracle.zoo.relu_grad_at_zero_one", "relu", max_examples=20)
+    m = measure("oracle.zoo.relu_grad_at_zero_one", "relu", max_examples=10, dtypes=("float64",))
     assert m.fails > 0 and not m.ok
     assert all(v.failed for v in m.failures)
 

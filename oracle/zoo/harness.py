@@ -127,13 +127,15 @@ def run(
     dtype: str = ZOO_DTYPE,
     stop_at_first_failure: bool = True,
     explicit_examples: bool = True,
+    max_examples: int | None = None,
 ) -> Outcome:
     """Run ``check`` of ``op`` on ``impl`` through the suite's own property (``oracle.suite.build_property``) and record it.
 
     ``stop_at_first_failure=False`` lets the run go on over every case after a
     failure (for the failure rate); the failing verdicts are recorded, then
     passed to the suite as PASS so it does not stop. ``explicit_examples=False``
-    runs the drawn cases only (are the strategies enough on their own?).
+    runs the drawn cases only (are the strategies enough on their own?). ``max_examples`` caps the
+    drawn cases below the profile's (still derandomized).
     """
     outcome = Outcome(check)
     real_check = suite.ALL_CHECKS[check]
@@ -157,7 +159,10 @@ def run(
     prop = suite.build_property(op, check, dtype, examples=kept, run_check=recording_check)
     profile = ZOO_PROFILE if explicit_examples else DRAWN_ONLY_PROFILE
     try:
-        settings(settings.get_profile(profile))(prop)(impl, suite.Tally())
+        chosen = settings.get_profile(profile)
+        if max_examples is not None:
+            chosen = settings(chosen, max_examples=max_examples)
+        settings(chosen)(prop)(impl, suite.Tally())
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # noqa: BLE001 - a failing property is the expected outcome

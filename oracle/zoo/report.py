@@ -1,7 +1,13 @@
-"""How well the property suite kills the bug zoo: a Markdown table for the README.
+"""How well the property suite kills the bug zoo, and spares its counterparts: Markdown tables for the README.
 
-    python -m oracle.zoo.report                   # every mutant
-    python -m oracle.zoo.report conv_unflipped_filter maxpool_ties_all
+    python -m oracle.zoo.report                   # every mutant and every counterpart
+    python -m oracle.zoo.report conv_unflipped_filter maxpool_ties_all conv_fft
+    python -m oracle.zoo.report --no-counterparts # the first half only
+
+The report has two halves and ends with both numbers:
+"wrong rules caught: K/N; right rules passed: P/M (I imprecise)".
+
+First half, wrong rules caught:
 
 For each mutant (``oracle.zoo``), each check of ``harness.ZOO_CHECKS`` is run
 through the suite's own property (``build_property``) with the 'ci' profile's derandomized
@@ -14,6 +20,16 @@ failing cases        failing / judged cases, per check: how many of the suite's 
 drawn cases alone    the failing cases when the strategies run without the explicit examples: none
                      (in bold) is a hole in oracle.strategies that only a hand-written example covers
 hint                 whether the first failure's hint names the right mistake (oracle.diagnosis)
+
+Second half, right rules passed: for each counterpart (``oracle.zoo.right``: refimpl
+with one op computed another, correct way), every check of that op
+(``oracle.suite.checks_for``) in both dtypes on the 'ci' profile's cases, going
+on after failures (``oracle.zoo.right.measure``):
+
+verdicts             pass / imprecise / FAIL verdicts over every check and dtype
+failing              the check/dtype pairs with a FAIL (a false alarm: a right rule rejected)
+A counterpart passes if it gets no FAIL; "imprecise" counts the counterparts with at least one
+imprecise verdict (right, but rounding worse than the tolerance model expects of torch).
 """
 
 from __future__ import annotations
@@ -28,6 +44,7 @@ from oracle.mistakes import MISTAKES
 from oracle.verdict import CHECK_TITLES
 from oracle.zoo import MUTANTS
 from oracle.zoo.harness import ZOO_CHECKS, ZOO_DTYPE, Outcome, run
+from oracle.zoo.right import COUNTERPARTS
 
 SHORT = {"backward": "backward", "finite_differences": "finite differences"}
 
@@ -107,6 +124,49 @@ def table(rows: list[dict], dtype: str) -> str:
     return "\n".join(lines + summary)
 
 
+def counterpart_table(measurements: list) -> str:
+    """The second half: one row per counterpart (``oracle.zoo.right.measure.Measurement``)."""
+    lines = [
+        "| counterpart | op | computes it | verdicts: pass / imprecise / FAIL | failing (check/dtype) | time |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m in measurements:
+        failing = ", ".join(m.failing_checks()) or "-"
+        verdicts = f"{m.passes} / {m.imprecise} / {m.fails}"
+        if m.fails:
+            verdicts, failing = f"**{verdicts}**", f"**{failing}**"
+        lines.append(f"| `{m.name}` | {m.op} | {_how(m.module)} | {verdicts} | {failing} | {_ms(m.seconds)} |")
+    n = len(measurements)
+    passed = sum(m.ok for m in measurements)
+    imprecise = sum(m.imprecise > 0 for m in measurements)
+    lines += [
+        "",
+        f"Right rules passed: **{passed}/{n}** counterparts with no FAIL ({imprecise} with imprecise verdicts), "
+        f"every check of their op, float64 and float32, 'ci' profile.",
+    ]
+    return "\n".join(lines)
+
+
+def _how(module: str) -> str:
+    """The counterpart's one-line description: its docstring's first line after the name."""
+    import importlib  # noqa: PLC0415
+
+    doc = (importlib.import_module(module).__doc__ or "").strip().splitlines()
+    first = doc[0] if doc else ""
+    return first.split(": ", 1)[-1].rstrip(".").replace("``", "`")
+
+
+def summary_line(rows: list[dict], measurements: list) -> str:
+    """Both numbers: wrong rules caught, right rules passed."""
+    caught = sum(bool(r["killed_by"]) for r in rows)
+    passed = sum(m.ok for m in measurements)
+    imprecise = sum(m.imprecise > 0 for m in measurements)
+    return (
+        f"wrong rules caught: {caught}/{len(rows)}; "
+        f"right rules passed: {passed}/{len(measurements)} ({imprecise} imprecise)"
+    )
+
+
 def _warm_up() -> None:
     """Import torch and run one check, so the first mutant's time is not the import's."""
     from oracle.checks import backward  # noqa: PLC0415
@@ -120,23 +180,45 @@ def _warm_up() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m oracle.zoo.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("mistakes", nargs="*", help="mistake names (default: the whole zoo)")
-    parser.add_argument("--dtype", default=ZOO_DTYPE, choices=("float64", "float32"))
+    parser.add_argument("names", nargs="*", help="mistake and/or counterpart names (default: the whole zoo and every counterpart)")
+    parser.add_argument("--dtype", default=ZOO_DTYPE, choices=("float64", "float32"), help="dtype of the zoo's runs (counterparts run both)")
+    parser.add_argument("--no-counterparts", action="store_true", help="only the first half: wrong rules caught")
+    parser.add_argument("--no-zoo", action="store_true", help="only the second half: right rules passed")
     args = parser.parse_args(argv)
-    unknown = [m for m in args.mistakes if m not in MISTAKES]
+    counterpart_names = {module.rsplit(".", 1)[-1]: module for module in COUNTERPARTS}
+    unknown = [m for m in args.names if m not in MISTAKES and m not in counterpart_names]
     if unknown:
-        parser.error(f"unknown mistake(s) {', '.join(unknown)}; known: {', '.join(MISTAKES)}")
-    wanted = set(args.mistakes) or set(MISTAKES)
+        parser.error(
+            f"unknown name(s) {', '.join(unknown)}; mistakes: {', '.join(MISTAKES)}; counterparts: {', '.join(counterpart_names)}"
+        )
+    wanted_mistakes = {m for m in args.names if m in MISTAKES} or (set() if args.names else set(MISTAKES))
+    wanted_counterparts = {m for m in args.names if m in counterpart_names} or (set() if args.names else set(counterpart_names))
+    if args.no_zoo:
+        wanted_mistakes = set()
+    if args.no_counterparts:
+        wanted_counterparts = set()
     _warm_up()
     start = time.perf_counter()
     rows = []
     for module, name in MUTANTS.items():
-        if name in wanted:
+        if name in wanted_mistakes:
             rows.append(measure(module, args.dtype))
             print(f"measured {name}", file=sys.stderr, flush=True)
-    print(table(rows, args.dtype))
+    if rows:
+        print(table(rows, args.dtype))
+    from oracle.zoo.right.measure import measure as measure_counterpart  # noqa: PLC0415
+
+    measurements = []
+    for name, module in counterpart_names.items():
+        if name in wanted_counterparts:
+            measurements.append(measure_counterpart(module))
+            print(f"measured counterpart {name}", file=sys.stderr, flush=True)
+    if measurements:
+        print(("\n" if rows else "") + counterpart_table(measurements))
+    print(f"\n{summary_line(rows, measurements)}")
     print(f"\n(measured in {time.perf_counter() - start:.1f} s)")
-    return 0 if all(r["killed_by"] and r["hint"] for r in rows) else 1
+    zoo_ok = all(r["killed_by"] and r["hint"] for r in rows)
+    return 0 if zoo_ok and all(m.ok for m in measurements) else 1
 
 
 if __name__ == "__main__":

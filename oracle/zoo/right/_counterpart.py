@@ -1,0 +1,55 @@
+"""Build a counterpart: refimpl with exactly one op (its forward *and* its backward) computed another, correct way.
+
+Each module of ``oracle.zoo.right`` defines the op's two functions, written
+independently of refimpl's, and ends with::
+
+    from oracle.zoo.right._counterpart import build
+    build(__name__, "conv2d")
+
+which fills the rest of the module's namespace with every other contract
+function of refimpl. The module is then an implementation of the contract like
+any other (``bpcheck verify oracle.zoo.right.conv_fft``), right everywhere, and
+different from refimpl in how it computes that one op.
+
+Argument checking is not the point of a counterpart: like the mutants of the
+zoo, counterparts validate their arguments with refimpl's own checks, so they
+accept and reject exactly what refimpl does.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from oracle.mistakes import reference
+from oracle.ops import SPECS
+
+#: every function name of the contract: each op and its backward
+CONTRACT_FUNCTIONS = tuple(name for spec in SPECS.values() for name in (spec.name, spec.backward_name))
+
+
+def build(module: str, op: str) -> None:
+    """Complete the module ``module`` (a name in ``sys.modules``) with refimpl's functions for every op but ``op``.
+
+    ``module`` must already define ``op`` and ``op_backward`` itself: those are the counterpart's.
+    """
+    namespace = sys.modules[module].__dict__
+    if op not in SPECS:
+        raise ValueError(f"unknown op {op!r}; the contract has: {', '.join(SPECS)}")
+    spec = SPECS[op]
+    own = (spec.name, spec.backward_name)
+    missing = [name for name in own if not callable(namespace.get(name))]
+    if missing:
+        raise ValueError(f"{module} must define {' and '.join(missing)} itself (the op it computes differently)")
+    for name in own:
+        if namespace[name] is reference(name):
+            raise ValueError(f"{module}.{name} is refimpl's: a counterpart computes its op its own way")
+    provided = list(own)
+    for name in CONTRACT_FUNCTIONS:
+        if name in own:
+            continue
+        fn = reference(name)
+        if fn is not None:
+            namespace[name] = fn
+            provided.append(name)
+    namespace["OP"] = op
+    namespace["__all__"] = provided

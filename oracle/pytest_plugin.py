@@ -53,6 +53,14 @@ def pytest_addoption(parser):
         help="run the implementation's worker in bubblewrap (no network, read-only filesystem but a scratch "
         "folder, resource limits); without bubblewrap, says so and runs without",
     )
+    group.addoption(
+        "--bpcheck-strict",
+        action="store_true",
+        default=False,
+        dest="bpcheck_strict",
+        help="an imprecise gradient (right rule, digits lost beyond rounding) fails the test instead of warning "
+        "(pytest's own --strict is taken; bpcheck verify calls it --strict)",
+    )
 
 
 #: the profile bpcheck's generated tests run under in this session (set at configure time)

@@ -15,7 +15,7 @@ JSON (``--json FILE``)::
       "summary": {"results": 52, "pass": 50, "FAIL": 1, "not implemented": 1, "skipped": 0,
                   "seconds": 41.2, "exit_code": 1},
       "results": [
-        {"op": "relu", "check": "backward", "dtype": "float64", "status": "FAIL",   # pass | FAIL | not implemented | skipped
+        {"op": "relu", "check": "backward", "dtype": "float64", "status": "FAIL",   # pass | imprecise | FAIL | not implemented | skipped
          "examples": 31,            # cases checked (explicit examples, drawn cases, shrinking)
          "not_implemented": 0,      # of those, declined by the implementation (NotImplementedError)
          "skipped": 0,              # of those, skipped by the check (e.g. torch not trusted there)
@@ -23,11 +23,16 @@ JSON (``--json FILE``)::
          "message": "...",          # one line: the failure, or why not implemented / skipped
          "verdict": {...} | null,   # Verdict.as_dict() of the minimal counterexample
                                     # (or of the first declined / skipped case)
-         "rendered": "..." | null}, # Verdict.render() of the failure
+         "rendered": "..." | null}, # Verdict.render() of the failure (or of the worst imprecise case)
         ...
       ],
-      "failures": [ ...the results whose status is FAIL, same fields... ]
+      "failures": [ ...the results whose status is FAIL, same fields... ],
+      "imprecise": [ ...the results whose status is imprecise (right rule, digits lost), same fields... ]
     }
+
+An ``imprecise`` result (``oracle.tolerances``) is not a failure: exit code 0,
+a passing JUnit testcase whose system-out says so, unless ``--strict`` (then
+exit 1 and a JUnit failure of type ``imprecise``).
 
 Non-finite floats (an ``inf`` relative error, a ``nan`` output) are written as
 the strings ``"inf"``, ``"-inf"``, ``"nan"`` so that the file is strict JSON.
@@ -52,10 +57,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from oracle.verdict import CHECK_TITLES, FAIL, NOT_IMPLEMENTED, PASS, SKIPPED
+from oracle.verdict import CHECK_TITLES, FAIL, IMPRECISE, NOT_IMPLEMENTED, PASS, SKIPPED
 
-STATUSES = (PASS, FAIL, NOT_IMPLEMENTED, SKIPPED)
-STYLES = {PASS: "green", FAIL: "bold red", NOT_IMPLEMENTED: "yellow", SKIPPED: "dim"}
+STATUSES = (PASS, IMPRECISE, FAIL, NOT_IMPLEMENTED, SKIPPED)
+STYLES = {PASS: "green", IMPRECISE: "bold magenta", FAIL: "bold red", NOT_IMPLEMENTED: "yellow", SKIPPED: "dim"}
 ALL_CHECKS_LABEL = "(all)"
 """The check column of the single row shown for an op the module does not implement at all."""
 
@@ -91,9 +96,9 @@ class Result:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def exit_code(results: Iterable[Result]) -> int:
-    """0 when nothing failed (not implemented and skipped are not failures), else 1."""
-    return 1 if any(r.failed for r in results) else 0
+def exit_code(results: Iterable[Result], strict: bool = False) -> int:
+    """0 when nothing failed (not implemented, skipped and imprecise are not failures; imprecise is when ``strict``), else 1."""
+    return 1 if any(r.failed or (strict and r.status == IMPRECISE) for r in results) else 0
 
 
 def counts(results: Iterable[Result]) -> dict[str, int]:
@@ -105,7 +110,7 @@ def counts(results: Iterable[Result]) -> dict[str, int]:
 
 
 def _merge_status(statuses: list[str]) -> str:
-    for status in (FAIL, PASS, NOT_IMPLEMENTED, SKIPPED):
+    for status in (FAIL, IMPRECISE, PASS, NOT_IMPLEMENTED, SKIPPED):
         if status in statuses:
             return status
     return SKIPPED
@@ -125,6 +130,13 @@ def summary_of(result: Result) -> str:
             return _one_line(verdict["message"])
         if mismatch:
             return f"{mismatch['array']}: {mismatch['count']} of {mismatch['size']} out of tolerance, worst at {mismatch['index']}"
+        return _one_line(result.message)
+    if result.status == IMPRECISE:
+        mismatch = (result.verdict or {}).get("mismatch")
+        if mismatch:
+            lost = math.log10(mismatch["abs_error"] / mismatch["allowed"]) if mismatch["allowed"] and mismatch["abs_error"] else 0.0
+            return (f"{mismatch['array']} at {mismatch['index']}: rel err {mismatch['rel_error']:.2g}, "
+                    f"{lost:.1f} digits lost beyond rounding (right rule, unstable formula?)")
         return _one_line(result.message)
     if result.status == PASS and result.not_implemented and result.verdict:
         return "declines e.g.: " + _one_line(result.verdict.get("message", ""))
@@ -190,14 +202,20 @@ def print_report(console: Console, results: list[Result], *, header: str, footer
         console.print()
         console.rule(Text(f"FAIL: {r.op} {CHECK_TITLES.get(r.check, r.check)} ({r.dtype})", style="bold red"), align="left")
         console.print(Text(r.rendered or r.message), soft_wrap=True)
+    for r in results:
+        if r.status == IMPRECISE:
+            console.print()
+            console.rule(Text(f"imprecise: {r.op} {CHECK_TITLES.get(r.check, r.check)} ({r.dtype})", style=STYLES[IMPRECISE]),
+                         align="left")
+            console.print(Text(r.rendered or r.message), soft_wrap=True)
     console.print()
     console.print(Text(footer), soft_wrap=True)
 
 
-def footer_line(results: list[Result], seconds: float) -> str:
+def footer_line(results: list[Result], seconds: float, strict: bool = False) -> str:
     c = counts(results)
     parts = [f"{c[s]} {s}" for s in STATUSES if c[s]]
-    verdict = "FAILED" if c[FAIL] else "OK"
+    verdict = "FAILED" if exit_code(results, strict) else "OK"
     return f"{verdict}: {len(results)} op/check/dtype results: {', '.join(parts) or 'nothing run'} in {seconds:.1f} s"
 
 
@@ -226,9 +244,11 @@ def as_json(module: str, provided: list[str], settings: dict, results: list[Resu
             "module": module,
             "provided": list(provided),
             "settings": dict(settings),
-            "summary": {"results": len(results), **counts(results), "seconds": round(seconds, 3), "exit_code": exit_code(results)},
+            "summary": {"results": len(results), **counts(results), "seconds": round(seconds, 3),
+                        "exit_code": exit_code(results, bool(settings.get("strict")))},
             "results": rows,
             "failures": [row for row in rows if row["status"] == FAIL],
+            "imprecise": [row for row in rows if row["status"] == IMPRECISE],
         }
     )
 
@@ -263,24 +283,28 @@ def _xml_text(text: str) -> str:
 def junit(module: str, settings: dict, results: list[Result], seconds: float) -> ET.ElementTree:
     """One testsuite, one testcase per (op, check, dtype): classname = the op, name = ``check[dtype]``."""
     c = counts(results)
+    failures = c[FAIL] + (c[IMPRECISE] if settings.get("strict") else 0)
     suites = ET.Element("testsuites", name=f"bpcheck verify {module}", tests=str(len(results)),
-                        failures=str(c[FAIL]), errors="0", skipped=str(c[NOT_IMPLEMENTED] + c[SKIPPED]), time=f"{seconds:.3f}")
+                        failures=str(failures), errors="0", skipped=str(c[NOT_IMPLEMENTED] + c[SKIPPED]), time=f"{seconds:.3f}")
     suite = ET.SubElement(suites, "testsuite", name=f"bpcheck verify {module}", tests=str(len(results)),
-                          failures=str(c[FAIL]), errors="0", skipped=str(c[NOT_IMPLEMENTED] + c[SKIPPED]), time=f"{seconds:.3f}")
+                          failures=str(failures), errors="0", skipped=str(c[NOT_IMPLEMENTED] + c[SKIPPED]), time=f"{seconds:.3f}")
     properties = ET.SubElement(suite, "properties")
     ET.SubElement(properties, "property", name="module", value=_xml_text(module))
     for key, value in settings.items():
         ET.SubElement(properties, "property", name=key, value=_xml_text(json.dumps(_json_safe(value))))
     for r in results:
         case = ET.SubElement(suite, "testcase", classname=r.op, name=f"{r.check}[{r.dtype}]", time=f"{r.seconds:.3f}")
-        if r.failed:
-            failure = ET.SubElement(case, "failure", message=_xml_text(summary_of(r)), type="FAIL")
+        strict_imprecise = r.status == IMPRECISE and bool(settings.get("strict"))
+        if r.failed or strict_imprecise:
+            failure = ET.SubElement(case, "failure", message=_xml_text(summary_of(r)), type=r.status)
             failure.text = _xml_text(r.rendered or r.message)
         elif r.status in (NOT_IMPLEMENTED, SKIPPED):
             ET.SubElement(case, "skipped", message=_xml_text(f"{r.status}: {r.message}" if r.message else r.status))
         out = f"examples: {r.examples}; not implemented for {r.not_implemented}; skipped {r.skipped}"
         if r.status == PASS and r.message:
             out += f"\n{r.message}"
+        if r.status == IMPRECISE:
+            out += f"\nimprecise (right rule, digits lost beyond rounding; not a failure without --strict):\n{r.rendered or r.message}"
         ET.SubElement(case, "system-out").text = _xml_text(out)
     tree = ET.ElementTree(suites)
     ET.indent(tree)

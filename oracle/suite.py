@@ -8,7 +8,10 @@ A failure's message is the verdict: op, check, the located worst error
 (index, expected, got, abs and rel error), the case's reproduction (config,
 shapes, dtype, seed) and what to try next. Cases the implementation declines
 with NotImplementedError are counted, not failed; if it declines all of them
-the test is skipped with that reason.
+the test is skipped with that reason. An imprecise case (a right rule that
+loses digits, ``oracle.tolerances``) is not a failure: the property goes on
+over every case, keeps the worst imprecise one and reports it as an
+``ImpreciseGradient`` warning, or as a failure under ``--bpcheck-strict``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,34 @@ from oracle.verdict import CHECK_TITLES, NOT_IMPLEMENTED, SKIPPED, Verdict
 
 class NotImplementedForSomeConfigurations(UserWarning):
     """The implementation declined part of the configuration space with NotImplementedError (shown, not failed)."""
+
+
+class ImpreciseGradient(UserWarning):
+    """The implementation's rule is right but loses digits beyond rounding (shown, failed only under --bpcheck-strict)."""
+
+
+def _digits_lost(verdict: Verdict) -> float:
+    return verdict.mismatch.digits_lost if verdict.mismatch is not None else 0.0
+
+
+def keep_worst_imprecise(tally: "Tally", verdict: Verdict) -> None:
+    """Remember ``verdict`` if it is the most imprecise case so far."""
+    if tally.imprecise is None or _digits_lost(verdict) > _digits_lost(tally.imprecise):
+        tally.imprecise = verdict
+
+
+def report_imprecise(verdict: Verdict | None, strict: bool, prefix: str = "") -> None:
+    """An imprecise verdict as a warning, or as a failure under --bpcheck-strict."""
+    if verdict is None:
+        return
+    text = prefix + verdict.render()
+    if strict:
+        raise AssertionError("\nimprecise (a failure under --bpcheck-strict):\n" + text)
+    warnings.warn(ImpreciseGradient(text), stacklevel=3)
+
+
+def _strict(request) -> bool:
+    return bool(request.config.getoption("bpcheck_strict", default=False))
 
 
 def applies(op: str, check: str) -> bool:
@@ -69,6 +100,8 @@ class Tally:
     """The SKIPPED verdicts."""
     failing: Verdict | None = None
     """The last failing verdict: after Hypothesis has shrunk and replayed, the minimal counterexample."""
+    imprecise: Verdict | None = None
+    """The worst imprecise verdict (most digits lost beyond rounding); the cases go on after it."""
 
 
 def build_property(
@@ -108,6 +141,9 @@ def build_property(
             tally.skipped.append(verdict)
             note(verdict.render())
             return
+        if verdict.imprecise:
+            keep_worst_imprecise(tally, verdict)
+            return
         if verdict.failed:
             tally.failing = verdict
             raise AssertionError("\n" + verdict.render())
@@ -138,20 +174,22 @@ def _report_declined(impl, op: str, check: str, tally: Tally) -> None:
     warnings.warn(NotImplementedForSomeConfigurations(message), stacklevel=2)
 
 
-def run_property(impl, op: str, check: str, dtype: str) -> None:
+def run_property(impl, op: str, check: str, dtype: str, strict: bool = False) -> None:
     """Run one check over the op's strategy (and its explicit edge-case examples) for one dtype."""
     tally = Tally()
     build_property(op, check, dtype)(impl, tally)
     _report_declined(impl, op, check, tally)
+    report_imprecise(tally.imprecise, strict)
 
 
 def _make_test(op: str, check: str, dtype: str):
     prop = build_property(op, check, dtype, examples=())
 
-    def test(impl):
+    def test(impl, request):
         tally = Tally()
         settings(settings.get_profile(pytest_plugin.active_profile))(prop)(impl, tally)
         _report_declined(impl, op, check, tally)
+        report_imprecise(tally.imprecise, _strict(request))
 
     # expose Hypothesis's handle so --hypothesis-show-statistics reports this test
     test.hypothesis = prop.hypothesis
@@ -166,12 +204,14 @@ def _make_examples_test(op: str, check: str):
     cases = [case for dtype in DTYPES for case in examples_for(op, dtype)]
 
     @pytest.mark.parametrize("case", cases, ids=[f"{c.dtype}-{i % (len(cases) // len(DTYPES))}" for i, c in enumerate(cases)])
-    def test(impl, case):
+    def test(impl, case, request):
         verdict = check_example(impl, op, check, case)
         if verdict.status == NOT_IMPLEMENTED:
             pytest.skip(f"{impl.label}: {verdict.message}")
         if verdict.failed:
             raise AssertionError("\nexplicit example (oracle/examples.py):\n" + verdict.render())
+        if verdict.imprecise:
+            report_imprecise(verdict, _strict(request), "explicit example (oracle/examples.py):\n")
 
     test.__name__ = f"test_{op}_{check}_examples"
     return test

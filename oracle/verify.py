@@ -24,8 +24,12 @@ the op and check it happened in, with the configuration that caused it, and
 the other ops and checks go on in a fresh process. A call that does not
 return within --timeout seconds is a FAIL ("hang").
 
-Exit status: 0 if nothing failed (not implemented is not a failure), 1 if any
-check failed, 2 if MODULE cannot be imported, implements none of the contract,
+A right rule that loses digits beyond rounding (``-log(1 - p)`` for
+``-log1p(-p)``) is "imprecise": shown with the digits lost and the stable
+formula, not a failure unless --strict.
+
+Exit status: 0 if nothing failed (not implemented and imprecise are not
+failures; imprecise is under --strict), 1 if any check failed, 2 if MODULE cannot be imported, implements none of the contract,
 or an option is wrong.
 """
 
@@ -46,7 +50,7 @@ from oracle.case import DTYPES, Case
 from oracle.isolation import Death, SetupFailed, WorkerPool
 from oracle.ops import SPECS
 from oracle.report import Result, as_json, exit_code, footer_line, junit, print_report, write_json, write_junit
-from oracle.verdict import FAIL, NOT_IMPLEMENTED, PASS, SKIPPED, Verdict
+from oracle.verdict import FAIL, IMPRECISE, NOT_IMPLEMENTED, PASS, SKIPPED, Verdict
 
 HELP = "check an implementation (a module or a .py file) against the oracles, op by op, with shrunk counterexamples"
 
@@ -96,6 +100,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"(default: {DEFAULT_BUDGET:g}; 0: no limit)")
     parser.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N",
                         help="child processes checking in parallel (default: 1)")
+    parser.add_argument("--strict", action="store_true",
+                        help="an imprecise result (right rule, digits lost beyond rounding) fails the run (exit 1)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML to FILE")
     add_sandbox_argument(parser)
@@ -232,12 +238,22 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
         result.message = (f"not implemented for {len(tally.declined)} of {tally.ran} configurations, "
                           f"e.g. {first.message}")
         result.verdict = first.as_dict()
+    if result.status == PASS and tally.imprecise is not None:
+        _imprecise(result, tally.imprecise)
     return result.as_dict()
+
+
+def _imprecise(result: Result, verdict: Verdict) -> None:
+    """The unit is imprecise: no case failed, and this is its worst imprecise case."""
+    result.status = IMPRECISE
+    result.message = verdict.mismatch.describe() if verdict.mismatch else verdict.message
+    result.verdict = verdict.as_dict()
+    result.rendered = verdict.render()
 
 
 def _run_examples(impl, op: str, check: str, dtype: str, tally, before: Callable[[Case], bool]) -> None:
     """The explicit examples (edge cases, field bugs), after the drawn cases passed; the first failure is kept."""
-    from oracle.suite import check_example, examples_for  # noqa: PLC0415
+    from oracle.suite import check_example, examples_for, keep_worst_imprecise  # noqa: PLC0415
 
     for case in examples_for(op, dtype):
         before(case)
@@ -247,6 +263,8 @@ def _run_examples(impl, op: str, check: str, dtype: str, tally, before: Callable
             tally.declined.append(verdict)
         elif verdict.status == SKIPPED:
             tally.skipped.append(verdict)
+        elif verdict.imprecise:
+            keep_worst_imprecise(tally, verdict)
         elif verdict.failed:
             verdict.hints.append("an explicit example (oracle/examples.py) failed; the drawn cases did not")
             tally.failing = verdict
@@ -365,6 +383,7 @@ def resolve_settings(args: argparse.Namespace) -> dict:
         "budget": args.budget,
         "jobs": args.jobs,
         "sandbox": resolve_sandbox(getattr(args, "sandbox", False), "verify"),
+        "strict": bool(getattr(args, "strict", False)),
     }
 
 
@@ -435,7 +454,8 @@ def _run(args: argparse.Namespace) -> int:
     ordered = [results[key] for key in order]
     seconds = time.perf_counter() - started
     settings_doc = {"ops": ops, "dtypes": dtypes, **{k: v for k, v in config.items() if k != "seed_origin"}}
-    print_report(_console(), ordered, header=_header(target, config, ops, dtypes), footer=footer_line(ordered, seconds))
+    print_report(_console(), ordered, header=_header(target, config, ops, dtypes),
+                 footer=footer_line(ordered, seconds, strict=config["strict"]))
     try:
         if args.json:
             write_json(args.json, as_json(target, provided, settings_doc, ordered, seconds))
@@ -443,7 +463,7 @@ def _run(args: argparse.Namespace) -> int:
             write_junit(args.junit, junit(target, settings_doc, ordered, seconds))
     except OSError as exc:
         return _fail_usage(f"cannot write the report: {exc}")
-    return exit_code(ordered)
+    return exit_code(ordered, strict=config["strict"])
 
 
 def _run_units(pool: WorkerPool, units: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], Result]:

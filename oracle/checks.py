@@ -253,16 +253,18 @@ def fd_case(spec: OpSpec, case: Case) -> Case:
 
 
 def _forward_failed_first(impl: Implementation, spec: OpSpec, case: Case) -> Verdict | None:
-    """A SKIPPED finite-differences verdict saying so if the implementation's forward FAILs (vs torch) on ``case``.
+    """A SKIPPED finite-differences verdict saying so if the implementation's forward FAILs (vs torch) on ``case``
+    in float64, the dtype finite differences evaluate it in.
 
     Finite differences of a wrong forward say nothing about the backward. A forward that is only of the
     wrong dtype (its values right), or imprecise, does not stop them: they run on float64 copies, and the
     forward's noise is measured and allowed for.
     """
-    if impl.function(spec.name) is None or spec.torch_untrusted(case):
+    case64 = case.with_(dtype="float64")  # finite differences evaluate the forward in float64 only
+    if impl.function(spec.name) is None or spec.torch_untrusted(case64):
         return None
     try:
-        verdict = forward(impl, spec, case)
+        verdict = forward(impl, spec, case64)
     except ImportError:  # no torch: finite differences alone
         return None
     if not verdict.failed:
@@ -272,7 +274,7 @@ def _forward_failed_first(impl: Implementation, spec: OpSpec, case: Case) -> Ver
         return None
     detail = verdict.mismatch.describe() if verdict.mismatch is not None else verdict.message.splitlines()[0]
     return Verdict(spec.name, "finite_differences", SKIPPED, case,
-                   f"forward failed first: {detail}\nfinite differences of a wrong forward say nothing about the backward; "
+                   f"forward failed first (in float64, as finite differences evaluate it): {detail}\nfinite differences of a wrong forward say nothing about the backward; "
                    f"fix the forward (its row) first")
 
 

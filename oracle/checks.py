@@ -9,6 +9,12 @@
 A check never raises for anything the implementation does: a crash, hang,
 mutation or malformed result is a FAIL verdict with its message, and
 NotImplementedError is a NOT_IMPLEMENTED verdict.
+
+Comparisons use per-element error bounds from the magnitudes that enter each
+element (``oracle.magnitudes``, ``oracle.tolerances``) and have three outcomes:
+pass, imprecise (a right rule that loses digits) and FAIL. A result of the
+wrong dtype FAILs the contract, but its values are still compared (cast to the
+case's dtype) and the verdict says whether they are right.
 """
 
 from __future__ import annotations
@@ -18,11 +24,11 @@ from typing import Callable
 
 import numpy as np
 
-from oracle import tolerances, torch_oracle
+from oracle import magnitudes, precision, tolerances, torch_oracle
 from oracle.case import Case
 from oracle.implementation import Implementation, ImplementationFailure, NotImplementedForConfig, call, check_result
 from oracle.ops import OpSpec, positional
-from oracle.verdict import FAIL, NOT_IMPLEMENTED, PASS, SKIPPED, Mismatch, Verdict, locate
+from oracle.verdict import FAIL, IMPRECISE, NOT_IMPLEMENTED, PASS, SKIPPED, Mismatch, Verdict, locate, status_of
 
 #: inputs with at most this many elements get the full Jacobian-vector product from finite differences
 FULL_JACOBIAN_LIMIT = 64
@@ -62,6 +68,46 @@ def _diagnosed(verdict: Verdict, impl: Implementation, spec: OpSpec, case: Case)
         on = fd_case(spec, case) if verdict.check == "finite_differences" else case  # the values the check used
         verdict.hints = [*verdict.hints, *diagnose(impl, spec, on)]
     return verdict
+
+
+def _checked_result(result, what: str, expected: list, dtype: str) -> tuple[list, str | None]:
+    """``check_result`` after casting arrays of another dtype to ``dtype``; ``(arrays, 'wrong dtype: ...' or None)``.
+
+    A wrong dtype stays a FAIL of the contract (the caller says so), but the values are still compared.
+    """
+    want = np.dtype(dtype)
+    results = [result] if len(expected) == 1 else (list(result) if isinstance(result, (tuple, list)) else None)
+    if results is None or len(results) != len(expected):
+        return check_result(result, what, expected, dtype), None  # check_result says what is wrong
+    notes, cast = [], []
+    for (name, _), got in zip(expected, results):
+        if isinstance(got, np.ndarray) and got.dtype != want and (np.issubdtype(got.dtype, np.number) or got.dtype == bool):
+            notes.append(f"wrong dtype: {what}: {name} has dtype {got.dtype}, expected {dtype} (the inputs' dtype)")
+            with np.errstate(all="ignore"):
+                got = got.astype(want)
+        cast.append(got)
+    checked = check_result(cast[0] if len(expected) == 1 else tuple(cast), what, expected, dtype)
+    return checked, ("\n".join(notes) or None)
+
+
+def _judged(spec: OpSpec, check: str, case: Case, mismatch: Mismatch | None, dtype_note: str | None = None,
+            message: str = "", hints: list[str] | None = None) -> Verdict:
+    """The verdict of a comparison: pass / imprecise / FAIL from the mismatch, FAIL whatever it is for a wrong dtype."""
+    status = status_of(mismatch)
+    hints = list(hints or [])
+    if dtype_note:
+        values = {PASS: "the values (cast to the inputs' dtype) are right",
+                  IMPRECISE: "the values (cast to the inputs' dtype) are right but imprecise (below)",
+                  FAIL: "the values (cast to the inputs' dtype) are wrong too (below)"}[status]
+        message = "\n".join(m for m in (dtype_note, values, message) if m)
+        status = FAIL
+    return Verdict(spec.name, check, status, case, message, mismatch, hints)
+
+
+def _imprecise_hints(spec: OpSpec, direction: str, case: Case, arrays: dict, got, mismatch: Mismatch | None) -> list[str]:
+    if mismatch is None or not mismatch.imprecise or isinstance(mismatch.index, str):
+        return []
+    return precision.hints(spec.name, direction, arrays, case.config, got, mismatch.index, case.dtype)
 
 
 def _missing(impl: Implementation, spec: OpSpec, check: str, case: Case, *names: str) -> Verdict | None:
@@ -126,10 +172,12 @@ def compare_forward(
     ``reference_error``: torch's own error in the case's dtype (see ``reference_errors``), if known.
     Raises what ``call``/``check_result`` raise; the callers turn that into a verdict.
     """
-    (got,) = check_result(run_forward(impl, spec, arrays, case), spec.name, [("output", expected)], case.dtype)
-    tolerance = tolerances.for_sum(case.dtype, spec.fan_in(case), expected, reference_error)
+    (got,), dtype_note = _checked_result(run_forward(impl, spec, arrays, case), spec.name, [("output", expected)], case.dtype)
+    scales = magnitudes.forward(spec.name, arrays, case.config)
+    scale, naive = scales if scales is not None else (None, None)
+    tolerance = tolerances.for_sum(case.dtype, spec.fan_in(case), expected, reference_error, scale=scale, naive_scale=naive)
     mismatch = locate("output", got, expected, tolerance)
-    return Verdict(spec.name, "forward", FAIL if mismatch else PASS, case, mismatch=mismatch)
+    return _judged(spec, "forward", case, mismatch, dtype_note, hints=_imprecise_hints(spec, "forward", case, arrays, got, mismatch))
 
 
 def _expected_grads(spec: OpSpec, grads: dict) -> list[tuple[str, np.ndarray | None]]:
@@ -158,16 +206,23 @@ def compare_backward(
     """
     reference_errors = reference_errors or {}
     expected = _expected_grads(spec, grads)
-    got = check_result(run_backward(impl, spec, arrays["grad_output"], arrays, case), spec.backward_name, expected, case.dtype)
+    got, dtype_note = _checked_result(
+        run_backward(impl, spec, arrays["grad_output"], arrays, case), spec.backward_name, expected, case.dtype)
     fan_in = spec.fan_in(case)
+    scales = magnitudes.backward(spec.name, arrays, case.config)
+    worst, worst_got = None, None
     for input_name, (name, want), have in zip(spec.differentiable, expected, got):
         if want is None:
             continue
-        tolerance = tolerances.for_sum(case.dtype, fan_in, want, reference_errors.get(input_name))
+        scale, naive = scales.get(input_name) or (None, None)
+        tolerance = tolerances.for_sum(case.dtype, fan_in, want, reference_errors.get(input_name), scale=scale, naive_scale=naive)
         mismatch = locate(name, have, want, tolerance)
-        if mismatch:
-            return Verdict(spec.name, "backward", FAIL, case, mismatch=mismatch)
-    return Verdict(spec.name, "backward", PASS, case)
+        if mismatch and not mismatch.imprecise:
+            return _judged(spec, "backward", case, mismatch, dtype_note)
+        if mismatch and (worst is None or mismatch.digits_lost > worst.digits_lost):
+            worst, worst_got = mismatch, have
+    return _judged(spec, "backward", case, worst, dtype_note,
+                   hints=_imprecise_hints(spec, "backward", case, arrays, worst_got, worst))
 
 
 def _forward64(impl: Implementation, spec: OpSpec, case: Case) -> Callable[[dict], np.ndarray]:
@@ -197,66 +252,130 @@ def fd_case(spec: OpSpec, case: Case) -> Case:
     return case.with_(values={**case.values, **spec.fd_values}) if spec.fd_values else case
 
 
+def _forward_failed_first(impl: Implementation, spec: OpSpec, case: Case) -> Verdict | None:
+    """A SKIPPED finite-differences verdict saying so if the implementation's forward FAILs (vs torch) on ``case``
+    in float64, the dtype finite differences evaluate it in.
+
+    Finite differences of a wrong forward say nothing about the backward. A forward that is only of the
+    wrong dtype (its values right), or imprecise, does not stop them: they run on float64 copies, and the
+    forward's noise is measured and allowed for.
+    """
+    case64 = case.with_(dtype="float64")  # finite differences evaluate the forward in float64 only
+    if impl.function(spec.name) is None or spec.torch_untrusted(case64):
+        return None
+    try:
+        verdict = forward(impl, spec, case64)
+    except ImportError:  # no torch: finite differences alone
+        return None
+    if not verdict.failed:
+        return None
+    values_wrong = verdict.mismatch is not None and not verdict.mismatch.imprecise
+    if not values_wrong and verdict.message.startswith("wrong dtype") and "are right" in verdict.message:
+        return None
+    detail = verdict.mismatch.describe() if verdict.mismatch is not None else verdict.message.splitlines()[0]
+    return Verdict(spec.name, "finite_differences", SKIPPED, case,
+                   f"forward failed first (in float64, as finite differences evaluate it): {detail}\nfinite differences of a wrong forward say nothing about the backward; "
+                   f"fix the forward (its row) first")
+
+
+def _noise(phi: Callable[[float], float], spacing: float) -> float:
+    """Moré and Wild's noise estimate of ``phi`` on ``tolerances.NOISE_POINTS`` points ``spacing`` apart around 0."""
+    n = tolerances.NOISE_POINTS
+    return tolerances.noise_level(np.array([phi((i - (n - 1) / 2) * spacing) for i in range(n)]))
+
+
 @_guarded
 def finite_differences(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
     """The backward vs central differences of the forward in float64.
 
     Small inputs get the full gradient element by element, <g, (f(x + h e_k) - f(x - h e_k)) / 2h>;
     larger ones get ``FD_DIRECTIONS`` random directions v, <grad, v> against <g, (f(x + h v) - f(x - h v)) / 2h>.
+    The forward's noise is measured along a random direction first (``oracle.tolerances``, finite
+    differences): a noisy forward gets a larger step and a wider allowance, never a blamed backward.
+    If the forward itself FAILs on the case, the check is skipped: "forward failed first".
     """
     skip = _missing(impl, spec, "finite_differences", case, spec.backward_name)
     if skip:
         return skip
     case = fd_case(spec, case)
+    first = _forward_failed_first(impl, spec, case)
+    if first is not None:
+        return first
     arrays = case.arrays()
     f64 = _forward64(impl, spec, case)
     grad_output = arrays["grad_output"]
     base = {k: (None if v is None else v.astype(np.float64)) for k, v in arrays.items()}
     g64 = base["grad_output"]
     expected_shapes = [(f"grad_{n}", None if arrays[n] is None else arrays[n]) for n in spec.differentiable]
-    got = check_result(run_backward(impl, spec, grad_output, arrays, case), spec.backward_name, expected_shapes, case.dtype)
-    h = tolerances.FD_STEP
+    got, dtype_note = _checked_result(
+        run_backward(impl, spec, grad_output, arrays, case), spec.backward_name, expected_shapes, case.dtype)
     rng = np.random.default_rng(case.seed ^ 0x5EED)
+    noise_rng = np.random.default_rng(case.seed ^ 0x401E)
     fan_in = spec.fan_in(case)
     errors = _torch_gradient_errors(spec, case, arrays)
+    scales = magnitudes.forward(spec.name, base, case.config)
+    f_base = f64(base)
+    magnitude = float(np.sum(np.abs(g64) * (scales[0] if scales is not None else np.abs(f_base))))
 
-    def directional(name: str, v: np.ndarray) -> float:
-        plus, minus = dict(base), dict(base)
-        plus[name] = base[name] + h * v
-        minus[name] = base[name] - h * v
-        return float(np.sum(g64 * (f64(plus) - f64(minus)))) / (2 * h)
+    def phi(name: str, v: np.ndarray, t: float) -> float:
+        moved = dict(base)
+        moved[name] = base[name] + t * v
+        return float(np.sum(g64 * f64(moved)))
 
+    def directional(name: str, v: np.ndarray, h: float) -> float:
+        return (phi(name, v, h) - phi(name, v, -h)) / (2 * h)
+
+    def estimate(name: str, v: np.ndarray, h: float) -> tuple[float, float]:
+        """(central difference at h, its measured truncation |D(h) - D(2h)| / 3 when h is not the quiet step)."""
+        d = directional(name, v, h)
+        if h == tolerances.FD_STEP:
+            return d, 0.0
+        return d, abs(d - directional(name, v, 2 * h)) / 3
+
+    worst, worst_note = None, ""
     for name, grad in zip(spec.differentiable, got):
         if grad is None:
             continue
         x = base[name]
         grad64 = grad.astype(np.float64)
+        probe = noise_rng.standard_normal(x.shape)
+        noise = _noise(lambda t: phi(name, probe, t), tolerances.NOISE_SPACING)
+        h = tolerances.fd_step(noise, magnitude)
+        note = "" if h == tolerances.FD_STEP else (
+            f"the forward is noisy: {noise:.2g} measured along a random direction (Moré-Wild) against {magnitude:.3g} "
+            f"for <g, f>, so step h = {h:.2g} and the allowance is widened by the noise / h and the measured truncation")
         if x.size <= FULL_JACOBIAN_LIMIT:
             numerical = np.zeros_like(x)
+            extra = np.zeros_like(x)
             for k in range(x.size):
                 e = np.zeros_like(x)
                 e.flat[k] = 1.0
-                numerical.flat[k] = directional(name, e)
-            tol = tolerances.for_finite_differences(case.dtype, fan_in, numerical, errors.get(name))
+                numerical.flat[k], truncation = estimate(name, e, h)
+                extra.flat[k] = tolerances.fd_error(noise, h, truncation) if note else 0.0
+            tol = tolerances.for_finite_differences(case.dtype, fan_in, numerical, errors.get(name), extra=extra)
             mismatch = locate(f"grad_{name}", grad64, numerical, tol)
         else:
             mismatch = None
             for d in range(FD_DIRECTIONS):
                 v = rng.standard_normal(x.shape)
-                numerical = np.array(directional(name, v))
+                value, truncation = estimate(name, v, h)
+                numerical = np.array(value)
                 analytical = np.array(float(np.sum(grad64 * v)))
                 scale = float(np.sum(np.abs(grad64 * v)))
                 error = errors.get(name)
                 error_along_v = None if error is None else np.array(float(np.sum(np.abs(error * v))))
-                tol = tolerances.for_finite_differences(case.dtype, fan_in * x.size, np.array(scale), error_along_v)
+                extra = tolerances.fd_error(noise, h, truncation) if note else 0.0
+                tol = tolerances.for_finite_differences(case.dtype, fan_in * x.size, np.array(scale), error_along_v, extra=extra)
                 mismatch = locate(f"<grad_{name}, v{d}>", analytical, numerical, tol)
                 if mismatch:
                     mismatch = Mismatch(mismatch.array, f"random direction v{d} (seed {case.seed ^ 0x5EED})",
                                         mismatch.expected, mismatch.got, mismatch.allowed, 1, 1)
                     break
         if mismatch:
-            return Verdict(spec.name, "finite_differences", FAIL, case, "expected = central differences of the forward", mismatch)
-    return Verdict(spec.name, "finite_differences", PASS, case)
+            worst, worst_note = mismatch, note
+            break
+    message = "expected = central differences of the forward" + (f"\n{worst_note}" if worst_note else "") if worst else ""
+    return _judged(spec, "finite_differences", case, worst, dtype_note, message)
 
 
 def _small_dyadic(shape, rng) -> np.ndarray:

@@ -58,7 +58,7 @@ from oracle.case import DTYPES, Case
 from oracle.checks import compare_backward, compare_forward, reference_errors
 from oracle.implementation import Implementation, ImplementationFailure, LoadError, NotImplementedForConfig
 from oracle.ops import SPECS, OpSpec
-from oracle.verdict import FAIL, NOT_IMPLEMENTED, PASS, SKIPPED, Verdict
+from oracle.verdict import FAIL, IMPRECISE, NOT_IMPLEMENTED, PASS, SKIPPED, Verdict
 
 FORMAT = "bpcheck-corpus"
 #: version of the file format; ``load`` refuses any other
@@ -401,14 +401,14 @@ class Replay:
         totals: dict[str, int] = {}
         for _, _, verdict in self.results:
             totals[verdict.status] = totals.get(verdict.status, 0) + 1
-        summary = ", ".join(f"{totals.get(s, 0)} {s}" for s in (PASS, FAIL, NOT_IMPLEMENTED) if totals.get(s) or s != NOT_IMPLEMENTED)
+        summary = ", ".join(f"{totals.get(s, 0)} {s}" for s in (PASS, IMPRECISE, FAIL, NOT_IMPLEMENTED) if totals.get(s) or s not in (NOT_IMPLEMENTED, IMPRECISE))
         replayed = len({stored.id for stored, _, _ in self.results})
         lines += ["", f"{'FAILED' if failures else 'passed'}: {len(self.results)} checks of {replayed} stored cases: {summary}"]
         return "\n".join(lines)
 
 
 def _cell(statuses: dict[str, int]) -> str:
-    parts = [f"{statuses[s]} {s}" for s in (PASS, FAIL, NOT_IMPLEMENTED, SKIPPED) if statuses.get(s)]
+    parts = [f"{statuses[s]} {s}" for s in (PASS, IMPRECISE, FAIL, NOT_IMPLEMENTED, SKIPPED) if statuses.get(s)]
     return ", ".join(parts) or "-"
 
 

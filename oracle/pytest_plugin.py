@@ -68,6 +68,14 @@ def pytest_addoption(parser):
         help="fail a check when the implementation declined some of its configurations with NotImplementedError "
         "(default: pass with a warning saying the fraction verified and the features declined)",
     )
+    group.addoption(
+        "--bpcheck-strict",
+        action="store_true",
+        default=False,
+        dest="bpcheck_strict",
+        help="an imprecise gradient (right rule, digits lost beyond rounding) fails the test instead of warning "
+        "(pytest's own --strict is taken; bpcheck verify calls it --strict)",
+    )
 
 
 #: the profile bpcheck's generated tests run under in this session (set at configure time)

@@ -20,7 +20,7 @@ JSON (``--json FILE``)::
                    "summary": "conv2d: verified on 77% of the configuration space (1620 of 2100 cases): groups and dilation declined"}
       },
       "results": [
-        {"op": "relu", "check": "backward", "dtype": "float64", "status": "FAIL",   # pass | FAIL | partial | not implemented | skipped
+        {"op": "relu", "check": "backward", "dtype": "float64", "status": "FAIL",   # pass | imprecise | FAIL | partial | not implemented | skipped
          "examples": 31,            # cases checked (explicit examples, drawn cases, shrinking)
          "not_implemented": 0,      # of those, declined by the implementation (NotImplementedError)
          "skipped": 0,              # of those, skipped by the check (e.g. torch not trusted there)
@@ -28,7 +28,7 @@ JSON (``--json FILE``)::
          "message": "...",          # one line: the failure, or why not implemented / skipped
          "verdict": {...} | null,   # Verdict.as_dict() of the minimal counterexample
                                     # (or of the first declined / skipped case)
-         "rendered": "..." | null,  # Verdict.render() of the failure
+         "rendered": "..." | null,  # Verdict.render() of the failure (or of the worst imprecise case)
          "coverage": {"checked": 30, "declined": 1, "fraction": 0.9677,   # null if nothing ran
                       "declined_features": ["groups"], "declined_feature_cases": {"groups": 1}},
          "defects": [               # FAIL only: each distinct failure (oracle.defects), its own smallest case
@@ -36,8 +36,13 @@ JSON (``--json FILE``)::
            {"identity": "wrong grad_x", ...}] | null},
         ...
       ],
-      "failures": [ ...the results whose status is FAIL, same fields... ]
+      "failures": [ ...the results whose status is FAIL, same fields... ],
+      "imprecise": [ ...the results whose status is imprecise (right rule, digits lost), same fields... ]
     }
+
+An ``imprecise`` result (``oracle.tolerances``) is not a failure: exit code 0,
+a passing JUnit testcase whose system-out says so, unless ``--strict`` (then
+exit 1 and a JUnit failure of type ``imprecise``).
 
 Non-finite floats (an ``inf`` relative error, a ``nan`` output) are written as
 the strings ``"inf"``, ``"-inf"``, ``"nan"`` so that the file is strict JSON.
@@ -64,10 +69,11 @@ from rich.text import Text
 
 from oracle import coverage as _coverage
 from oracle.coverage import PARTIAL
-from oracle.verdict import CHECK_TITLES, FAIL, NOT_IMPLEMENTED, PASS, SKIPPED
+from oracle.verdict import CHECK_TITLES, FAIL, IMPRECISE, NOT_IMPLEMENTED, PASS, SKIPPED
 
-STATUSES = (PASS, FAIL, PARTIAL, NOT_IMPLEMENTED, SKIPPED)
-STYLES = {PASS: "green", FAIL: "bold red", PARTIAL: "yellow", NOT_IMPLEMENTED: "yellow", SKIPPED: "dim"}
+STATUSES = (PASS, IMPRECISE, FAIL, PARTIAL, NOT_IMPLEMENTED, SKIPPED)
+STYLES = {PASS: "green", IMPRECISE: "bold magenta", FAIL: "bold red", PARTIAL: "yellow", NOT_IMPLEMENTED: "yellow",
+          SKIPPED: "dim"}
 ALL_CHECKS_LABEL = "(all)"
 """The check column of the single row shown for an op the module does not implement at all."""
 
@@ -107,13 +113,15 @@ class Result:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def exit_code(results: Iterable[Result], require_full: bool = False) -> int:
-    """0 when nothing failed (not implemented, partial and skipped are not failures), else 1.
+def exit_code(results: Iterable[Result], require_full: bool = False, strict: bool = False) -> int:
+    """0 when nothing failed (not implemented, partial, imprecise and skipped are not failures), else 1.
 
-    ``require_full``: an incomplete result (``oracle.coverage.incomplete``) is a failure too.
+    ``require_full``: an incomplete result (``oracle.coverage.incomplete``) is a failure too;
+    ``strict``: an imprecise one is.
     """
     results = list(results)
-    return 1 if any(r.failed for r in results) or (require_full and any(map(_coverage.incomplete, results))) else 0
+    return 1 if any(r.failed or (strict and r.status == IMPRECISE) for r in results) or (
+        require_full and any(map(_coverage.incomplete, results))) else 0
 
 
 def counts(results: Iterable[Result]) -> dict[str, int]:
@@ -125,11 +133,11 @@ def counts(results: Iterable[Result]) -> dict[str, int]:
 # --------------------------------------------------------------------------- the table
 
 
-_MERGE_ORDER = (FAIL, PARTIAL, PASS, NOT_IMPLEMENTED, SKIPPED)
+_MERGE_ORDER = (FAIL, IMPRECISE, PARTIAL, PASS, NOT_IMPLEMENTED, SKIPPED)
 
 
 def _merge_status(statuses: list[str]) -> str:
-    """The row's status: the first of FAIL, partial, pass, not implemented, skipped (any other status after FAIL)."""
+    """The row's status: the first of FAIL, imprecise, partial, pass, not implemented, skipped (any other after FAIL)."""
     if not statuses:
         return SKIPPED
     return min(statuses, key=lambda s: _MERGE_ORDER.index(s) if s in _MERGE_ORDER else 0.5)
@@ -153,6 +161,13 @@ def summary_of(result: Result) -> str:
             return _one_line(verdict["message"])
         if mismatch:
             return f"{mismatch['array']}: {mismatch['count']} of {mismatch['size']} out of tolerance, worst at {mismatch['index']}"
+        return _one_line(result.message)
+    if result.status == IMPRECISE:
+        mismatch = (result.verdict or {}).get("mismatch")
+        if mismatch:
+            lost = math.log10(mismatch["abs_error"] / mismatch["allowed"]) if mismatch["allowed"] and mismatch["abs_error"] else 0.0
+            return (f"{mismatch['array']} at {mismatch['index']}: rel err {mismatch['rel_error']:.2g}, "
+                    f"{lost:.1f} digits lost beyond rounding (right rule, unstable formula?)")
         return _one_line(result.message)
     if result.status == PASS and result.not_implemented and result.verdict:
         return "declines e.g.: " + _one_line(result.verdict.get("message", ""))
@@ -235,18 +250,26 @@ def print_report(console: Console, results: list[Result], *, header: str, footer
             console.print()
             console.rule(Text(f"{title}: defect {i} of {len(defects)}: {defect['identity']}", style="bold red"), align="left")
             console.print(Text(defect["rendered"] or defect["message"]), soft_wrap=True)
+    for r in results:
+        if r.status == IMPRECISE:
+            console.print()
+            console.rule(Text(f"imprecise: {r.op} {CHECK_TITLES.get(r.check, r.check)} ({r.dtype})", style=STYLES[IMPRECISE]),
+                         align="left")
+            console.print(Text(r.rendered or r.message), soft_wrap=True)
     console.print()
     console.print(Text(footer), soft_wrap=True)
 
 
-def footer_line(results: list[Result], seconds: float, require_full: bool = False) -> str:
+def footer_line(results: list[Result], seconds: float, require_full: bool = False, strict: bool = False) -> str:
     c = counts(results)
     parts = [f"{n} {s}" for s, n in c.items() if n]
-    verdict = "FAILED" if exit_code(results, require_full) else "OK"
+    verdict = "FAILED" if exit_code(results, require_full, strict) else "OK"
     line = f"{verdict}: {len(results)} op/check/dtype results: {', '.join(parts) or 'nothing run'} in {seconds:.1f} s"
     incomplete = sum(map(_coverage.incomplete, results))
     if require_full and incomplete:
         line += f" (--require-full: {incomplete} not verified on every drawn configuration)"
+    if strict and c.get(IMPRECISE):
+        line += f" (--strict: {c[IMPRECISE]} imprecise)"
     return line
 
 
@@ -276,10 +299,11 @@ def as_json(module: str, provided: list[str], settings: dict, results: list[Resu
             "provided": list(provided),
             "settings": dict(settings),
             "summary": {"results": len(results), **counts(results), "seconds": round(seconds, 3),
-                        "exit_code": exit_code(results, bool(settings.get("require_full")))},
+                        "exit_code": exit_code(results, bool(settings.get("require_full")), bool(settings.get("strict")))},
             "coverage": _coverage.by_op(results),
             "results": rows,
             "failures": [row for row in rows if row["status"] == FAIL],
+            "imprecise": [row for row in rows if row["status"] == IMPRECISE],
         }
     )
 
@@ -313,9 +337,10 @@ def _xml_text(text: str) -> str:
 
 def junit(module: str, settings: dict, results: list[Result], seconds: float) -> ET.ElementTree:
     """One testsuite, one testcase per (op, check, dtype): classname = the op, name = ``check[dtype]``."""
-    require_full = bool(settings.get("require_full"))
-    # the results that fail only because of --require-full
-    gated = {id(r) for r in results if require_full and not r.failed and _coverage.incomplete(r)}
+    require_full, strict = bool(settings.get("require_full")), bool(settings.get("strict"))
+    # the results that fail only because of --require-full or --strict
+    gated = {id(r) for r in results if not r.failed and (
+        (require_full and _coverage.incomplete(r)) or (strict and r.status == IMPRECISE))}
     n_failures = sum(r.failed for r in results) + len(gated)
     n_skipped = sum(r.status in (NOT_IMPLEMENTED, SKIPPED) and id(r) not in gated for r in results)
     suites = ET.Element("testsuites", name=f"bpcheck verify {module}", tests=str(len(results)),
@@ -345,14 +370,17 @@ def junit(module: str, settings: dict, results: list[Result], seconds: float) ->
             else:
                 failure.text = _xml_text(r.rendered or r.message)
         elif id(r) in gated:
+            flag = "--strict" if r.status == IMPRECISE else "--require-full"
             failure = ET.SubElement(case, "failure", type=r.status,
-                                    message=_xml_text(f"--require-full: {r.status}: {summary_of(r)}"))
-            failure.text = _xml_text(r.message)
+                                    message=_xml_text(f"{flag}: {r.status}: {summary_of(r)}"))
+            failure.text = _xml_text(r.rendered or r.message)
         elif r.status in (NOT_IMPLEMENTED, SKIPPED):
             ET.SubElement(case, "skipped", message=_xml_text(f"{r.status}: {r.message}" if r.message else r.status))
         out = f"examples: {r.examples}; not implemented for {r.not_implemented}; skipped {r.skipped}"
         if r.status in (PASS, PARTIAL) and r.message:
             out += f"\n{r.message}"
+        if r.status == IMPRECISE:
+            out += f"\nimprecise (right rule, digits lost beyond rounding; not a failure without --strict):\n{r.rendered or r.message}"
         ET.SubElement(case, "system-out").text = _xml_text(out)
     tree = ET.ElementTree(suites)
     ET.indent(tree)

@@ -13,7 +13,10 @@ configuration features declined, ``oracle.coverage``), or fails with
 ``--require-full``; if it declines all of them the test is skipped with that
 reason. Distinct defects of one check (a crash on some configurations, wrong
 gradients on others) are each shrunk to their own smallest case and reported
-together (``oracle.defects``).
+together (``oracle.defects``). An imprecise case (a right rule that loses
+digits, ``oracle.tolerances``) is not a failure: the property goes on over
+every case, keeps the worst imprecise one and reports it as an
+``ImpreciseGradient`` warning, or as a failure under ``--bpcheck-strict``.
 """
 
 from __future__ import annotations
@@ -39,6 +42,34 @@ from oracle.verdict import CHECK_TITLES, NOT_IMPLEMENTED, SKIPPED, Verdict
 
 class NotImplementedForSomeConfigurations(UserWarning):
     """The implementation declined part of the configuration space with NotImplementedError (shown, not failed)."""
+
+
+class ImpreciseGradient(UserWarning):
+    """The implementation's rule is right but loses digits beyond rounding (shown, failed only under --bpcheck-strict)."""
+
+
+def _digits_lost(verdict: Verdict) -> float:
+    return verdict.mismatch.digits_lost if verdict.mismatch is not None else 0.0
+
+
+def keep_worst_imprecise(tally: "Tally", verdict: Verdict) -> None:
+    """Remember ``verdict`` if it is the most imprecise case so far."""
+    if tally.imprecise is None or _digits_lost(verdict) > _digits_lost(tally.imprecise):
+        tally.imprecise = verdict
+
+
+def report_imprecise(verdict: Verdict | None, strict: bool, prefix: str = "") -> None:
+    """An imprecise verdict as a warning, or as a failure under --bpcheck-strict."""
+    if verdict is None:
+        return
+    text = prefix + verdict.render()
+    if strict:
+        raise AssertionError("\nimprecise (a failure under --bpcheck-strict):\n" + text)
+    warnings.warn(ImpreciseGradient(text), stacklevel=3)
+
+
+def _strict(request) -> bool:
+    return bool(request.config.getoption("bpcheck_strict", default=False))
 
 
 def applies(op: str, check: str) -> bool:
@@ -87,6 +118,8 @@ class Tally:
     """Identities of defects already found and shrunk: their failing cases pass (``search_defects``)."""
     identities: Identities = field(default_factory=Identities)
     """Tells failures apart (``oracle.defects.Identities``)."""
+    imprecise: Verdict | None = None
+    """The worst imprecise verdict (most digits lost beyond rounding); the cases go on after it."""
 
     def saw(self, verdict: Verdict) -> None:
         """Count the configuration features of a case's verdict: declined, checked, or (skipped) neither."""
@@ -194,6 +227,9 @@ def build_property(
             tally.skipped.append(verdict)
             note(verdict.render())
             return
+        if verdict.imprecise:
+            keep_worst_imprecise(tally, verdict)
+            return
         if verdict.failed:
             error = tally.fail(verdict)
             if error is not None:
@@ -285,18 +321,19 @@ def _run_reporting_defects(make_prop, impl, tally: Tally, title: str) -> None:
         raise regrouped from None
 
 
-def run_property(impl, op: str, check: str, dtype: str) -> None:
+def run_property(impl, op: str, check: str, dtype: str, strict: bool = False) -> None:
     """Run one check over the op's strategy (and its explicit edge-case examples) for one dtype."""
     tally = Tally()
     _run_reporting_defects(lambda _: build_property(op, check, dtype), impl, tally, f"{op} {check} ({dtype})")
     _report_declined(impl, op, check, tally, dtype)
+    report_imprecise(tally.imprecise, strict)
 
 
 def _make_test(op: str, check: str, dtype: str):
     run: dict[str, ShrinkBudget] = {}  # this run's budget (the property is built once, at import)
     prop = build_property(op, check, dtype, before=lambda case: run["budget"](case), examples=())
 
-    def test(impl):
+    def test(impl, request):
         tally = Tally()
         profile = settings.get_profile(pytest_plugin.active_profile)
         budget = run["budget"] = ShrinkBudget(tally, pytest_plugin.shrink_time)
@@ -314,6 +351,7 @@ def _make_test(op: str, check: str, dtype: str):
                 exc.add_note(budget.hint())
             raise
         _report_declined(impl, op, check, tally, dtype)
+        report_imprecise(tally.imprecise, _strict(request))
 
     # expose Hypothesis's handle so --hypothesis-show-statistics reports this test
     test.hypothesis = prop.hypothesis
@@ -328,7 +366,7 @@ def _make_examples_test(op: str, check: str):
     cases = [case for dtype in DTYPES for case in examples_for(op, dtype)]
 
     @pytest.mark.parametrize("case", cases, ids=[f"{c.dtype}-{i % (len(cases) // len(DTYPES))}" for i, c in enumerate(cases)])
-    def test(impl, case):
+    def test(impl, case, request):
         verdict = check_example(impl, op, check, case)
         if verdict.status == NOT_IMPLEMENTED:
             if pytest_plugin.require_full and _provides(impl, op):
@@ -336,6 +374,8 @@ def _make_examples_test(op: str, check: str):
             pytest.skip(f"{impl.label}: {verdict.message}")
         if verdict.failed:
             raise AssertionError("\nexplicit example (oracle/examples.py):\n" + verdict.render())
+        if verdict.imprecise:
+            report_imprecise(verdict, _strict(request), "explicit example (oracle/examples.py):\n")
 
     test.__name__ = f"test_{op}_{check}_examples"
     return test

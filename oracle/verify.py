@@ -27,10 +27,15 @@ the op and check it happened in, with the configuration that caused it, and
 the other ops and checks go on in a fresh process. A call that does not
 return within --timeout seconds is a FAIL ("hang").
 
-Exit status: 0 if nothing failed (not implemented and partial are not
-failures), 1 if any check failed (or, with --require-full, if any op the
-module provides was not verified on every drawn configuration), 2 if MODULE
-cannot be imported, implements none of the contract, or an option is wrong.
+A right rule that loses digits beyond rounding (``-log(1 - p)`` for
+``-log1p(-p)``) is "imprecise": shown with the digits lost and the stable
+formula, not a failure unless --strict.
+
+Exit status: 0 if nothing failed (not implemented, partial and imprecise are
+not failures), 1 if any check failed (or, with --require-full, if any op the
+module provides was not verified on every drawn configuration; with --strict,
+if any result is imprecise), 2 if MODULE cannot be imported, implements none
+of the contract, or an option is wrong.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ from oracle.case import DTYPES, Case
 from oracle.isolation import Death, SetupFailed, WorkerPool
 from oracle.ops import SPECS
 from oracle.report import Result, as_json, exit_code, footer_line, junit, print_report, write_json, write_junit
-from oracle.verdict import FAIL, NOT_IMPLEMENTED, PASS, SKIPPED, Verdict
+from oracle.verdict import FAIL, IMPRECISE, NOT_IMPLEMENTED, PASS, SKIPPED, Verdict
 
 HELP = "check an implementation (a module or a .py file) against the oracles, op by op, with shrunk counterexamples"
 
@@ -104,6 +109,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="exit 1 unless every op the module provides was verified on every drawn configuration: "
                         "a partial result (some configurations declined with NotImplementedError) or a not-implemented "
                         "check of a provided op is a failure (for CI gates)")
+    parser.add_argument("--strict", action="store_true",
+                        help="an imprecise result (right rule, digits lost beyond rounding) fails the run (exit 1)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML to FILE")
     add_sandbox_argument(parser)
@@ -237,13 +244,23 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
             result.status = PARTIAL
         result.message = f"{describe(result.coverage)}; e.g. {first.message}"
         result.verdict = first.as_dict()
+    if result.status == PASS and tally.imprecise is not None:
+        _imprecise(result, tally.imprecise)
     return result.as_dict()
+
+
+def _imprecise(result: Result, verdict: Verdict) -> None:
+    """The unit is imprecise: no case failed, and this is its worst imprecise case."""
+    result.status = IMPRECISE
+    result.message = verdict.mismatch.describe() if verdict.mismatch else verdict.message
+    result.verdict = verdict.as_dict()
+    result.rendered = verdict.render()
 
 
 def _run_examples(impl, op: str, check: str, dtype: str, tally, before: Callable[[Case], bool]) -> None:
     """The explicit examples (edge cases, field bugs), after the drawn cases passed; the first failure of each
     distinct identity (``oracle.defects``) is kept."""
-    from oracle.suite import check_example, examples_for  # noqa: PLC0415
+    from oracle.suite import check_example, examples_for, keep_worst_imprecise  # noqa: PLC0415
 
     for case in examples_for(op, dtype):
         before(case)
@@ -254,6 +271,8 @@ def _run_examples(impl, op: str, check: str, dtype: str, tally, before: Callable
             tally.declined.append(verdict)
         elif verdict.status == SKIPPED:
             tally.skipped.append(verdict)
+        elif verdict.imprecise:
+            keep_worst_imprecise(tally, verdict)
         elif verdict.failed and tally.identities.of(verdict) not in tally.defects:
             verdict.hints.append("an explicit example (oracle/examples.py) failed; the drawn cases did not")
             tally.fail(verdict)
@@ -376,6 +395,7 @@ def resolve_settings(args: argparse.Namespace) -> dict:
         "jobs": args.jobs,
         "sandbox": resolve_sandbox(getattr(args, "sandbox", False), "verify"),
         "require_full": bool(getattr(args, "require_full", False)),
+        "strict": bool(getattr(args, "strict", False)),
     }
 
 
@@ -447,7 +467,7 @@ def _run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     settings_doc = {"ops": ops, "dtypes": dtypes, **{k: v for k, v in config.items() if k != "seed_origin"}}
     print_report(_console(), ordered, header=_header(target, config, ops, dtypes),
-                 footer=footer_line(ordered, seconds, require_full=config["require_full"]))
+                 footer=footer_line(ordered, seconds, require_full=config["require_full"], strict=config["strict"]))
     try:
         if args.json:
             write_json(args.json, as_json(target, provided, settings_doc, ordered, seconds))
@@ -455,7 +475,7 @@ def _run(args: argparse.Namespace) -> int:
             write_junit(args.junit, junit(target, settings_doc, ordered, seconds))
     except OSError as exc:
         return _fail_usage(f"cannot write the report: {exc}")
-    return exit_code(ordered, require_full=config["require_full"])
+    return exit_code(ordered, require_full=config["require_full"], strict=config["strict"])
 
 
 def _run_units(pool: WorkerPool, units: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], Result]:

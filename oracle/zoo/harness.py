@@ -31,7 +31,7 @@ from oracle.case import Case
 from oracle.implementation import Implementation
 from oracle.mistakes import reference
 from oracle.ops import SPECS, positional
-from oracle.verdict import FAIL, PASS, Verdict
+from oracle.verdict import FAIL, IMPRECISE, PASS, Verdict
 
 #: the checks a mutant is run against, in the order the zoo tries them (the cheaper one first)
 ZOO_CHECKS = ("backward", "finite_differences")
@@ -71,8 +71,13 @@ class Outcome:
 
     @property
     def judged(self) -> int:
-        """Cases with a PASS or FAIL verdict (not skipped, not declined)."""
-        return sum(v.status in (PASS, FAIL) for v in self.verdicts)
+        """Cases with a PASS, imprecise or FAIL verdict (not skipped, not declined)."""
+        return sum(v.status in (PASS, IMPRECISE, FAIL) for v in self.verdicts)
+
+    @property
+    def imprecise(self) -> int:
+        """Cases the mutant got through as merely imprecise: a wrong rule inside the imprecise band (should be none)."""
+        return sum(v.status == IMPRECISE for v in self.verdicts)
 
     @property
     def first_case_index(self) -> int | None:

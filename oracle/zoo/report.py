@@ -108,6 +108,7 @@ def table(rows: list[dict], dtype: str) -> str:
     killed = sum(bool(r["killed_by"]) for r in rows)
     drawn = sum(bool(r["drawn_killed_by"]) for r in rows)
     hinted = sum(r["hint"] for r in rows)
+    imprecise = {r["mistake"].name: sum(o.imprecise for o in r["full"].values()) for r in rows}
     times = [r["first"][2] for r in rows if r["first"]]
     summary = [
         "",
@@ -115,6 +116,8 @@ def table(rows: list[dict], dtype: str) -> str:
         f"({' + '.join(CHECK_TITLES[c] for c in ZOO_CHECKS)}, {dtype}, 'ci' profile); "
         f"{drawn}/{n} by the drawn cases alone, without the explicit examples.",
         f"Hint names the right mistake: {hinted}/{killed} killed mutants.",
+        f"Cases a mutant got through as merely imprecise (a wrong rule inside the imprecise band): "
+        f"{sum(imprecise.values())}" + "".join(f"; {name}: {n}" for name, n in imprecise.items() if n),
     ]
     if times:
         summary.append(f"Time to first failure: median {_ms(statistics.median(times))}, max {_ms(max(times))}.")

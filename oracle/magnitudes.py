@@ -1,0 +1,233 @@
+"""The term scale of every element of every result: the magnitudes that enter it (see ``oracle.tolerances``).
+
+One rule per op, keyed by the op's name (``RULES``; adding an op is its record
+in ``oracle.ops`` plus its rule here, and the assertion at the bottom says so).
+A rule maps the case's arrays (float64 copies) and configuration to
+
+    forward(a, cfg)  -> (T, Tn)                    the output's term scale and naive term scale
+    backward(a, cfg) -> {input: (T, Tn) or None}   the same for each gradient
+
+``T[i]`` is the sum of the magnitudes of the terms the standard formulas add up
+into element ``i`` (so ``|result[i]| <= T[i]``, and a rounding of each term is
+at most ``u T[i]``); ``Tn[i] >= T[i]`` is the same for the naive textbook
+formula, which also forms ``1 - p`` or ``1 + exp(-z)``: the scale of the
+imprecise band.
+
+Sums (conv2d, linear, avg_pool2d, flatten, relu, max_pool2d) are the op itself
+on absolute values, as Higham's bound has it: ``conv(|x|, |w|) + |b|``, the
+backward rules on ``|grad_output|`` with ``|x|``, ``|w|``; max-pool routes by
+the arg-max of ``x`` itself. They are computed by refimpl (pure NumPy, float64,
+no torch: ``bpcheck replay`` needs none), whose rules the suite verifies; a
+magnitude only has to be right within a small factor.
+
+Elementwise functions and losses have their formulas written out below, each
+with the standard formulas it covers: torch's, and TensorFlow's / JAX's where
+they differ (an implementation may follow either).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from oracle.ops import SPECS
+
+#: ATen's clamp of p(1 - p) in the BCE backward (refimpl.losses.EPSILON), as float64
+_EPSILON = float(np.float32(1e-12))
+_LOG_CLAMP = -100.0
+
+
+def _abs(a):
+    return None if a is None else np.abs(a)
+
+
+def _same(t):
+    return (t, t)
+
+
+def _reference():
+    import refimpl  # noqa: PLC0415 - pure NumPy, loaded on first use
+
+    return refimpl
+
+
+# --------------------------------------------------------------------------- sums: the op on absolute values
+
+
+def _conv_forward(a, cfg):
+    return _same(_reference().conv2d(_abs(a["x"]), _abs(a["weight"]), _abs(a["bias"]), **cfg))
+
+
+def _conv_backward(a, cfg):
+    gx, gw, gb = _reference().conv2d_backward(_abs(a["grad_output"]), _abs(a["x"]), _abs(a["weight"]), _abs(a["bias"]), **cfg)
+    return {"x": _same(gx), "weight": _same(gw), "bias": None if gb is None else _same(gb)}
+
+
+def _linear_forward(a, cfg):
+    return _same(_reference().linear(_abs(a["x"]), _abs(a["weight"]), _abs(a["bias"])))
+
+
+def _linear_backward(a, cfg):
+    gx, gw, gb = _reference().linear_backward(_abs(a["grad_output"]), _abs(a["x"]), _abs(a["weight"]), _abs(a["bias"]))
+    return {"x": _same(gx), "weight": _same(gw), "bias": None if gb is None else _same(gb)}
+
+
+def _avg_forward(a, cfg):
+    return _same(_reference().avg_pool2d(_abs(a["x"]), **cfg))
+
+
+def _avg_backward(a, cfg):
+    return {"x": _same(_reference().avg_pool2d_backward(_abs(a["grad_output"]), a["x"], **cfg))}
+
+
+def _max_forward(a, cfg):  # no arithmetic: the result is one of the inputs
+    return _same(np.abs(_reference().max_pool2d(a["x"], **cfg)))
+
+
+def _max_backward(a, cfg):  # the gradients routed by x's own arg-max, summed where windows share it
+    return {"x": _same(_reference().max_pool2d_backward(_abs(a["grad_output"]), a["x"], **cfg))}
+
+
+def _relu_forward(a, cfg):
+    return _same(np.abs(a["x"]))
+
+
+def _relu_backward(a, cfg):
+    return {"x": _same(np.abs(a["grad_output"]))}
+
+
+def _flatten_forward(a, cfg):
+    x = a["x"]
+    return _same(np.abs(x).reshape(x.shape[0], -1))
+
+
+def _flatten_backward(a, cfg):
+    return {"x": _same(np.abs(a["grad_output"]).reshape(a["x"].shape))}
+
+
+# --------------------------------------------------------------------------- elementwise functions
+
+
+def _sigmoid(x):
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _sigmoid_forward(a, cfg):
+    """``max(s, 1 - s)``: torch's ``1 / (1 + exp(-x))`` is right to ``u s``, but XLA's ``0.5 + 0.5 tanh(x / 2)``
+    adds terms of size 0.5 and 0.5|tanh|, i.e. ``max(s, 1 - s)`` (as does any ``1 - sigmoid(-x)``)."""
+    s = _sigmoid(a["x"])
+    return _same(np.maximum(s, 1 - s))
+
+
+def _sigmoid_backward(a, cfg):
+    """``g s (1 - s)`` with ``s`` carrying ``u max(s, 1 - s)`` (above) propagated by ``d[s(1-s)]/ds = 1 - 2s``:
+    ``|g| (s(1-s) + max(s, 1-s) |1 - 2s|)``. At saturation this is ``|g|``: torch's own ``g (1 - s) s`` is 0
+    where ``s`` rounds to 1, although the derivative is not."""
+    s = _sigmoid(a["x"])
+    return {"x": _same(np.abs(a["grad_output"]) * (s * (1 - s) + np.maximum(s, 1 - s) * np.abs(1 - 2 * s)))}
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def _reduced(t: np.ndarray, reduction: str) -> np.ndarray:
+    if reduction == "none":
+        return t
+    total = np.sum(t)
+    return np.asarray(total if reduction == "sum" else total / max(t.size, 1))
+
+
+def _per_element(g: np.ndarray, t: np.ndarray, reduction: str) -> np.ndarray:
+    """A gradient's scale: ``|g| t`` elementwise, divided by the count for 'mean' (g is 0-d unless 'none')."""
+    scale = np.abs(g) * t
+    return scale / max(t.size, 1) if reduction == "mean" else scale
+
+
+def _bce_forward(a, cfg):
+    """torch: ``(y - 1) max(log1p(-p), -100) - y max(log p, -100)``: terms ``|1-y||log1p(-p)| + |y||log p|``
+    (each log right to an ulp). Naive: ``log(1 - p)`` rounds ``1 - p`` first, up to ``u`` after the log: ``+ 1``."""
+    p, y = a["input"], a["target"]
+    with np.errstate(divide="ignore"):
+        l1 = np.maximum(np.log1p(-p), _LOG_CLAMP)
+        l0 = np.maximum(np.log(p), _LOG_CLAMP)
+    t = np.abs(1 - y) * np.abs(l1) + np.abs(y) * np.abs(l0)
+    return _reduced(t, cfg["reduction"]), _reduced(t + 1, cfg["reduction"])
+
+
+def _bce_backward(a, cfg):
+    """torch: ``g (p - y) / max(p(1-p), eps)``; textbook: ``g (-y/p + (1-y)/(1-p))``, whose terms over the
+    common (clamped) denominator are ``|y|(1-p) + |1-y| p``: ``|g| (|y|(1-p) + |1-y|p) / max(p(1-p), eps)``."""
+    p, y, g = a["input"], a["target"], a["grad_output"]
+    t = (np.abs(y) * (1 - p) + np.abs(1 - y) * p) / np.maximum(p * (1 - p), _EPSILON)
+    return {"input": _same(_per_element(g, t, cfg["reduction"]))}
+
+
+def _bce_logits_forward(a, cfg):
+    """torch: ``(1 - y) z - min(z, 0) + log1p(exp(-|z|))``; TensorFlow: ``max(z, 0) - z y + log1p(exp(-|z|))``.
+    Their terms together: ``|z| (1 + |y| + |1 - y|) + log1p(exp(-|z|))`` (at z = 236, y = 1 the value is 2e-103 out
+    of terms of size 236). Naive: ``log(1 + exp(-z))`` rounds ``1 + exp(-z)`` first: ``+ 1``."""
+    z, y = a["input"], a["target"]
+    t = np.abs(z) * (1 + np.abs(y) + np.abs(1 - y)) + np.log1p(np.exp(-np.abs(z)))
+    return _reduced(t, cfg["reduction"]), _reduced(t + 1, cfg["reduction"])
+
+
+def _bce_logits_backward(a, cfg):
+    """torch: ``g (sigmoid(z) - y)``; JAX (the gradient of its log-sigmoid form): ``g ((1-y) sigmoid(z) - y sigmoid(-z))``.
+    Terms: ``|g| (s + |y| + |1-y| s + |y| (1-s))``, ``s = sigmoid(z)`` right to ``u s``. Naive: ``s`` from
+    ``0.5 + 0.5 tanh(z/2)`` or ``1 - sigmoid(-z)`` is right to ``u`` only: ``+ |g|``."""
+    z, y, g = a["input"], a["target"], a["grad_output"]
+    s = _sigmoid(z)
+    t = s + np.abs(y) + np.abs(1 - y) * s + np.abs(y) * (1 - s)
+    reduction = cfg["reduction"]
+    return {"input": (_per_element(g, t, reduction), _per_element(g, t + 1, reduction))}
+
+
+# --------------------------------------------------------------------------- the table
+
+
+class Rule:
+    """An op's term scales: ``forward(arrays, config) -> (T, Tn)``, ``backward(arrays, config) -> {input: (T, Tn)}``."""
+
+    def __init__(self, forward: Callable, backward: Callable):
+        self.forward = forward
+        self.backward = backward
+
+
+RULES: dict[str, Rule] = {
+    "conv2d": Rule(_conv_forward, _conv_backward),
+    "max_pool2d": Rule(_max_forward, _max_backward),
+    "avg_pool2d": Rule(_avg_forward, _avg_backward),
+    "linear": Rule(_linear_forward, _linear_backward),
+    "relu": Rule(_relu_forward, _relu_backward),
+    "sigmoid": Rule(_sigmoid_forward, _sigmoid_backward),
+    "flatten": Rule(_flatten_forward, _flatten_backward),
+    "binary_cross_entropy": Rule(_bce_forward, _bce_backward),
+    "binary_cross_entropy_with_logits": Rule(_bce_logits_forward, _bce_logits_backward),
+}
+assert set(RULES) == set(SPECS), f"every op needs a term-scale rule: missing {set(SPECS) - set(RULES)}"
+
+
+def _float64(arrays: dict) -> dict:
+    return {k: (None if v is None else np.asarray(v, dtype=np.float64)) for k, v in arrays.items()}
+
+
+def forward(op: str, arrays: dict, config: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(T, Tn)`` of the forward output, or None when the rule cannot run on these arrays (the neighbour rule then)."""
+    try:
+        with np.errstate(all="ignore"):
+            t, tn = RULES[op].forward(_float64(arrays), dict(config))
+        return np.asarray(t, np.float64), np.asarray(tn, np.float64)
+    except (ValueError, TypeError, ArithmeticError):
+        return None
+
+
+def backward(op: str, arrays: dict, config: dict) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
+    """``{input: (T, Tn) or None}`` of each gradient; ``{}`` when the rule cannot run on these arrays."""
+    try:
+        with np.errstate(all="ignore"):
+            scales = RULES[op].backward(_float64(arrays), dict(config))
+        return {k: None if v is None else (np.asarray(v[0], np.float64), np.asarray(v[1], np.float64)) for k, v in scales.items()}
+    except (ValueError, TypeError, ArithmeticError):
+        return {}

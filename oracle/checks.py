@@ -26,7 +26,7 @@ import numpy as np
 
 from oracle import magnitudes, precision, tolerances, torch_oracle
 from oracle.case import Case
-from oracle.implementation import Implementation, ImplementationFailure, NotImplementedForConfig, call, check_result
+from oracle.implementation import Implementation, ImplementationFailure, NotImplementedForConfig, call, call_many, check_result
 from oracle.ops import OpSpec, positional
 from oracle.verdict import FAIL, IMPRECISE, NOT_IMPLEMENTED, PASS, SKIPPED, Mismatch, Verdict, locate, status_of
 
@@ -225,15 +225,16 @@ def compare_backward(
                    hints=_imprecise_hints(spec, "backward", case, arrays, worst_got, worst))
 
 
-def _forward64(impl: Implementation, spec: OpSpec, case: Case) -> Callable[[dict], np.ndarray]:
-    """The forward evaluated in float64 on float64 copies: the implementation's own, else torch's."""
+def _forward64(impl: Implementation, spec: OpSpec, case: Case) -> Callable[[list[dict]], list[np.ndarray]]:
+    """The forward evaluated in float64 on float64 copies, on a list of inputs at once: the implementation's own
+    (one round trip to its worker for the whole list), else torch's."""
     config = case.config
-    if impl.function(spec.name) is not None:
-        fn = impl.function(spec.name)
-        return lambda arrays: np.asarray(
-            call(fn, f"{spec.name} (float64, for finite differences)", positional(spec, arrays), config), dtype=np.float64
-        )
-    return lambda arrays: _oracle(spec, case, arrays, with_grads=False)[0]
+    fn = impl.function(spec.name)
+    if fn is not None:
+        what = f"{spec.name} (float64, for finite differences)"
+        return lambda many: [np.asarray(out, dtype=np.float64)
+                             for out in call_many(fn, what, [positional(spec, arrays) for arrays in many], config)]
+    return lambda many: [_oracle(spec, case, arrays, with_grads=False)[0] for arrays in many]
 
 
 def _torch_gradient_errors(spec: OpSpec, case: Case, arrays: dict) -> dict:
@@ -278,10 +279,10 @@ def _forward_failed_first(impl: Implementation, spec: OpSpec, case: Case) -> Ver
                    f"fix the forward (its row) first")
 
 
-def _noise(phi: Callable[[float], float], spacing: float) -> float:
+def _noise(phi: Callable[[list[float]], list[float]], spacing: float) -> float:
     """Moré and Wild's noise estimate of ``phi`` on ``tolerances.NOISE_POINTS`` points ``spacing`` apart around 0."""
     n = tolerances.NOISE_POINTS
-    return tolerances.noise_level(np.array([phi((i - (n - 1) / 2) * spacing) for i in range(n)]))
+    return tolerances.noise_level(np.array(phi([(i - (n - 1) / 2) * spacing for i in range(n)])))
 
 
 @_guarded
@@ -314,23 +315,25 @@ def finite_differences(impl: Implementation, spec: OpSpec, case: Case) -> Verdic
     fan_in = spec.fan_in(case)
     errors = _torch_gradient_errors(spec, case, arrays)
     scales = magnitudes.forward(spec.name, base, case.config)
-    f_base = f64(base)
+    (f_base,) = f64([base])
     magnitude = float(np.sum(np.abs(g64) * (scales[0] if scales is not None else np.abs(f_base))))
 
-    def phi(name: str, v: np.ndarray, t: float) -> float:
-        moved = dict(base)
-        moved[name] = base[name] + t * v
-        return float(np.sum(g64 * f64(moved)))
+    def phi(name: str, points: list[tuple[np.ndarray, float]]) -> list[float]:
+        """<g, f(x + t v)> at each (v, t), the forward evaluated for all of them at once."""
+        outputs = f64([{**base, name: base[name] + t * v} for v, t in points])
+        return [float(np.sum(g64 * out)) for out in outputs]
 
-    def directional(name: str, v: np.ndarray, h: float) -> float:
-        return (phi(name, v, h) - phi(name, v, -h)) / (2 * h)
-
-    def estimate(name: str, v: np.ndarray, h: float) -> tuple[float, float]:
-        """(central difference at h, its measured truncation |D(h) - D(2h)| / 3 when h is not the quiet step)."""
-        d = directional(name, v, h)
-        if h == tolerances.FD_STEP:
-            return d, 0.0
-        return d, abs(d - directional(name, v, 2 * h)) / 3
+    def estimates(name: str, directions: list[np.ndarray], h: float) -> list[tuple[float, float]]:
+        """(central difference at h, its measured truncation |D(h) - D(2h)| / 3 when h is not the quiet step)
+        along each direction."""
+        steps = [h, -h] if h == tolerances.FD_STEP else [h, -h, 2 * h, -2 * h]
+        values = phi(name, [(v, t) for v in directions for t in steps])
+        out = []
+        for i in range(len(directions)):
+            p = values[i * len(steps):(i + 1) * len(steps)]
+            d = (p[0] - p[1]) / (2 * h)
+            out.append((d, 0.0) if len(p) == 2 else (d, abs(d - (p[2] - p[3]) / (4 * h)) / 3))
+        return out
 
     worst, worst_note = None, ""
     for name, grad in zip(spec.differentiable, got):
@@ -339,7 +342,7 @@ def finite_differences(impl: Implementation, spec: OpSpec, case: Case) -> Verdic
         x = base[name]
         grad64 = grad.astype(np.float64)
         probe = noise_rng.standard_normal(x.shape)
-        noise = _noise(lambda t: phi(name, probe, t), tolerances.NOISE_SPACING)
+        noise = _noise(lambda ts: phi(name, [(probe, t) for t in ts]), tolerances.NOISE_SPACING)
         h = tolerances.fd_step(noise, magnitude)
         note = "" if h == tolerances.FD_STEP else (
             f"the forward is noisy: {noise:.2g} measured along a random direction (Moré-Wild) against {magnitude:.3g} "
@@ -347,18 +350,16 @@ def finite_differences(impl: Implementation, spec: OpSpec, case: Case) -> Verdic
         if x.size <= FULL_JACOBIAN_LIMIT:
             numerical = np.zeros_like(x)
             extra = np.zeros_like(x)
-            for k in range(x.size):
-                e = np.zeros_like(x)
-                e.flat[k] = 1.0
-                numerical.flat[k], truncation = estimate(name, e, h)
+            basis = [np.eye(1, x.size, k).reshape(x.shape) for k in range(x.size)]
+            for k, (value, truncation) in enumerate(estimates(name, basis, h)):
+                numerical.flat[k] = value
                 extra.flat[k] = tolerances.fd_error(noise, h, truncation) if note else 0.0
             tol = tolerances.for_finite_differences(case.dtype, fan_in, numerical, errors.get(name), extra=extra)
             mismatch = locate(f"grad_{name}", grad64, numerical, tol)
         else:
             mismatch = None
-            for d in range(FD_DIRECTIONS):
-                v = rng.standard_normal(x.shape)
-                value, truncation = estimate(name, v, h)
+            directions = [rng.standard_normal(x.shape) for _ in range(FD_DIRECTIONS)]
+            for d, (v, (value, truncation)) in enumerate(zip(directions, estimates(name, directions, h))):
                 numerical = np.array(value)
                 analytical = np.array(float(np.sum(grad64 * v)))
                 scale = float(np.sum(np.abs(grad64 * v)))

@@ -26,7 +26,7 @@ import numpy as np
 
 from oracle import magnitudes, precision, tolerances, torch_oracle
 from oracle.case import Case
-from oracle.implementation import Implementation, ImplementationFailure, NotImplementedForConfig, call, call_many, check_result
+from oracle.implementation import Implementation, ImplementationFailure, NotImplementedForConfig, check_result, submit
 from oracle.ops import OpSpec, positional
 from oracle.verdict import FAIL, IMPRECISE, NOT_IMPLEMENTED, PASS, SKIPPED, Mismatch, Verdict, locate, status_of
 
@@ -40,20 +40,25 @@ def _guarded(check: Callable[[Implementation, OpSpec, Case], Verdict]):
     """Turn the implementation's misbehaviour inside a check into a verdict (a failed backward gets its diagnosis)."""
 
     def run(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
-        try:
-            verdict = check(impl, spec, case)
-        except NotImplementedForConfig as exc:
-            return Verdict(spec.name, check.__name__, NOT_IMPLEMENTED, case, f"NotImplementedError: {exc}")
-        except ImplementationFailure as exc:
-            on = fd_case(spec, case) if check.__name__ == "finite_differences" else case  # the values it ran on
-            verdict = Verdict(spec.name, check.__name__, FAIL, on, f"{exc.kind}: {exc.message}")
-            if exc.kind == "hang":
-                return verdict  # re-running it to diagnose would hang again
+        on = fd_case(spec, case) if check.__name__ == "finite_differences" else case  # the values it ran on
+        verdict = _verdict_of(lambda: check(impl, spec, case), spec, check.__name__, on)
+        if verdict.status == NOT_IMPLEMENTED or verdict.message.startswith("hang: "):
+            return verdict  # re-running a hang to diagnose it would hang again
         return _diagnosed(verdict, impl, spec, case)
 
     run.__name__ = check.__name__
     run.__doc__ = check.__doc__
     return run
+
+
+def _verdict_of(check: Callable[[], Verdict], spec: OpSpec, name: str, case: Case) -> Verdict:
+    """``check()``, or the FAIL / NOT_IMPLEMENTED verdict ``name`` gets for what the implementation did instead."""
+    try:
+        return check()
+    except NotImplementedForConfig as exc:
+        return Verdict(spec.name, name, NOT_IMPLEMENTED, case, f"NotImplementedError: {exc}")
+    except ImplementationFailure as exc:
+        return Verdict(spec.name, name, FAIL, case, f"{exc.kind}: {exc.message}")
 
 
 #: checks whose failures are diagnosed against the catalogue of classic mistakes (oracle.diagnosis)
@@ -117,12 +122,22 @@ def _missing(impl: Implementation, spec: OpSpec, check: str, case: Case, *names:
     return None
 
 
+def forward_call(spec: OpSpec, arrays: dict, case: Case) -> tuple[str, list, dict]:
+    """The call of the implementation's forward on ``arrays``, as ``submit`` takes it."""
+    return spec.name, positional(spec, arrays), case.config
+
+
+def backward_call(spec: OpSpec, grad_output: np.ndarray, arrays: dict, case: Case) -> tuple[str, list, dict]:
+    """The call of the implementation's backward on ``grad_output`` and ``arrays``, as ``submit`` takes it."""
+    return spec.backward_name, [grad_output, *positional(spec, arrays)], case.config
+
+
 def run_forward(impl: Implementation, spec: OpSpec, arrays: dict, case: Case) -> np.ndarray:
-    return call(impl.function(spec.name), spec.name, positional(spec, arrays), case.config)
+    return submit(impl, [forward_call(spec, arrays, case)]).result(0)
 
 
 def run_backward(impl: Implementation, spec: OpSpec, grad_output: np.ndarray, arrays: dict, case: Case) -> list:
-    return call(impl.function(spec.backward_name), spec.backward_name, [grad_output, *positional(spec, arrays)], case.config)
+    return submit(impl, [backward_call(spec, grad_output, arrays, case)]).result(0)
 
 
 def _oracle(spec: OpSpec, case: Case, arrays: dict, with_grads: bool = True, dtype: str = "float64"):
@@ -159,21 +174,25 @@ def forward(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
     if skip:
         return skip
     arrays = case.arrays()
+    running = submit(impl, [forward_call(spec, arrays, case)])  # the worker computes while torch does
     expected, _ = _oracle(spec, case, arrays, with_grads=False)
     error, _ = reference_errors(spec, case, arrays, expected, {})
-    return compare_forward(impl, spec, case, arrays, expected, error)
+    return compare_forward(impl, spec, case, arrays, expected, error, running=running)
 
 
 def compare_forward(
-    impl: Implementation, spec: OpSpec, case: Case, arrays: dict, expected: np.ndarray, reference_error=None
+    impl: Implementation, spec: OpSpec, case: Case, arrays: dict, expected: np.ndarray, reference_error=None,
+    running=None,
 ) -> Verdict:
     """The forward on ``arrays`` vs a known ``expected`` output (torch's, live or from a stored corpus).
 
     ``reference_error``: torch's own error in the case's dtype (see ``reference_errors``), if known.
+    ``running``: the forward's call, already submitted (``submit``), else it is made here.
     Raises what ``call``/``check_result`` raise; the callers turn that into a verdict.
     """
-    (got,), dtype_note = _checked_result(run_forward(impl, spec, arrays, case), spec.name, [("output", expected)], case.dtype)
+    running = running or submit(impl, [forward_call(spec, arrays, case)])
     scales = magnitudes.forward(spec.name, arrays, case.config)
+    (got,), dtype_note = _checked_result(running.result(0), spec.name, [("output", expected)], case.dtype)
     scale, naive = scales if scales is not None else (None, None)
     tolerance = tolerances.for_sum(case.dtype, spec.fan_in(case), expected, reference_error, scale=scale, naive_scale=naive)
     mismatch = locate("output", got, expected, tolerance)
@@ -191,25 +210,28 @@ def backward(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
     if skip:
         return skip
     arrays = case.arrays()
+    running = submit(impl, [backward_call(spec, arrays["grad_output"], arrays, case)])  # while torch computes
     output, grads = _oracle(spec, case, arrays)
     _, errors = reference_errors(spec, case, arrays, output, grads)
-    return compare_backward(impl, spec, case, arrays, grads, errors)
+    return compare_backward(impl, spec, case, arrays, grads, errors, running=running)
 
 
 def compare_backward(
-    impl: Implementation, spec: OpSpec, case: Case, arrays: dict, grads: dict, reference_errors: dict | None = None
+    impl: Implementation, spec: OpSpec, case: Case, arrays: dict, grads: dict, reference_errors: dict | None = None,
+    running=None,
 ) -> Verdict:
     """The backward on ``arrays`` vs known gradients ``{input name: gradient or None}`` (torch's, live or stored).
 
     ``reference_errors``: torch's own error per gradient in the case's dtype, if known.
+    ``running``: the backward's call, already submitted (``submit``), else it is made here.
     Raises what ``call``/``check_result`` raise; the callers turn that into a verdict.
     """
+    running = running or submit(impl, [backward_call(spec, arrays["grad_output"], arrays, case)])
     reference_errors = reference_errors or {}
     expected = _expected_grads(spec, grads)
-    got, dtype_note = _checked_result(
-        run_backward(impl, spec, arrays["grad_output"], arrays, case), spec.backward_name, expected, case.dtype)
-    fan_in = spec.fan_in(case)
     scales = magnitudes.backward(spec.name, arrays, case.config)
+    got, dtype_note = _checked_result(running.result(0), spec.backward_name, expected, case.dtype)
+    fan_in = spec.fan_in(case)
     worst, worst_got = None, None
     for input_name, (name, want), have in zip(spec.differentiable, expected, got):
         if want is None:
@@ -223,18 +245,6 @@ def compare_backward(
             worst, worst_got = mismatch, have
     return _judged(spec, "backward", case, worst, dtype_note,
                    hints=_imprecise_hints(spec, "backward", case, arrays, worst_got, worst))
-
-
-def _forward64(impl: Implementation, spec: OpSpec, case: Case) -> Callable[[list[dict]], list[np.ndarray]]:
-    """The forward evaluated in float64 on float64 copies, on a list of inputs at once: the implementation's own
-    (one round trip to its worker for the whole list), else torch's."""
-    config = case.config
-    fn = impl.function(spec.name)
-    if fn is not None:
-        what = f"{spec.name} (float64, for finite differences)"
-        return lambda many: [np.asarray(out, dtype=np.float64)
-                             for out in call_many(fn, what, [positional(spec, arrays) for arrays in many], config)]
-    return lambda many: [_oracle(spec, case, arrays, with_grads=False)[0] for arrays in many]
 
 
 def _torch_gradient_errors(spec: OpSpec, case: Case, arrays: dict) -> dict:
@@ -253,21 +263,22 @@ def fd_case(spec: OpSpec, case: Case) -> Case:
     return case.with_(values={**case.values, **spec.fd_values}) if spec.fd_values else case
 
 
-def _forward_failed_first(impl: Implementation, spec: OpSpec, case: Case) -> Verdict | None:
-    """A SKIPPED finite-differences verdict saying so if the implementation's forward FAILs (vs torch) on ``case``
-    in float64, the dtype finite differences evaluate it in.
+def _forward_failed_first(spec: OpSpec, case: Case, base: dict, f_base) -> Verdict | None:
+    """A SKIPPED finite-differences verdict saying so if the implementation's forward, evaluated on the float64
+    inputs finite differences use (``base``; ``f_base`` its submitted result), FAILs against torch.
 
     Finite differences of a wrong forward say nothing about the backward. A forward that is only of the
     wrong dtype (its values right), or imprecise, does not stop them: they run on float64 copies, and the
     forward's noise is measured and allowed for.
     """
     case64 = case.with_(dtype="float64")  # finite differences evaluate the forward in float64 only
-    if impl.function(spec.name) is None or spec.torch_untrusted(case64):
+    if spec.torch_untrusted(case64):
         return None
     try:
-        verdict = forward(impl, spec, case64)
+        expected, _ = _oracle(spec, case64, base, with_grads=False)
     except ImportError:  # no torch: finite differences alone
         return None
+    verdict = _verdict_of(lambda: compare_forward(None, spec, case64, base, expected, running=f_base), spec, "forward", case64)
     if not verdict.failed:
         return None
     values_wrong = verdict.mismatch is not None and not verdict.mismatch.imprecise
@@ -279,10 +290,28 @@ def _forward_failed_first(impl: Implementation, spec: OpSpec, case: Case) -> Ver
                    f"fix the forward (its row) first")
 
 
-def _noise(phi: Callable[[list[float]], list[float]], spacing: float) -> float:
-    """Moré and Wild's noise estimate of ``phi`` on ``tolerances.NOISE_POINTS`` points ``spacing`` apart around 0."""
+def _fd_steps(h: float) -> list[float]:
+    """The points of a central difference at ``h`` along a direction; with a step other than the quiet one, also at
+    2h, so that the truncation can be measured."""
+    return [h, -h] if h == tolerances.FD_STEP else [h, -h, 2 * h, -2 * h]
+
+
+def _fd_estimates(values: list[float], n_directions: int, h: float) -> list[tuple[float, float]]:
+    """(central difference at h, its measured truncation |D(h) - D(2h)| / 3 when h is not the quiet step) along
+    each direction, from <g, f> at the ``_fd_steps(h)`` of each."""
+    steps = len(_fd_steps(h))
+    out = []
+    for i in range(n_directions):
+        p = values[i * steps:(i + 1) * steps]
+        d = (p[0] - p[1]) / (2 * h)
+        out.append((d, 0.0) if len(p) == 2 else (d, abs(d - (p[2] - p[3]) / (4 * h)) / 3))
+    return out
+
+
+def _noise_ts() -> list[float]:
+    """The offsets of Moré and Wild's noise estimate: ``tolerances.NOISE_POINTS`` points ``NOISE_SPACING`` apart."""
     n = tolerances.NOISE_POINTS
-    return tolerances.noise_level(np.array(phi([(i - (n - 1) / 2) * spacing for i in range(n)])))
+    return [(i - (n - 1) / 2) * tolerances.NOISE_SPACING for i in range(n)]
 
 
 @_guarded
@@ -294,72 +323,95 @@ def finite_differences(impl: Implementation, spec: OpSpec, case: Case) -> Verdic
     The forward's noise is measured along a random direction first (``oracle.tolerances``, finite
     differences): a noisy forward gets a larger step and a wider allowance, never a blamed backward.
     If the forward itself FAILs on the case, the check is skipped: "forward failed first".
+
+    Every evaluation is planned up front and sent to the worker in one request (the forward at x, the
+    backward, the noise probes, the differences at the quiet step), so the worker computes while the judge
+    asks torch; only a noisy forward needs a second request, at its larger step.
     """
     skip = _missing(impl, spec, "finite_differences", case, spec.backward_name)
     if skip:
         return skip
     case = fd_case(spec, case)
-    first = _forward_failed_first(impl, spec, case)
-    if first is not None:
-        return first
     arrays = case.arrays()
-    f64 = _forward64(impl, spec, case)
     grad_output = arrays["grad_output"]
     base = {k: (None if v is None else v.astype(np.float64)) for k, v in arrays.items()}
     g64 = base["grad_output"]
-    expected_shapes = [(f"grad_{n}", None if arrays[n] is None else arrays[n]) for n in spec.differentiable]
-    got, dtype_note = _checked_result(
-        run_backward(impl, spec, grad_output, arrays, case), spec.backward_name, expected_shapes, case.dtype)
     rng = np.random.default_rng(case.seed ^ 0x5EED)
     noise_rng = np.random.default_rng(case.seed ^ 0x401E)
-    fan_in = spec.fan_in(case)
-    errors = _torch_gradient_errors(spec, case, arrays)
+    names = [n for n in spec.differentiable if base[n] is not None]
+    probes = {n: noise_rng.standard_normal(base[n].shape) for n in names}
+    directions = {n: ([np.eye(1, base[n].size, k).reshape(base[n].shape) for k in range(base[n].size)]
+                      if base[n].size <= FULL_JACOBIAN_LIMIT else [rng.standard_normal(base[n].shape) for _ in range(FD_DIRECTIONS)])
+                  for n in names}
+
+    def moved(name: str, pairs: list[tuple[np.ndarray, float]]) -> list[dict]:
+        return [{**base, name: base[name] + t * v} for v, t in pairs]
+
+    noise_points = {n: moved(n, [(probes[n], t) for t in _noise_ts()]) for n in names}
+    quiet_points = {n: moved(n, [(v, t) for v in directions[n] for t in _fd_steps(tolerances.FD_STEP)]) for n in names}
+    own_forward = impl.function(spec.name) is not None
+    if own_forward:  # [f(x), the backward, the noise probes and quiet differences of each input]: one request
+        planned = [p for n in names for p in noise_points[n] + quiet_points[n]]
+        running = submit(impl, [forward_call(spec, base, case), backward_call(spec, grad_output, arrays, case),
+                                *(forward_call(spec, p, case) for p in planned)])
+        first = _forward_failed_first(spec, case, base, running)  # torch's forward meanwhile
+        if first is not None:
+            return first
+    else:
+        running = submit(impl, [backward_call(spec, grad_output, arrays, case)])
+    errors = _torch_gradient_errors(spec, case, arrays)  # while the worker computes
     scales = magnitudes.forward(spec.name, base, case.config)
-    (f_base,) = f64([base])
+    backward_result = running.result(1 if own_forward else 0)
+
+    def phi(points: list[dict], at: int | None) -> list[float]:
+        """<g, f(x)> at each point: the planned results from ``at`` on, else evaluated now (its own forward or
+        torch's)."""
+        if not own_forward:
+            outputs = [_oracle(spec, case, arrays, with_grads=False)[0] for arrays in points]
+        elif at is None:
+            outputs = submit(impl, [forward_call(spec, p, case) for p in points]).results()
+        else:
+            outputs = [running.result(at + i) for i in range(len(points))]
+        return [float(np.sum(g64 * np.asarray(out, dtype=np.float64))) for out in outputs]
+
+    expected_shapes = [(f"grad_{n}", None if arrays[n] is None else arrays[n]) for n in spec.differentiable]
+    got, dtype_note = _checked_result(backward_result, spec.backward_name, expected_shapes, case.dtype)
+    fan_in = spec.fan_in(case)
+    f_base = (np.asarray(running.result(0), np.float64) if own_forward
+              else _oracle(spec, case, base, with_grads=False)[0])
     magnitude = float(np.sum(np.abs(g64) * (scales[0] if scales is not None else np.abs(f_base))))
 
-    def phi(name: str, points: list[tuple[np.ndarray, float]]) -> list[float]:
-        """<g, f(x + t v)> at each (v, t), the forward evaluated for all of them at once."""
-        outputs = f64([{**base, name: base[name] + t * v} for v, t in points])
-        return [float(np.sum(g64 * out)) for out in outputs]
-
-    def estimates(name: str, directions: list[np.ndarray], h: float) -> list[tuple[float, float]]:
-        """(central difference at h, its measured truncation |D(h) - D(2h)| / 3 when h is not the quiet step)
-        along each direction."""
-        steps = [h, -h] if h == tolerances.FD_STEP else [h, -h, 2 * h, -2 * h]
-        values = phi(name, [(v, t) for v in directions for t in steps])
-        out = []
-        for i in range(len(directions)):
-            p = values[i * len(steps):(i + 1) * len(steps)]
-            d = (p[0] - p[1]) / (2 * h)
-            out.append((d, 0.0) if len(p) == 2 else (d, abs(d - (p[2] - p[3]) / (4 * h)) / 3))
-        return out
-
     worst, worst_note = None, ""
+    position = 2  # in the request: after f(x) and the backward
     for name, grad in zip(spec.differentiable, got):
+        if name not in names:
+            continue
+        noise = tolerances.noise_level(np.array(phi(noise_points[name], position)))
+        position += len(noise_points[name])
+        h = tolerances.fd_step(noise, magnitude)
+        quiet = h == tolerances.FD_STEP
+        values = phi(quiet_points[name] if quiet else moved(name, [(v, t) for v in directions[name] for t in _fd_steps(h)]),
+                     position if quiet else None)
+        position += len(quiet_points[name])
         if grad is None:
             continue
         x = base[name]
         grad64 = grad.astype(np.float64)
-        probe = noise_rng.standard_normal(x.shape)
-        noise = _noise(lambda ts: phi(name, [(probe, t) for t in ts]), tolerances.NOISE_SPACING)
-        h = tolerances.fd_step(noise, magnitude)
         note = "" if h == tolerances.FD_STEP else (
             f"the forward is noisy: {noise:.2g} measured along a random direction (Moré-Wild) against {magnitude:.3g} "
             f"for <g, f>, so step h = {h:.2g} and the allowance is widened by the noise / h and the measured truncation")
+        estimates = _fd_estimates(values, len(directions[name]), h)
         if x.size <= FULL_JACOBIAN_LIMIT:
             numerical = np.zeros_like(x)
             extra = np.zeros_like(x)
-            basis = [np.eye(1, x.size, k).reshape(x.shape) for k in range(x.size)]
-            for k, (value, truncation) in enumerate(estimates(name, basis, h)):
+            for k, (value, truncation) in enumerate(estimates):
                 numerical.flat[k] = value
                 extra.flat[k] = tolerances.fd_error(noise, h, truncation) if note else 0.0
             tol = tolerances.for_finite_differences(case.dtype, fan_in, numerical, errors.get(name), extra=extra)
             mismatch = locate(f"grad_{name}", grad64, numerical, tol)
         else:
             mismatch = None
-            directions = [rng.standard_normal(x.shape) for _ in range(FD_DIRECTIONS)]
-            for d, (v, (value, truncation)) in enumerate(zip(directions, estimates(name, directions, h))):
+            for d, (v, (value, truncation)) in enumerate(zip(directions[name], estimates)):
                 numerical = np.array(value)
                 analytical = np.array(float(np.sum(grad64 * v)))
                 scale = float(np.sum(np.abs(grad64 * v)))

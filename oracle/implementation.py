@@ -30,7 +30,7 @@ from oracle.untrusted.client import ImplementationFailure, LoadError, NotImpleme
 from oracle.untrusted.protocol import type_name
 
 __all__ = ["CALL_TIMEOUT", "Implementation", "ImplementationFailure", "LoadError", "NotImplementedForConfig",
-           "call", "call_many", "check_result", "contract_names"]
+           "call", "call_many", "check_result", "contract_names", "submit"]
 
 #: seconds one call of an implementation may take before it counts as hung
 CALL_TIMEOUT = client.CALL_TIMEOUT
@@ -128,6 +128,46 @@ def call_many(fn: Callable, what: str, args_list: list[list], kwargs: dict[str, 
     if isinstance(fn, RemoteFunction):
         return fn.owner.call_many(fn.name, [list(args) for args in args_list], dict(kwargs), timeout)
     return [call(fn, what, args, kwargs, timeout=timeout) for args in args_list]
+
+
+class Done:
+    """The outcomes of calls already made in this process (a trusted test double), read like a ``Pending``."""
+
+    def __init__(self, impl: Implementation, calls: list[tuple[str, list, dict[str, Any]]], timeout: float | None):
+        self.outcomes: list[tuple[Any, Exception | None]] = []
+        failure = None
+        for name, args, kwargs in calls:
+            if failure is None:
+                try:
+                    self.outcomes.append((call(impl.function(name), name, args, kwargs, timeout=timeout), None))
+                    continue
+                except (ImplementationFailure, NotImplementedForConfig) as exc:
+                    failure = None if isinstance(exc, ImplementationFailure) and exc.kind == "mutated input" else exc
+                    self.outcomes.append((None, exc))
+                    continue
+            self.outcomes.append((None, failure))  # not run: an earlier call raised
+
+    def result(self, index: int) -> Any:
+        value, failure = self.outcomes[index]
+        if failure is not None:
+            raise failure
+        return value
+
+    def results(self) -> list:
+        return [self.result(i) for i in range(len(self.outcomes))]
+
+
+def submit(impl: Implementation | client.RemoteImplementation, calls: list[tuple[str, list, dict[str, Any]]], *,
+           timeout: float | None = None) -> client.Pending | Done:
+    """Start the calls ``[(name, args, kwargs), ...]`` of ``impl`` and return at once; ``.result(i)`` is call i's
+    value, or raises what ``call`` raises.
+
+    For an implementation in its worker, the calls go in one request and run while the judge goes on (the
+    checks compute the oracle's answer meanwhile); a trusted object in this process runs them right away.
+    """
+    if isinstance(impl, client.RemoteImplementation):
+        return impl.submit([(name, list(args), dict(kwargs)) for name, args, kwargs in calls], timeout)
+    return Done(impl, calls, timeout)
 
 
 def check_result(

@@ -161,6 +161,7 @@ class _Worker:
 
     def __init__(self, target: str, names: list[str], sandbox: bool, limits: dict):
         self.channel, theirs = socket.socketpair()
+        self.receiver = protocol.Receiver(self.channel)
         status_r, status_w = os.pipe()
         self.status = status_r
         self.log = tempfile.TemporaryFile(prefix="bpcheck-worker-", suffix=".log")
@@ -209,9 +210,11 @@ class _Worker:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
+            if self.receiver.buffered():
+                return self.receiver.receive(MAX_RESULT_BYTES, deadline)
             readable, _, _ = select.select([self.channel, self.status], [], [], left)
             if self.channel in readable:
-                return protocol.receive(self.channel, MAX_RESULT_BYTES, deadline)
+                return self.receiver.receive(MAX_RESULT_BYTES, deadline)
             if self.status in readable:
                 raise EOFError("the worker ended")
 
@@ -323,6 +326,81 @@ class RemoteFunction:
         return f"<{self.name} of {self.owner.label}, in its worker>"
 
 
+class Pending:
+    """The results of one request of calls, read from the worker in order as they are asked for.
+
+    Each call has its own time limit, counted from when the previous result arrived (or the request was
+    sent): a judge that reads late never shortens it. The worker stops at the first call that raises;
+    the calls after it, never run, raise the same failure if asked for. A crash, hang or malformed answer
+    ends the worker (a fresh one takes the next request) and fails the call it happened in and the rest.
+    """
+
+    def __init__(self, owner: "RemoteImplementation", worker: _Worker, request_id: int, names: list[str], limit: float):
+        self.owner, self.worker, self.id, self.names, self.limit = owner, worker, request_id, names, limit
+        self.clock = time.monotonic()
+        self.outcomes: list[tuple[Any, Exception | None]] = []
+        self.failure: Exception | None = None
+
+    def fail(self, failure: Exception) -> None:
+        """Every call not read yet fails with ``failure`` (the worker will not answer it)."""
+        self.failure = failure
+        if self.owner._pending is self:
+            self.owner._pending = None
+
+    def result(self, index: int) -> Any:
+        """The value of call ``index``, or the ImplementationFailure / NotImplementedForConfig it raised."""
+        while len(self.outcomes) <= index:
+            self._read_next()
+        value, failure = self.outcomes[index]
+        if failure is not None:
+            raise failure
+        return value
+
+    def results(self) -> list:
+        return [self.result(i) for i in range(len(self.names))]
+
+    def drain(self) -> None:
+        """Read every answer still due (so that the channel is free for the next request)."""
+        while len(self.outcomes) < len(self.names):
+            self._read_next()
+
+    def _read_next(self) -> None:
+        index = len(self.outcomes)
+        if self.failure is None:
+            try:
+                self.outcomes.append((self._receive(index), None))
+            except (ImplementationFailure, NotImplementedForConfig) as exc:
+                self.outcomes.append((None, exc))
+                if not (isinstance(exc, ImplementationFailure) and exc.kind == "mutated input"):
+                    self.fail(exc)  # the worker stops at a raise; a crash or hang has replaced it
+            if len(self.outcomes) == len(self.names) and self.owner._pending is self:
+                self.owner._pending = None
+        else:
+            self.outcomes.append((None, self.failure))
+
+    def _receive(self, index: int) -> Any:
+        name, owner, worker = self.names[index], self.owner, self.worker
+        limit = self.limit
+        try:
+            deadline = self.clock + (limit if limit > 0 else 10.0 ** 9)
+            while True:
+                reply, out = worker.receive(deadline)
+                if reply.get("id") == self.id and reply.get("index") == index:
+                    break
+            self.clock = time.monotonic()
+            return owner._outcome(name, reply, out)
+        except TimeoutError:
+            owner._replace()
+            raise ImplementationFailure(
+                "hang", f"{name} did not return within {limit:g} s (--timeout / BPCHECK_CALL_TIMEOUT); "
+                "its worker was killed") from None
+        except (EOFError, OSError) as exc:
+            raise owner._crash(worker, name, exc) from None
+        except protocol.ProtocolError as exc:
+            owner._replace()
+            raise ImplementationFailure("protocol", f"{name}: the worker sent a malformed answer ({exc})") from None
+
+
 class RemoteImplementation:
     """The implementation under test, imported and called only in a worker process.
 
@@ -345,6 +423,7 @@ class RemoteImplementation:
         self.containment = containment(sandbox)
         self.calls = 0
         self.workers_started = 0
+        self._pending: Pending | None = None
         self._worker = self._start()
         try:
             self._worker.wait_ready(self.load_timeout)
@@ -368,6 +447,8 @@ class RemoteImplementation:
     # -- calls
 
     def _replace(self) -> None:
+        if self._pending is not None and self._pending.worker is self._worker:
+            self._pending.fail(ImplementationFailure("crashed", "its worker was replaced before it answered"))
         self._worker.kill()
         self._worker = self._start()
 
@@ -381,46 +462,44 @@ class RemoteImplementation:
 
     def call(self, name: str, args: list, kwargs: dict[str, Any], timeout: float | None = None) -> Any:
         """``name(*args, **kwargs)`` in the worker; its result, or ImplementationFailure / NotImplementedForConfig."""
-        return self.call_many(name, [args], kwargs, timeout)[0]
+        return self.submit([(name, args, kwargs)], timeout).result(0)
 
     def call_many(self, name: str, args_list: list[list], kwargs: dict[str, Any], timeout: float | None = None) -> list:
-        """``[name(*args, **kwargs) for args in args_list]`` in the worker, in one message each way per call.
+        """``[name(*args, **kwargs) for args in args_list]`` in the worker, in one round trip."""
+        return self.submit([(name, args, kwargs) for args in args_list], timeout).results()
 
-        The calls go in one request and their results stream back one by one, so a batch costs one round
-        trip, not one per call (finite differences evaluate the forward dozens of times per case). Each call
-        keeps its own time limit; the first that fails raises, and the rest are not run.
+    def submit(self, calls: list[tuple[str, list, dict[str, Any]]], timeout: float | None = None) -> "Pending":
+        """Send the calls ``[(name, args, kwargs), ...]`` to the worker in one request and return at once.
+
+        The worker runs them in order while the judge goes on (computing the oracle's answer, say); the
+        results are read when asked for (``Pending.result``). The arrays of the request cross once each,
+        however many calls share them. One request is outstanding at a time: a new one first reads
+        what is left of the previous.
         """
+        if self._pending is not None:
+            self._pending.drain()
         worker = self._ready_worker()
         self.calls += 1
         arrays: list[np.ndarray] = []
-        calls = [{"args": [protocol.encode(a, arrays) for a in args],
-                  "kwargs": {k: protocol.encode(v, arrays) for k, v in kwargs.items()}} for args in args_list]
-        limit = self.timeout if timeout is None else timeout
-        results = []
+        sent: dict[int, int] = {}
+        requests = [{"fn": name,
+                     "args": [protocol.encode(a, arrays, sent) for a in args],
+                     "kwargs": {k: protocol.encode(v, arrays, sent) for k, v in kwargs.items()}}
+                    for name, args, kwargs in calls]
+        pending = Pending(self, worker, self.calls, [name for name, _, _ in calls],
+                          self.timeout if timeout is None else timeout)
+        self._pending = pending
         try:
-            protocol.send(worker.channel, {"type": "call", "id": self.calls, "fn": name, "calls": calls}, arrays)
-            for index in range(len(calls)):
-                deadline = time.monotonic() + (limit if limit > 0 else 10.0 ** 9)
-                while True:
-                    reply, out = worker.receive(deadline)
-                    if reply.get("id") == self.calls and reply.get("index") == index:
-                        break
-                results.append(self._outcome(name, reply, out))
-        except TimeoutError:
-            self._replace()
-            raise ImplementationFailure(
-                "hang", f"{name} did not return within {limit:g} s (--timeout / BPCHECK_CALL_TIMEOUT); "
-                "its worker was killed") from None
-        except (EOFError, OSError) as exc:
-            ended = worker.ended() or _Exit(f"closed its channel ({exc})")
-            lines = worker.crash_lines()
-            self._replace()
-            raise ImplementationFailure(
-                "crashed", "\n".join([f"the worker {ended.description} during {name}", *lines])) from None
-        except protocol.ProtocolError as exc:
-            self._replace()
-            raise ImplementationFailure("protocol", f"{name}: the worker sent a malformed answer ({exc})") from None
-        return results
+            protocol.send(worker.channel, {"type": "call", "id": self.calls, "calls": requests}, arrays)
+        except OSError as exc:  # the worker is gone: the first result says how
+            pending.fail(self._crash(worker, pending.names[0], exc))
+        return pending
+
+    def _crash(self, worker: _Worker, name: str, exc: Exception) -> ImplementationFailure:
+        ended = worker.ended() or _Exit(f"closed its channel ({exc})")
+        lines = worker.crash_lines()
+        self._replace()
+        return ImplementationFailure("crashed", "\n".join([f"the worker {ended.description} during {name}", *lines]))
 
     def _outcome(self, name: str, reply: dict, out: list[np.ndarray]) -> Any:
         """The value of one call's reply, or the ImplementationFailure / NotImplementedForConfig it stands for."""

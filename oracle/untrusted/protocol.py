@@ -4,7 +4,8 @@ One message is one frame::
 
     8 bytes   length of the header (little-endian unsigned)
     header    UTF-8 JSON object; ``"arrays"`` lists ``{"dtype": "<f8", "shape": [2, 3]}`` per array
-    payload   the arrays' bytes, C order, one after the other
+    payload   the arrays' bytes, C order, one after the other, each padded to a multiple of ``ALIGN``
+              bytes (so that each array, a view of the payload on arrival, is aligned)
 
 Values (a call's arguments, a function's result) travel as a JSON tree whose
 leaves point into the frame's arrays::
@@ -49,6 +50,8 @@ DEFAULT_MAX_PAYLOAD = 8 << 30
 _LENGTH = struct.Struct("<Q")
 #: frames up to this size are sent with one write
 SMALL_FRAME = 1 << 20
+#: each array's bytes start at a multiple of this in a frame's payload
+ALIGN = 16
 
 
 class ProtocolError(Exception):
@@ -73,24 +76,35 @@ def type_name(value: Any) -> str:
 # --------------------------------------------------------------------------- values
 
 
-def encode(value: Any, arrays: list[np.ndarray]) -> dict:
-    """The JSON tree of ``value``; its arrays are appended to ``arrays``."""
+def encode(value: Any, arrays: list[np.ndarray], sent: dict[int, int] | None = None) -> dict:
+    """The JSON tree of ``value``; its arrays are appended to ``arrays``.
+
+    ``sent`` (``id(array) -> index``, shared by the values of one frame) sends an array object that occurs
+    in several values once: the unchanged inputs of a batch of calls cross once, not once per call.
+    """
     if value is None:
         return {"t": "none"}
     if isinstance(value, np.ndarray):
         if value.dtype.str in DTYPES:
+            if sent is not None and id(value) in sent:
+                return {"t": "nd", "i": sent[id(value)]}
             arrays.append(value)
+            if sent is not None:
+                sent[id(value)] = len(arrays) - 1
             return {"t": "nd", "i": len(arrays) - 1}
         return {"t": "other", "type": f"ndarray of dtype {value.dtype}"}
     if isinstance(value, (tuple, list)) and type(value) in (tuple, list):
-        return {"t": type(value).__name__, "items": [encode(v, arrays) for v in value]}
+        return {"t": type(value).__name__, "items": [encode(v, arrays, sent) for v in value]}
     if type(value) in (bool, int, str) or (type(value) is float and math.isfinite(value)):
         return {"t": "py", "v": value}
     return {"t": "other", "type": type(value).__name__}
 
 
-def decode(tree: Any, arrays: list[np.ndarray], depth: int = 0) -> Any:
-    """The value of a JSON tree made by ``encode``; ProtocolError on anything malformed."""
+def decode(tree: Any, arrays: list[np.ndarray], depth: int = 0, copy: bool = False) -> Any:
+    """The value of a JSON tree made by ``encode``; ProtocolError on anything malformed.
+
+    ``copy``: every array of the value is a copy of the frame's (a frame's array may be shared by several values).
+    """
     if depth > 64 or not isinstance(tree, dict):
         raise ProtocolError("malformed value")
     kind = tree.get("t")
@@ -100,12 +114,12 @@ def decode(tree: Any, arrays: list[np.ndarray], depth: int = 0) -> Any:
         i = tree.get("i")
         if type(i) is not int or not 0 <= i < len(arrays):
             raise ProtocolError("array index out of range")
-        return arrays[i]
+        return arrays[i].copy() if copy else arrays[i]
     if kind in ("tuple", "list"):
         items = tree.get("items")
         if not isinstance(items, list):
             raise ProtocolError("malformed sequence")
-        decoded = [decode(item, arrays, depth + 1) for item in items]
+        decoded = [decode(item, arrays, depth + 1, copy) for item in items]
         return tuple(decoded) if kind == "tuple" else decoded
     if kind == "py":
         v = tree.get("v")
@@ -123,12 +137,21 @@ def decode(tree: Any, arrays: list[np.ndarray], depth: int = 0) -> Any:
 # --------------------------------------------------------------------------- frames
 
 
+def _padded(nbytes: int) -> int:
+    return -(-nbytes // ALIGN) * ALIGN
+
+
 def send(sock: socket.socket, header: dict, arrays: list[np.ndarray] = ()) -> None:
     """Send one frame: ``header`` (a JSON object) and ``arrays``."""
     contiguous = [a if a.flags.c_contiguous else a.copy(order="C") for a in arrays]  # (ascontiguousarray makes 0-d 1-d)
     header = {**header, "arrays": [{"dtype": a.dtype.str, "shape": list(a.shape)} for a in contiguous]}
     body = json.dumps(header, allow_nan=False).encode()
-    parts = [_LENGTH.pack(len(body)), body, *(memoryview(a.reshape(-1).view(np.uint8)) for a in contiguous if a.nbytes)]
+    parts = [_LENGTH.pack(len(body)), body]
+    for a in contiguous:
+        if a.nbytes:
+            parts.append(memoryview(a.reshape(-1).view(np.uint8)))
+            if _padded(a.nbytes) > a.nbytes:
+                parts.append(bytes(_padded(a.nbytes) - a.nbytes))
     if sum(len(p) for p in parts) <= SMALL_FRAME:
         sock.sendall(b"".join(parts))  # one write, one wake-up of the reader
     else:
@@ -136,64 +159,104 @@ def send(sock: socket.socket, header: dict, arrays: list[np.ndarray] = ()) -> No
             sock.sendall(part)
 
 
-def _read_exactly(sock: socket.socket, buffer, deadline: float | None) -> None:
-    view = memoryview(buffer).cast("B")
-    got = 0
-    while got < len(view):
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("the peer did not finish its message in time")
-            sock.settimeout(left)
+def _recv_into(sock: socket.socket, view: memoryview, deadline: float | None) -> int:
+    """One ``recv_into`` of at most ``len(view)`` bytes, waiting until ``deadline``; the count (> 0)."""
+    if deadline is not None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the peer did not finish its message in time")
+        sock.settimeout(left)
+    try:
+        n = sock.recv_into(view)
+    except socket.timeout:
+        raise TimeoutError("the peer did not finish its message in time") from None
+    if n == 0:
+        raise EOFError("the peer closed the channel")
+    return n
+
+
+class Receiver:
+    """The frames arriving on ``sock``, read in large chunks: a burst of small frames (the answers of a batch
+    of calls) costs a few system calls, not four per frame. Large payloads are read straight into their
+    own buffer."""
+
+    CHUNK = 1 << 16
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buffer = bytearray()
+        self.start = 0
+
+    def buffered(self) -> bool:
+        """Whether bytes of a frame have arrived and not been read yet (no need to wait for the socket)."""
+        return len(self.buffer) > self.start
+
+    def read(self, n: int, deadline: float | None) -> bytearray:
+        """The next ``n`` bytes, in a buffer of their own."""
+        have = len(self.buffer) - self.start
+        if have < n and n > self.CHUNK:  # a large payload: what is buffered, then the rest read in place
+            out = bytearray(n)
+            out[:have] = self.buffer[self.start:]
+            self.buffer, self.start = bytearray(), 0
+            view = memoryview(out)
+            while have < n:
+                have += _recv_into(self.sock, view[have:], deadline)
+            return out
+        while len(self.buffer) - self.start < n:
+            if self.start:
+                del self.buffer[:self.start]
+                self.start = 0
+            chunk = bytearray(self.CHUNK)
+            got = _recv_into(self.sock, memoryview(chunk), deadline)
+            self.buffer += memoryview(chunk)[:got]
+        out = self.buffer[self.start:self.start + n]
+        self.start += n
+        return out
+
+    def receive(self, max_payload: int = DEFAULT_MAX_PAYLOAD, deadline: float | None = None) -> tuple[dict, list[np.ndarray]]:
+        """One frame: ``(header, arrays)``, validated.
+
+        EOFError at the end of the stream, ProtocolError if malformed, TimeoutError if the whole frame has not
+        arrived by ``deadline`` (``time.monotonic()``; None: wait as long as it takes).
+        """
+        (size,) = _LENGTH.unpack(self.read(_LENGTH.size, deadline))
+        if size > MAX_HEADER_BYTES:
+            raise ProtocolError(f"header of {size} bytes (at most {MAX_HEADER_BYTES})")
+        body = self.read(size, deadline)
         try:
-            n = sock.recv_into(view[got:])
-        except socket.timeout:
-            raise TimeoutError("the peer did not finish its message in time") from None
-        if n == 0:
-            raise EOFError("the peer closed the channel")
-        got += n
+            header = json.loads(body.decode())
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ProtocolError(f"header is not JSON: {exc}") from None
+        if not isinstance(header, dict) or not isinstance(header.get("arrays"), list):
+            raise ProtocolError("header is not an object with an 'arrays' list")
+        shapes = []
+        total = 0
+        for desc in header["arrays"]:
+            if not isinstance(desc, dict) or desc.get("dtype") not in DTYPES:
+                raise ProtocolError(f"array of a dtype that may not cross: {str(desc)[:80]}")
+            shape = desc.get("shape")
+            if (not isinstance(shape, list) or len(shape) > MAX_NDIM
+                    or not all(type(n) is int and 0 <= n < 1 << 40 for n in shape)):
+                raise ProtocolError(f"malformed shape: {str(shape)[:80]}")
+            dtype = np.dtype(desc["dtype"])
+            count = math.prod(shape)
+            total += _padded(count * dtype.itemsize)
+            if total > max_payload:
+                raise ProtocolError(f"arrays of more than {max_payload} bytes in one message")
+            shapes.append((dtype, tuple(shape), count))
+        payload = self.read(total, deadline) if total else bytearray()
+        arrays, offset = [], 0
+        for dtype, shape, count in shapes:  # views of the frame's own buffer: writable, aligned, no copy
+            arrays.append(np.frombuffer(payload, dtype=dtype, count=count, offset=offset).reshape(shape) if count
+                          else np.empty(shape, dtype=dtype))
+            offset += _padded(count * dtype.itemsize)
+        return header, arrays
 
 
 def receive(
     sock: socket.socket, max_payload: int = DEFAULT_MAX_PAYLOAD, deadline: float | None = None
 ) -> tuple[dict, list[np.ndarray]]:
-    """One frame: ``(header, arrays)``, validated.
-
-    EOFError at the end of the stream, ProtocolError if malformed, TimeoutError if the whole frame has not
-    arrived by ``deadline`` (``time.monotonic()``; None: wait as long as it takes).
-    """
-    length = bytearray(_LENGTH.size)
-    _read_exactly(sock, length, deadline)
-    (size,) = _LENGTH.unpack(length)
-    if size > MAX_HEADER_BYTES:
-        raise ProtocolError(f"header of {size} bytes (at most {MAX_HEADER_BYTES})")
-    body = bytearray(size)
-    _read_exactly(sock, body, deadline)
-    try:
-        header = json.loads(body.decode())
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ProtocolError(f"header is not JSON: {exc}") from None
-    if not isinstance(header, dict) or not isinstance(header.get("arrays"), list):
-        raise ProtocolError("header is not an object with an 'arrays' list")
-    shapes = []
-    total = 0
-    for desc in header["arrays"]:
-        if not isinstance(desc, dict) or desc.get("dtype") not in DTYPES:
-            raise ProtocolError(f"array of a dtype that may not cross: {str(desc)[:80]}")
-        shape = desc.get("shape")
-        if (not isinstance(shape, list) or len(shape) > MAX_NDIM
-                or not all(type(n) is int and 0 <= n < 1 << 40 for n in shape)):
-            raise ProtocolError(f"malformed shape: {str(shape)[:80]}")
-        dtype = np.dtype(desc["dtype"])
-        nbytes = math.prod(shape) * dtype.itemsize
-        total += nbytes
-        if total > max_payload:
-            raise ProtocolError(f"arrays of more than {max_payload} bytes in one message")
-        shapes.append((dtype, tuple(shape)))
-    arrays = []
-    for dtype, shape in shapes:
-        a = np.empty(shape, dtype=dtype)
-        if a.nbytes:
-            _read_exactly(sock, a.reshape(-1).view(np.uint8), deadline)
-        arrays.append(a)
-    return header, arrays
+    """One frame from ``sock``, reading no byte beyond it (see ``Receiver.receive``)."""
+    receiver = Receiver(sock)
+    receiver.CHUNK = 0  # every read exactly as long as asked: nothing of the next frame is taken
+    return receiver.receive(max_payload, deadline)

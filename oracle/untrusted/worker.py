@@ -179,10 +179,16 @@ def _changed(before: np.ndarray, after: np.ndarray) -> int:
 
 
 def _call(fn, request: dict, arrays: list[np.ndarray], reply: dict) -> tuple[dict, list[np.ndarray]]:
-    """Run one call of a request (``{"args": [...], "kwargs": {...}}``); its reply frame (``reply`` + the outcome)."""
-    args = [protocol.decode(tree, arrays) for tree in request["args"]]
-    kwargs = {str(k): protocol.decode(v, arrays) for k, v in request["kwargs"].items()}
-    originals = [a.copy() if isinstance(a, np.ndarray) else None for a in args]
+    """Run one call of a request (``{"fn": name, "args": [...], "kwargs": {...}}``); its reply frame (``reply`` + the
+    outcome).
+
+    The function gets copies of the frame's arrays (several calls of a request may share one) and is judged for
+    mutating them against the frame's, which nothing else touches.
+    """
+    args = [protocol.decode(tree, arrays, copy=True) for tree in request["args"]]
+    kwargs = {str(k): protocol.decode(v, arrays, copy=True) for k, v in request["kwargs"].items()}
+    originals = [arrays[tree["i"]] if isinstance(a, np.ndarray) and tree.get("t") == "nd" else None
+                 for tree, a in zip(request["args"], args)]
     try:
         if not callable(fn):
             raise AttributeError("the module has no such function")
@@ -196,7 +202,8 @@ def _call(fn, request: dict, arrays: list[np.ndarray], reply: dict) -> tuple[dic
     out: list[np.ndarray] = []
     value = protocol.encode(result, out)
     mutated = [[i, _changed(b, a)] for i, (b, a) in enumerate(zip(originals, args))
-               if b is not None and isinstance(a, np.ndarray) and a.shape == b.shape and _changed(b, a)]
+               if b is not None and isinstance(a, np.ndarray) and a.shape == b.shape and a.dtype == b.dtype
+               and a.tobytes() != b.tobytes() and _changed(b, a)]
     return {**reply, "type": "result", "value": value, "mutated": mutated}, out
 
 
@@ -212,16 +219,18 @@ def serve(channel: socket.socket, target: str, names: list[str]) -> None:
         return
     provided = [n for n in names if callable(getattr(module, n, None))]
     protocol.send(channel, {"type": "ready", "provided": provided})
+    receiver = protocol.Receiver(channel)
     while True:
         try:
-            header, arrays = protocol.receive(channel)
+            header, arrays = receiver.receive()
         except EOFError:
             return
         if header.get("type") != "call":
             return
         # one reply per call, as each finishes (the judge times each one), until the first that raises
-        fn = getattr(module, str(header.get("fn")), None)
         for index, request in enumerate(header["calls"]):
+            name = str(request.get("fn"))
+            fn = getattr(module, name, None) if name in provided else None
             reply, out = _call(fn, request, arrays, {"id": header["id"], "index": index})
             protocol.send(channel, reply, out)
             if reply["type"] == "raised":

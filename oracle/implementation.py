@@ -73,6 +73,9 @@ class Implementation:
         """The contract's function names this object defines."""
         return [n for n in contract_names() if self.function(n) is not None]
 
+    def close(self) -> None:
+        """Nothing to end: the object lives in this process (the same interface as a worker-backed one)."""
+
 
 @contextlib.contextmanager
 def _time_limit(seconds: float, what: str):

@@ -221,3 +221,72 @@ def test_a_batch_of_calls_streams_back_and_stops_at_the_first_failure(tmp_path):
             call_many(fn, "relu", [[np.array([float(i)])] for i in range(6)], {})
         assert impl.calls == before + 1  # one request for the whole batch
         assert float(call(fn, "relu", [np.array([5.0])], {})[0]) == 10.0  # the calls after the failure were not run
+
+
+def test_submitted_calls_run_while_the_judge_works_and_keep_their_own_time_limits(tmp_path):
+    """A request of several functions runs in the worker while the judge does something else; a judge that reads
+    late does not turn a slow call into a hang; a raise fails that call and those after it, not those before."""
+    from oracle.implementation import submit
+
+    path = _module(tmp_path, "slowish", (
+        "import time\nimport numpy as np\n"
+        "def relu(x):\n    time.sleep(0.6)\n    if x[0] == 3:\n        raise ValueError('three')\n    return x.clip(0)\n"
+        "def relu_backward(g, x):\n    return g * (x > 0)\n"))
+    with Implementation.load(path, timeout=1.0) as impl:
+        x = np.array([-1.0, 2.0])
+        running = submit(impl, [("relu", [x], {}), ("relu_backward", [np.ones(2), x], {}), ("relu", [x], {})])
+        started = time.monotonic()
+        time.sleep(2.5)  # longer than the limit, and than the worker needs for all three
+        assert np.array_equal(running.result(0), [0.0, 2.0])
+        assert np.array_equal(running.result(1), [0.0, 1.0])
+        assert np.array_equal(running.result(2), [0.0, 2.0])
+        assert time.monotonic() - started < 3.5  # they ran meanwhile: reading them cost no more sleeps
+        running = submit(impl, [("relu", [x], {}), ("relu", [np.array([3.0])], {}), ("relu_backward", [x, x], {})])
+        assert np.array_equal(running.result(0), [0.0, 2.0])
+        for index in (1, 2):
+            with pytest.raises(ImplementationFailure, match="relu raised ValueError: three"):
+                running.result(index)
+        assert impl.workers_started == 1
+
+
+def test_an_array_shared_by_the_calls_of_a_request_crosses_once_and_each_call_gets_its_own_copy(tmp_path):
+    path = _module(tmp_path, "scribbles", (
+        "from refimpl import relu_backward\n"
+        "def relu(x):\n    out = x.clip(0)\n    x[...] = -7.0\n    return out\n"))
+    from oracle.implementation import submit
+
+    with Implementation.load(path) as impl:
+        x = np.array([-1.0, 2.0, 3.0])
+        running = submit(impl, [("relu", [x], {})] * 3)
+        for index in range(3):  # each call saw the original values, not the scribbles of the one before
+            with pytest.raises(ImplementationFailure, match=r"modified its argument #0 in place \(3 elements changed\)"):
+                running.result(index)
+        assert np.array_equal(x, [-1.0, 2.0, 3.0])
+    arrays: list = []
+    sent: dict = {}
+    trees = [protocol.encode([x, y], arrays, sent) for y in (np.ones(2), np.zeros(2))]
+    assert len(arrays) == 3 and trees[0]["items"][0] == trees[1]["items"][0]
+
+
+def test_a_burst_of_frames_is_read_in_chunks_and_every_array_arrives_whole_and_aligned():
+    a, b = _pair()
+    frames = [[np.arange(n, dtype=np.float32) * n, np.full((n % 4, 3), n, np.int16)] for n in range(50)]
+    frames.append([np.arange(300_000, dtype=np.float64)])  # larger than a chunk: read in place
+    import threading
+
+    def send_all():
+        for arrays in frames:
+            protocol.send(a, {"n": len(arrays)}, arrays)
+
+    sender = threading.Thread(target=send_all)  # the socket's buffer holds less than the frames
+    sender.start()
+    receiver = protocol.Receiver(b)
+    for arrays in frames:
+        header, received = receiver.receive(deadline=time.monotonic() + 10)
+        assert header["n"] == len(arrays)
+        for want, have in zip(arrays, received):
+            assert have.dtype == want.dtype and have.shape == want.shape and np.array_equal(have, want)
+            assert have.flags.writeable and (have.size == 0 or have.ctypes.data % protocol.ALIGN == 0 or
+                                              have.ctypes.data % have.itemsize == 0)
+    sender.join()
+    assert not receiver.buffered()

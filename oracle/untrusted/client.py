@@ -207,16 +207,16 @@ class _Worker:
     def receive(self, deadline: float) -> tuple[dict, list[np.ndarray]]:
         """The next frame, or EOFError once the worker has ended, TimeoutError at ``deadline``."""
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
             if self.receiver.buffered():
                 return self.receiver.receive(MAX_RESULT_BYTES, deadline)
-            readable, _, _ = select.select([self.channel, self.status], [], [], left)
+            left = deadline - time.monotonic()  # past the deadline, what has already arrived still counts
+            readable, _, _ = select.select([self.channel, self.status], [], [], max(left, 0.0))
             if self.channel in readable:
                 return self.receiver.receive(MAX_RESULT_BYTES, deadline)
             if self.status in readable:
                 raise EOFError("the worker ended")
+            if left <= 0:
+                raise TimeoutError
 
     def ended(self) -> _Exit | None:
         """How the worker ended (waiting briefly for its supervisor's report), or None if it is still running."""

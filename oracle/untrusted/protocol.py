@@ -50,6 +50,8 @@ DEFAULT_MAX_PAYLOAD = 8 << 30
 _LENGTH = struct.Struct("<Q")
 #: frames up to this size are sent with one write
 SMALL_FRAME = 1 << 20
+#: seconds a read past its deadline still waits: what has arrived by then counts as arrived in time
+_GRACE = 1e-3
 #: each array's bytes start at a multiple of this in a frame's payload
 ALIGN = 16
 
@@ -161,11 +163,8 @@ def send(sock: socket.socket, header: dict, arrays: list[np.ndarray] = ()) -> No
 
 def _recv_into(sock: socket.socket, view: memoryview, deadline: float | None) -> int:
     """One ``recv_into`` of at most ``len(view)`` bytes, waiting until ``deadline``; the count (> 0)."""
-    if deadline is not None:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("the peer did not finish its message in time")
-        sock.settimeout(left)
+    if deadline is not None:  # past the deadline, bytes that have already arrived are still read
+        sock.settimeout(max(deadline - time.monotonic(), _GRACE))
     try:
         n = sock.recv_into(view)
     except socket.timeout:

@@ -71,6 +71,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _jobs(text: str) -> int:
+    """``--jobs``: a count, or ``auto`` (the cores this process may run on)."""
+    if text == "auto":
+        return available_cores()
+    return _positive_int(text)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system says, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def _nonnegative_float(text: str) -> float:
     value = float(text)
     if not value >= 0:
@@ -103,8 +118,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", type=_nonnegative_float, default=DEFAULT_BUDGET, metavar="SECONDS",
                         help=f"kill the child process checking one op/check/dtype after this long and report it "
                         f"(default: {DEFAULT_BUDGET:g}; 0: no limit)")
-    parser.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N",
-                        help="child processes checking in parallel (default: 1)")
+    parser.add_argument("--jobs", "-j", type=_jobs, default="auto", metavar="N",
+                        help="checks run in parallel, each in a child process with its own worker (default: auto, "
+                        "one per core this process may use)")
     parser.add_argument("--require-full", action="store_true",
                         help="exit 1 unless every op the module provides was verified on every drawn configuration: "
                         "a partial result (some configurations declined with NotImplementedError) or a not-implemented "
@@ -409,8 +425,8 @@ def _header(target: str, config: dict, ops: list[str], dtypes: list[str]) -> str
     from oracle.untrusted.client import containment  # noqa: PLC0415
 
     return (f"bpcheck verify {target}: profile {config['profile']}, {config['max_examples']} examples per check, "
-            f"{randomness}, {' and '.join(dtypes)}, call timeout {config['timeout']:g} s, "
-            f"implementation run in a worker ({containment(config['sandbox'])})")
+            f"{randomness}, {' and '.join(dtypes)}, call timeout {config['timeout']:g} s, {config['jobs']} "
+            f"{'job' if config['jobs'] == 1 else 'jobs'}, implementation run in a worker ({containment(config['sandbox'])})")
 
 
 def _console(stderr: bool = False) -> Console:
@@ -484,6 +500,16 @@ def _run_units(pool: WorkerPool, units: list[tuple[str, str, str]]) -> dict[tupl
     announced: dict[tuple[str, str, str], int] = {}
     began: dict[tuple[str, str, str], float] = {}
     console = _console(stderr=True)
+    lines = not console.is_terminal  # CI logs: a plain line per finished unit instead of the live bar
+    done = [0]
+
+    def finished(unit, result: Result) -> None:
+        done[0] += 1
+        if lines:
+            print(f"bpcheck verify: [{done[0]}/{len(units)}] {' '.join(unit)}: {result.status} "
+                  f"({result.examples} cases, {result.seconds:.1f} s)", file=sys.stderr, flush=True)
+        progress.advance(task)
+
     progress = Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, transient=True, disable=not console.is_terminal,
@@ -503,12 +529,12 @@ def _run_units(pool: WorkerPool, units: list[tuple[str, str, str]]) -> dict[tupl
                                        rendered=verdict.render() + "\n" + data.get("traceback", ""))
             else:
                 results[unit] = Result.from_dict(data)
-            progress.advance(task)
+            finished(unit, results[unit])
 
         def on_death(unit, death):
             seconds = time.perf_counter() - began.get(unit, time.perf_counter())
             results[unit] = death_result(unit, death, announced.get(unit, 0), seconds)
-            progress.advance(task)
+            finished(unit, results[unit])
 
         pool.run(units, on_result=on_result, on_death=on_death, on_announce=on_announce)
     return results

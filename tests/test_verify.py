@@ -290,3 +290,19 @@ def test_json_and_junit_hold_the_failures(tmp_path, capsys):
     assert all("grad_x" in f.text and "Case(op='relu'" in f.text for f in failed.values())
     assert suite.get("failures") == "2"
     assert any(c.find("skipped") is not None for c in cases if c.get("classname") == "linear")
+
+
+def test_a_log_gets_a_line_per_finished_check_and_every_core_is_used_by_default(tmp_path):
+    """With stderr redirected (a CI log), each finished op/check/dtype is a plain line, as it finishes."""
+    from oracle.verify import available_cores
+
+    done = subprocess.run([sys.executable, "-m", "oracle.cli", "verify", "refimpl", "--ops", "relu", "--dtype", "float64",
+                           "--examples", "5"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("bpcheck verify: [")]
+    assert len(lines) == 3, done.stderr
+    assert sorted(line.split("] ", 1)[1].split(":")[0] for line in lines) == [
+        "relu backward float64", "relu finite_differences float64", "relu forward float64"]
+    assert all(": pass (" in line and " cases, " in line for line in lines)
+    cores = available_cores()
+    assert f", {cores} job{'s' if cores > 1 else ''}, " in done.stdout

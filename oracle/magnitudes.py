@@ -23,6 +23,15 @@ magnitude only has to be right within a small factor.
 Elementwise functions and losses have their formulas written out below, each
 with the standard formulas it covers: torch's, and TensorFlow's / JAX's where
 they differ (an implementation may follow either).
+
+Bilinear ops whose results a right algorithm may compute by a transform of
+whole operands (conv2d by FFT) also have a normwise rule (``NORMWISE``):
+
+    normwise(a, cfg) -> {result: (||a||_F ||b||_F, m)}   result: 'output' or an input's gradient
+
+the Frobenius norms of the two operands each result correlates and the points
+``m`` of the transform; ``oracle.tolerances`` ("Algorithms with normwise bounds
+only") turns them into the normwise bound.
 """
 
 from __future__ import annotations
@@ -104,6 +113,26 @@ def _flatten_forward(a, cfg):
 
 def _flatten_backward(a, cfg):
     return {"x": _same(np.abs(a["grad_output"]).reshape(a["x"].shape))}
+
+
+def _norm(a) -> float:
+    return float(np.sqrt(np.sum(np.square(a)))) if a is not None else 0.0
+
+
+def _power_of_two(k: int) -> int:
+    return 1 << max(int(k) - 1, 0).bit_length()
+
+
+def _conv_normwise(a, cfg):
+    """Output: ``(x, W)``; dX: ``(G, W)``; dW: ``(X, G)`` (zero padding, dilation and the stride's zeros add nothing
+    to a norm). ``m``: the linear convolution's size, each dimension rounded up to a power of two, the largest
+    transform an FFT convolution without wrap-around takes (``Hp + d(kH - 1)`` rows, likewise columns)."""
+    x, w, g = a["x"], a["weight"], a.get("grad_output")
+    (ph, pw), (dh, dw) = cfg["padding"], cfg["dilation"]
+    kh, kw = w.shape[2:]
+    m = _power_of_two(x.shape[2] + 2 * ph + dh * (kh - 1)) * _power_of_two(x.shape[3] + 2 * pw + dw * (kw - 1))
+    nx, nw, ng = _norm(x), _norm(w), _norm(g)
+    return {"output": (nx * nw, m), "x": (ng * nw, m), "weight": (nx * ng, m)}
 
 
 # --------------------------------------------------------------------------- elementwise functions
@@ -208,6 +237,10 @@ RULES: dict[str, Rule] = {
 }
 assert set(RULES) == set(SPECS), f"every op needs a term-scale rule: missing {set(SPECS) - set(RULES)}"
 
+#: ops whose results are correlations of two whole operands: op -> normwise rule (see the module docstring)
+NORMWISE: dict[str, Callable] = {"conv2d": _conv_normwise}
+assert set(NORMWISE) <= set(SPECS)
+
 
 def _float64(arrays: dict) -> dict:
     return {k: (None if v is None else np.asarray(v, dtype=np.float64)) for k, v in arrays.items()}
@@ -230,4 +263,17 @@ def backward(op: str, arrays: dict, config: dict) -> dict[str, tuple[np.ndarray,
             scales = RULES[op].backward(_float64(arrays), dict(config))
         return {k: None if v is None else (np.asarray(v[0], np.float64), np.asarray(v[1], np.float64)) for k, v in scales.items()}
     except (ValueError, TypeError, ArithmeticError):
+        return {}
+
+
+def normwise(op: str, arrays: dict, config: dict) -> dict[str, tuple[float, int]]:
+    """``{result: (||a||_F ||b||_F, m)}`` for 'output' and each gradient of a bilinear op; ``{}`` for other ops
+    or arrays the rule cannot run on."""
+    rule = NORMWISE.get(op)
+    if rule is None:
+        return {}
+    try:
+        with np.errstate(all="ignore"):
+            return {k: (float(v[0]), int(v[1])) for k, v in rule(_float64(arrays), dict(config)).items()}
+    except (ValueError, TypeError, ArithmeticError, KeyError, AttributeError):
         return {}

@@ -75,22 +75,63 @@ Algorithms with normwise bounds only
 Direct summation in any order meets the per-element bound above. Other right
 algorithms do not: a convolution by FFT, a summed-area table (cumulative sums)
 for average pooling, Winograd or Strassen-like products spread each element's
-rounding over the whole array, so their error bound is *normwise*: the
-rounding of a transform of all ``m`` elements of the array, relative to its
-largest terms, ``|err[i]| <= rho(dtype, m) max_j Tn[j]`` (the same
-probabilistic ``lambda sqrt(m) u`` as above, for the ``m`` points the
-transform mixes). An element that is exactly 0 (a window over padding only)
-comes out as 1e-16 of its neighbours. Beyond ``allowed`` that is not a pass
-(an element is still judged by its own terms: the same 1e-9 next to 1e6 from
-a dropped bias is not a pass either), but it is not a wrong rule: it is
-imprecise. So
+rounding over the whole array, so their error bound is *normwise*. An element
+that is exactly 0 (a window over padding only) comes out as rounding noise of
+its neighbours' size. Beyond ``allowed`` that is not a pass (an element is
+still judged by its own terms: the same 1e-9 next to 1e6 from a dropped bias is
+not a pass either), but it is not a wrong rule: it is imprecise. So
 
-    bound[i] = allowed[i] + max(sqrt(u(dtype)) * Tn[i], rho(dtype, m) * max_j Tn[j])
+    bound[i] = allowed[i] + max(sqrt(u(dtype)) * Tn[i], N)
 
-The normwise part is a rounding level (7e-14 of the largest terms in float64
-for m = 100), so a wrong rule, off by a whole term, still FAILs (the bug zoo
+with ``N`` the normwise bound of the result, the larger of two:
+
+* ``rho(dtype, m) * max_j Tn[j]``, ``m`` the result's size: a transform that
+  mixes the result's own terms (the cumulative sums of a summed-area table,
+  the same probabilistic ``lambda sqrt(m) u`` as above for the ``m`` points).
+* For a bilinear op whose every result is a correlation of two operands ``a``
+  and ``b`` (conv2d: ``(x, W)`` for the output, ``(G, W)`` for dX, ``(X, G)``
+  for dW; ``oracle.magnitudes.normwise`` gives ``||a||_F ||b||_F`` and ``m``):
+  ``normwise_bound = rho(dtype, m ceil(log2 m) + n) * ||a||_F ||b||_F``, ``m`` the
+  points of the transform (the linear convolution's size, each dimension rounded
+  up to a power of two: the largest transform an FFT convolution without
+  wrap-around takes), ``n`` the fan-in. This is the FFT convolution's bound:
+  it computes ``F^-1(sum_c F a_c . conj(F b_c))`` for every shift, also the
+  ones the result discards (stride) or that meet padding only, so the result's
+  own terms (0 there) do not bound it. Per element ``i``, with Higham's
+  normwise bound of the FFT (*Accuracy and Stability*, Theorem 24.2:
+  ``||fl(F a) - F a||_2 <= t eta ||F a||_2``, ``t = log2 m``, ``eta ~ 6.7 u``
+  for twiddle factors right to ``u``):
+  - the forward transforms are exact transforms of ``a_c + da_c`` with
+    ``||da_c||_2 <= t eta ||a_c||_2`` (``F / sqrt(m)`` is unitary); element
+    ``i`` of the correlation of ``da_c`` with ``b_c`` is one inner product:
+    at most ``t eta ||a_c||_2 ||b_c||_2`` (Cauchy-Schwarz); likewise for ``b_c``;
+  - the products and the sum over the ``Cg <= n`` channels perturb each
+    spectral value by ``(sqrt2 gamma_2 + gamma_Cg) sum_c |A_c| |B_c|``; the
+    inverse transform averages them: at most ``(2.9 u + gamma_Cg) sum_c
+    ||a_c||_2 ||b_c||_2`` at any element (Parseval, ``||F a||_2 = sqrt(m) ||a||_2``);
+  - the inverse transform adds ``t eta ||z||_2 <= t eta sqrt(m) ||a||_F ||b||_F``
+    (each ``|z_i| <= ||a||_F ||b||_F``), a bound on every element;
+  - ``sum_c ||a_c||_2 ||b_c||_2 <= ||a||_F ||b||_F`` (Cauchy-Schwarz), over
+    channels, groups and the batch.
+  Together ``|err_i| <= (t eta (2 + sqrt(m)) + 2.9 u + gamma_Cg) ||a||_F ||b||_F``,
+  and ``64 sqrt(m t + n + 1) u`` covers that for ``t <= 20`` (``m`` up to 10^6)
+  and ``Cg <= n <= 2000``: rigorous for radix-2 FFTs there; mixed radices and
+  Bluestein's algorithm have bounds of the same form with a few times ``eta``,
+  within the margin (``64 / (6.7 sqrt(t))``, 3 at ``t = 10``); beyond that it
+  is the probabilistic bound again (errors of the ``t`` stages add like a
+  random walk, ``sqrt(t)`` rather than ``t``).
+
+``N`` is a rounding level (in float64 ``1e-14 ||a||_F ||b||_F`` for a
+16 x 16 image), so a wrong rule, off by a whole term, still FAILs (the bug zoo
 checks every mutant); ``tests/test_counterparts.py`` checks that FFT
 convolution and the summed-area average pool get no FAIL.
+
+Every check judges each element this way. The backward against finite
+differences widens by ``N`` only (its pass line is already ``FD_RTOL``), along
+a direction ``v`` by ``N ||v||_1`` (``|sum_i err_i v_i| <= max_i |err_i| ||v||_1``).
+Comparisons of two results of the implementation (the identities "stride-s
+backward = stride-1 backward of the dilated G") allow both sides their
+rounding: ``rho(dtype)`` for each, the band twice.
 
 Finite differences
 ------------------
@@ -111,13 +152,23 @@ Adjoint identity
 ----------------
 ``<F dx, dy>`` and ``<dx, F^T dy>`` are two sums of the same products in a
 different order: both are within ``n_total * u`` (relative to the sum of the
-absolute products) of the exact value, ``n_total`` the number of products.
+absolute products) of the exact value, ``n_total`` the number of products: a
+pass within ``for_adjoint``. Each element of ``F dx`` and of ``F^T dy`` is a
+result like any other, with its per-element FAIL line ``bound[i]`` (above, from
+its term scales and normwise bound); the inner products add each element's
+error times ``|dy_i|`` (resp. ``|dx_j|``). So the identity is imprecise within
+
+    for_adjoint + sum_i (bound - allowed)[F dx]_i |dy_i| + sum_j (bound - allowed)[F^T dy]_j |dx_j|
+
+and FAILs beyond (``adjoint_band``): an FFT convolution's normwise rounding
+of ``F dx`` where ``dy`` is large is imprecise, a wrong transpose (off by whole
+terms) is a FAIL.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -158,11 +209,14 @@ def imprecise_rtol(dtype: str) -> float:
 
 @dataclass(frozen=True)
 class Tolerance:
-    """``allowed = rtol * scale + atol + slack`` elementwise; FAIL beyond ``allowed + band * naive_scale``.
+    """``allowed = rtol * scale + atol + slack`` elementwise; FAIL beyond ``allowed + sides * max(band * naive_scale, N)``.
 
     ``scale`` is the element's term scale (``None``: ``|expected|``); ``naive_scale`` the naive formula's
-    (``None``: ``scale``); ``band`` 0 means there is no imprecise outcome (beyond ``allowed`` is FAIL).
-    ``rtol`` is the implementation's own rounding bound, ``oracle_rtol`` the oracle's (float64) on the same terms.
+    (``None``: ``scale``); ``band`` the imprecise band relative to it; ``N`` the normwise bound: the larger of
+    ``normwise`` (absolute, from ``normwise_bound``) and, where there is a ``band``, ``rho(dtype, size) max naive``.
+    No band and no ``normwise``: there is no imprecise outcome (beyond ``allowed`` is FAIL).
+    ``rtol`` is the implementation's own rounding bound, ``oracle_rtol`` the oracle's (float64) on the same terms;
+    ``sides`` 2 when both results compared are the implementation's (``for_pair``).
     """
 
     rtol: float
@@ -173,6 +227,13 @@ class Tolerance:
     band: float = 0.0
     oracle_rtol: float = 0.0
     dtype: str | None = None
+    normwise: float = 0.0
+    sides: int = 1
+
+    @property
+    def has_band(self) -> bool:
+        """Whether there is an imprecise outcome between ``allowed`` and ``bound``."""
+        return bool(self.band) or bool(self.normwise)
 
     def term_scale(self, expected: np.ndarray) -> np.ndarray:
         return np.abs(expected) if self.scale is None else np.broadcast_to(self.scale, np.shape(expected))
@@ -183,12 +244,26 @@ class Tolerance:
     def bound(self, expected: np.ndarray) -> np.ndarray:
         """The FAIL line: beyond ``allowed`` but within it is imprecise."""
         allowed = self.allowed(expected)
-        if not self.band:
+        if not self.has_band:
             return allowed
         naive = self.term_scale(expected) if self.naive_scale is None else np.broadcast_to(self.naive_scale, np.shape(expected))
-        largest = float(naive.max()) if naive.size else 0.0  # see "Algorithms with normwise bounds only"
-        normwise = SAFETY * UNIT_ROUNDOFF[self.dtype] * math.sqrt(naive.size + 1) * largest if self.dtype else 0.0
-        return allowed + np.maximum(self.band * naive, normwise)
+        normwise = self.normwise  # see "Algorithms with normwise bounds only"
+        if self.band and self.dtype and naive.size:
+            normwise = max(normwise, rho(self.dtype, naive.size) * float(naive.max()))
+        return allowed + self.sides * np.maximum(self.band * naive, normwise)
+
+
+def normwise_bound(dtype: str, fan_in: int, normwise: tuple[float, int] | None) -> float:
+    """``rho(dtype, m ceil(log2 m) + n) ||a||_F ||b||_F`` for ``normwise = (||a||_F ||b||_F, m)``, 0 for None.
+
+    The per-element error bound of an FFT-based (normwise) algorithm for a correlation of ``a`` and ``b``
+    over a transform of ``m`` points, ``n = fan_in``: see "Algorithms with normwise bounds only".
+    """
+    if normwise is None:
+        return 0.0
+    scale, points = normwise
+    rounds = points * math.ceil(math.log2(max(points, 1))) + fan_in
+    return rho(dtype, rounds) * scale if math.isfinite(scale) else 0.0
 
 
 def float32_slack(reference_error: np.ndarray | None) -> np.ndarray | float:
@@ -230,13 +305,14 @@ def for_sum(
     *,
     scale: np.ndarray | None = None,
     naive_scale: np.ndarray | None = None,
+    normwise: tuple[float, int] | None = None,
 ) -> Tolerance:
     """Tolerance for an array computed in ``dtype`` as sums of ``fan_in`` terms, compared to an exact ``expected``.
 
     With ``scale`` (the per-element term scale of ``oracle.magnitudes``): the per-element bound of the
-    module docstring, with an imprecise band of ``sqrt(u) * naive_scale``. Without it (comparisons of two
-    results of the implementation, the diagnosis): ``rtol * (|expected| + max|expected|)``, the neighbour
-    rule, and no imprecise band.
+    module docstring, with an imprecise band of ``sqrt(u) * naive_scale`` and the normwise bound
+    (``normwise``: ``(||a||_F ||b||_F, m)`` from ``oracle.magnitudes.normwise``, or None). Without it
+    (the diagnosis): ``rtol * (|expected| + max|expected|)``, the neighbour rule, and no imprecise band.
     """
     expected = np.asarray(expected, dtype=np.float64)
     r = rho(dtype, fan_in)
@@ -248,24 +324,56 @@ def for_sum(
     scale = _sanitized(np.broadcast_to(scale, expected.shape), expected)
     naive = scale if naive_scale is None else np.maximum(_sanitized(np.broadcast_to(naive_scale, expected.shape), expected), scale)
     return Tolerance(rtol=r, atol=(fan_in + 1) * tiny, slack=slack, scale=scale, naive_scale=naive,
-                     band=imprecise_rtol(dtype), oracle_rtol=rho("float64", fan_in), dtype=dtype)
+                     band=imprecise_rtol(dtype), oracle_rtol=rho("float64", fan_in), dtype=dtype,
+                     normwise=normwise_bound(dtype, fan_in, normwise))
+
+
+def for_pair(
+    dtype: str, fan_in: int, expected: np.ndarray, *, scale: np.ndarray, naive_scale: np.ndarray | None = None,
+    normwise: tuple[float, int] | None = None,
+) -> Tolerance:
+    """``for_sum`` for two results that are both the implementation's, in ``dtype``: each side its own rounding.
+
+    ``rho(dtype)`` for each side instead of the oracle's ``rho(float64)``; the imprecise band twice.
+    """
+    one = for_sum(dtype, fan_in, expected, scale=scale, naive_scale=naive_scale, normwise=normwise)
+    return replace(one, oracle_rtol=one.rtol, atol=2 * one.atol, sides=2)
 
 
 def for_finite_differences(
-    dtype: str, fan_in: int, expected: np.ndarray, reference_error: np.ndarray | None = None, *, extra: np.ndarray | float = 0.0
+    dtype: str, fan_in: int, expected: np.ndarray, reference_error: np.ndarray | None = None, *,
+    extra: np.ndarray | float = 0.0, normwise: float = 0.0,
 ) -> Tolerance:
     """Tolerance for a backward in ``dtype`` checked against float64 central differences.
 
     ``extra``: the finite differences' own measured error (noise / h and truncation, ``fd_error``).
+    ``normwise``: the backward's normwise bound (``normwise_bound``, times ``||v||_1`` along a direction v):
+    beyond ``allowed`` but within it is imprecise.
     """
     base = for_sum(dtype, fan_in, expected, reference_error)
     slack = np.asarray(base.slack, dtype=np.float64) + np.asarray(extra, dtype=np.float64)
-    return Tolerance(rtol=max(base.rtol, FD_RTOL), atol=max(base.atol, FD_RTOL * max(_scale(expected), 1.0)), slack=slack)
+    return Tolerance(rtol=max(base.rtol, FD_RTOL), atol=max(base.atol, FD_RTOL * max(_scale(expected), 1.0)), slack=slack,
+                     normwise=normwise)
 
 
 def for_adjoint(dtype: str, n_products: int, abs_sum: float) -> float:
     """Allowed |<F dx, dy> - <dx, F^T dy>| for inner products of ``n_products`` terms whose magnitudes sum to ``abs_sum``."""
     return 2 * SAFETY * UNIT_ROUNDOFF[dtype] * math.sqrt(n_products + 1) * max(abs_sum, np.finfo(np.float64).tiny)
+
+
+def adjoint_band(sides: list[tuple[Tolerance, np.ndarray, np.ndarray]]) -> float:
+    """The imprecise band of the adjoint identity: ``sum_i (bound - allowed)_i |w_i|`` over each side.
+
+    ``sides``: ``(tolerance of a result, the result, the vector it is paired with)`` for ``F dx`` (with ``dy``)
+    and ``F^T dy`` (with ``dx``); see "Adjoint identity".
+    """
+    total = 0.0
+    for tolerance, result, weight in sides:
+        result = np.asarray(result, np.float64)
+        finite = np.where(np.isfinite(result), result, 0.0)
+        band = tolerance.bound(finite) - tolerance.allowed(finite)
+        total += float(np.sum(band * np.abs(np.asarray(weight, np.float64))))
+    return total
 
 
 # --------------------------------------------------------------------------- finite differences: noise and step
@@ -294,7 +402,7 @@ def noise_level(values: np.ndarray) -> float:
 
 def fd_step(noise: float, magnitude: float) -> float:
     """The central-difference step for a ``phi`` of this noise and magnitude (see the module docstring)."""
-    floor = UNIT_ROUNDOFF["float64"] * max(magnitude, np.finfo(np.float64).tiny)
+    floor = max(UNIT_ROUNDOFF["float64"] * magnitude, np.finfo(np.float64).tiny)  # no underflow to 0 for a 0 magnitude
     if not math.isfinite(noise) or noise <= NOISE_QUIET * floor:
         return FD_STEP
     return min(FD_MAX_STEP, FD_STEP * (noise / floor) ** (1.0 / 3.0))

@@ -112,7 +112,7 @@ class Mismatch:
 def locate(array: str, got: np.ndarray, expected: np.ndarray, tolerance: Tolerance) -> Mismatch | None:
     """The worst element of ``got`` against ``expected`` (NaN must match NaN), or None if all are within tolerance.
 
-    With an imprecise band (``tolerance.band``): if some element is beyond the FAIL bound, the worst of
+    With an imprecise band (``tolerance.has_band``): if some element is beyond the FAIL bound, the worst of
     those (by error / bound); else the worst beyond ``allowed`` (by error / allowed), marked ``imprecise``.
     """
     got64 = np.asarray(got, dtype=np.float64)
@@ -137,7 +137,7 @@ def locate(array: str, got: np.ndarray, expected: np.ndarray, tolerance: Toleran
     scale = None if tolerance.scale is None else float(np.broadcast_to(tolerance.scale, exp64.shape)[index])
     return Mismatch(array, index, float(exp64[index]), float(got64[index]), float(allowed[index]),
                     int((failing if not imprecise else bad).sum()), int(bad.size), imprecise=imprecise,
-                    bound=float(bound[index]) if tolerance.band else None, scale=scale)
+                    bound=float(bound[index]) if tolerance.has_band else None, scale=scale)
 
 
 def status_of(mismatch: Mismatch | None) -> str:

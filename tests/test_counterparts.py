@@ -26,7 +26,7 @@ import pytest
 
 from oracle.mistakes import reference
 from oracle.ops import SPECS
-from oracle.zoo.right import COUNTERPARTS, KNOWN_FALSE_ALARMS
+from oracle.zoo.right import COUNTERPARTS
 from oracle.zoo.right._counterpart import CONTRACT_FUNCTIONS, build
 from oracle.zoo.right.measure import measure
 
@@ -89,13 +89,6 @@ def test_measure_counts_a_wrong_rule_as_fail():
 def test_right_rule_never_fails(module):
     m = measure(module, max_examples=MAX_EXAMPLES)
     assert m.judged > 0, f"{module}: no case of {m.op} was judged"
-    if module in KNOWN_FALSE_ALARMS:  # a recorded limit of the verifier: it must stay where it is recorded
-        checks, reason = KNOWN_FALSE_ALARMS[module]
-        failing = {check for check, _ in m.first_failures()}
-        assert failing and failing <= set(checks), (
-            f"{module}: the known false alarm ({reason}) is expected in {checks} only, got {sorted(failing)}; "
-            "if it is gone, remove it from oracle.zoo.right.KNOWN_FALSE_ALARMS")
-        return
     if m.fails:
         details = "\n\n".join(
             f"[{check}/{dtype}] {sum(v.check == check and v.case.dtype == dtype for v in m.failures)} failing case(s); first:\n"

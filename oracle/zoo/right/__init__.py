@@ -40,15 +40,3 @@ COUNTERPARTS: dict[str, str] = {
         ("bce_logits_rearranged", "binary_cross_entropy_with_logits"),
     ]
 }
-
-#: counterparts the verifier still gives false alarms, with the reason; the test requires these FAILs to stay
-#: confined to the checks named (so a fix, or a new false alarm elsewhere, is noticed)
-KNOWN_FALSE_ALARMS: dict[str, tuple[tuple[str, ...], str]] = {
-    "oracle.zoo.right.conv_fft": (
-        ("adjoint", "identities"),
-        "an FFT convolution has a normwise error bound only: where the exact result is 0 (windows over padding "
-        "only) it returns rounding noise of its neighbours' size; the forward/backward/finite-difference rows "
-        "judge that as imprecise (oracle/tolerances.py, 'Algorithms with normwise bounds only'), but the "
-        "adjoint and identity checks still bound the error by the terms of each element",
-    ),
-}

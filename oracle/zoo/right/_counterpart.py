@@ -13,15 +13,21 @@ different from refimpl in how it computes that one op.
 
 Argument checking is not the point of a counterpart: like the mutants of the
 zoo, counterparts validate their arguments with refimpl's own checks, so they
-accept and reject exactly what refimpl does.
+accept and reject exactly what refimpl does. The conv2d counterparts share
+those checks and the bias, which no algorithm computes differently
+(``conv_config``, ``padded``, ``plus_bias``, ``bias_gradient``).
 """
 
 from __future__ import annotations
 
 import sys
 
+import numpy as np
+
 from oracle.mistakes import reference
 from oracle.ops import SPECS
+from refimpl.arguments import check_grad_output
+from refimpl.convolution import conv2d_config
 
 #: every function name of the contract: each op and its backward
 CONTRACT_FUNCTIONS = tuple(name for spec in SPECS.values() for name in (spec.name, spec.backward_name))
@@ -53,3 +59,33 @@ def build(module: str, op: str) -> None:
             provided.append(name)
     namespace["OP"] = op
     namespace["__all__"] = provided
+
+
+# --------------------------------------------------------------------------- shared by the conv2d counterparts
+
+
+def conv_config(x, weight, bias, stride, padding, dilation, groups, grad_output=None):
+    """refimpl's checked conv2d configuration (``out_hw``, ``stride``, ``padding``, ``dilation``, ``groups``, ``dtype``);
+    with ``grad_output``, its shape ``(N, C_out, Ho, Wo)`` and dtype checked too."""
+    cfg = conv2d_config(x, weight, bias, stride, padding, dilation, groups)
+    if grad_output is not None:
+        check_grad_output(grad_output, (x.shape[0], weight.shape[0]) + cfg.out_hw, cfg.dtype)
+    return cfg
+
+
+def padded(x, cfg):
+    """``Xpad``: ``x`` with ``cfg.padding`` zeros on each side of H and W."""
+    (ph, pw) = cfg.padding
+    return np.pad(x, [(0, 0), (0, 0), (ph, ph), (pw, pw)])
+
+
+def plus_bias(z, bias):
+    """``Z[n, o, p, q] + b[o]`` in place (``z`` is a fresh array), or ``z`` without a bias."""
+    if bias is not None:
+        z += bias[:, None, None]
+    return z
+
+
+def bias_gradient(grad_output, bias):
+    """``db = sum of G over N, Ho, Wo``, or None without a bias."""
+    return None if bias is None else grad_output.sum(axis=(0, 2, 3))

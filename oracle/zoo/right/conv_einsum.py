@@ -17,15 +17,14 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from refimpl.arguments import check_grad_output
-from refimpl.convolution import conv2d_config
+from oracle.zoo.right._counterpart import bias_gradient, conv_config, padded, plus_bias
 
 
 def _window_view(x, weight, cfg):
     """``(win as (N, G, Cg, Ho, Wo, kH, kW), padded size)``."""
-    (ph, pw), (sh, sw), (dh, dw), g = cfg.padding, cfg.stride, cfg.dilation, cfg.groups
+    (sh, sw), (dh, dw), g = cfg.stride, cfg.dilation, cfg.groups
     kh, kw = weight.shape[2:]
-    xp = np.pad(x, [(0, 0), (0, 0), (ph, ph), (pw, pw)])
+    xp = padded(x, cfg)
     win = sliding_window_view(xp, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
     n, c = x.shape[:2]
     return win.reshape((n, g, c // g) + win.shape[2:]), xp.shape[2:]
@@ -33,21 +32,17 @@ def _window_view(x, weight, cfg):
 
 def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
     """``einsum('ngcpqij,gocij->ngopq', win, W) + b``."""
-    cfg = conv2d_config(x, weight, bias, stride, padding, dilation, groups)
+    cfg = conv_config(x, weight, bias, stride, padding, dilation, groups)
     win, _ = _window_view(x, weight, cfg)
     o, g = weight.shape[0], cfg.groups
     w_g = weight.reshape((g, o // g) + weight.shape[1:])
     z = np.einsum("ngcpqij,gocij->ngopq", win, w_g, optimize=True).reshape((x.shape[0], o) + cfg.out_hw)
-    z = np.ascontiguousarray(z)
-    if bias is not None:
-        z += bias[:, None, None]
-    return z
+    return plus_bias(np.ascontiguousarray(z), bias)
 
 
 def conv2d_backward(grad_output, x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
     """``(dX, dW, db or None)``: two einsums and the adjoint of the window view."""
-    cfg = conv2d_config(x, weight, bias, stride, padding, dilation, groups)
-    check_grad_output(grad_output, (x.shape[0], weight.shape[0]) + cfg.out_hw, cfg.dtype)
+    cfg = conv_config(x, weight, bias, stride, padding, dilation, groups, grad_output)
     win, (hp, wp) = _window_view(x, weight, cfg)
     n, c, h, w = x.shape
     o, cg, kh, kw = weight.shape
@@ -62,8 +57,7 @@ def conv2d_backward(grad_output, x, weight, bias=None, *, stride=1, padding=0, d
         for j in range(kw):
             dxp[:, :, i * dh : i * dh + sh * (ho - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw] += dwin[..., i, j]
     grad_x = np.ascontiguousarray(dxp[:, :, ph : ph + h, pw : pw + w])
-    grad_bias = None if bias is None else np.einsum("nopq->o", grad_output)
-    return grad_x, np.ascontiguousarray(grad_weight), grad_bias
+    return grad_x, np.ascontiguousarray(grad_weight), bias_gradient(grad_output, bias)
 
 
 from oracle.zoo.right._counterpart import build  # noqa: E402

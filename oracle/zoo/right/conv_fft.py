@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from refimpl.arguments import check_grad_output
-from refimpl.convolution import conv2d_config
+from oracle.zoo.right._counterpart import bias_gradient, conv_config, padded, plus_bias
 
 
 def _dilated(w, dilation):
@@ -37,8 +36,8 @@ def _dilated(w, dilation):
 
 def _spectra(x, w, cfg):
     """``(F(Xpad) as (N, G, Cg, ...), F(Wd) as (G, Og, Cg, ...), (Hp, Wp))``."""
-    (ph, pw), g = cfg.padding, cfg.groups
-    xp = np.pad(x, [(0, 0), (0, 0), (ph, ph), (pw, pw)])
+    g = cfg.groups
+    xp = padded(x, cfg)
     size = xp.shape[2:]
     n, c = x.shape[:2]
     o, cg = w.shape[:2]
@@ -49,21 +48,17 @@ def _spectra(x, w, cfg):
 
 def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
     """The stride-1 correlation through the FFT, subsampled by the stride, plus the bias."""
-    cfg = conv2d_config(x, weight, bias, stride, padding, dilation, groups)
+    cfg = conv_config(x, weight, bias, stride, padding, dilation, groups)
     xf, wf, size = _spectra(x, weight, cfg)
     corr = np.fft.irfft2(np.einsum("ngcuv,gocuv->ngouv", xf, wf.conj()), s=size)
     (sh, sw), (ho, wo) = cfg.stride, cfg.out_hw
     z = corr.reshape((x.shape[0], weight.shape[0]) + size)[:, :, : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw]
-    z = np.ascontiguousarray(z, dtype=cfg.dtype)
-    if bias is not None:
-        z += bias[:, None, None]
-    return z
+    return plus_bias(np.ascontiguousarray(z, dtype=cfg.dtype), bias)
 
 
 def conv2d_backward(grad_output, x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
     """``(dX, dW, db or None)``: dW by FFT correlation of Xpad with Gs, dX by FFT convolution of Gs with Wd."""
-    cfg = conv2d_config(x, weight, bias, stride, padding, dilation, groups)
-    check_grad_output(grad_output, (x.shape[0], weight.shape[0]) + cfg.out_hw, cfg.dtype)
+    cfg = conv_config(x, weight, bias, stride, padding, dilation, groups, grad_output)
     xf, wf, size = _spectra(x, weight, cfg)
     n, o, (sh, sw), g = x.shape[0], weight.shape[0], cfg.stride, cfg.groups
     ext = [cfg.dilation[a] * (weight.shape[2 + a] - 1) + 1 for a in (0, 1)]
@@ -77,8 +72,7 @@ def conv2d_backward(grad_output, x, weight, bias=None, *, stride=1, padding=0, d
     dxp = np.fft.irfft2(np.einsum("ngouv,gocuv->ngcuv", gf, wf), s=size).reshape((n, x.shape[1]) + size)
     (ph, pw), (h, w) = cfg.padding, x.shape[2:]
     grad_x = np.ascontiguousarray(dxp[:, :, ph : ph + h, pw : pw + w], dtype=cfg.dtype)
-    grad_bias = None if bias is None else grad_output.sum(axis=(0, 2, 3))
-    return grad_x, grad_weight, grad_bias
+    return grad_x, grad_weight, bias_gradient(grad_output, bias)
 
 
 from oracle.zoo.right._counterpart import build  # noqa: E402

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from refimpl.arguments import check_grad_output
-from refimpl.convolution import conv2d_config
+from oracle.zoo.right._counterpart import bias_gradient, conv_config, padded, plus_bias
 
 
 def _indices(weight, cfg):
@@ -32,8 +31,8 @@ def _indices(weight, cfg):
 
 def _im2col(x, weight, cfg):
     """``cols`` as (N, G, Cg*kH*kW, Ho*Wo)."""
-    (ph, pw), g = cfg.padding, cfg.groups
-    xp = np.pad(x, [(0, 0), (0, 0), (ph, ph), (pw, pw)])
+    g = cfg.groups
+    xp = padded(x, cfg)
     rows, cols = _indices(weight, cfg)
     patches = xp[:, :, rows, cols]  # (N, C, kH, kW, Ho, Wo)
     n, c = x.shape[:2]
@@ -43,20 +42,16 @@ def _im2col(x, weight, cfg):
 
 def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
     """``W_g @ cols`` per image and group, plus the bias."""
-    cfg = conv2d_config(x, weight, bias, stride, padding, dilation, groups)
+    cfg = conv_config(x, weight, bias, stride, padding, dilation, groups)
     cols = _im2col(x, weight, cfg)
     g, o = cfg.groups, weight.shape[0]
     w_mat = weight.reshape(g, o // g, -1)
-    z = np.matmul(w_mat[None], cols).reshape((x.shape[0], o) + cfg.out_hw)
-    if bias is not None:
-        z += bias[:, None, None]
-    return z
+    return plus_bias(np.matmul(w_mat[None], cols).reshape((x.shape[0], o) + cfg.out_hw), bias)
 
 
 def conv2d_backward(grad_output, x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
     """``(dX, dW, db or None)``: two matrix products and col2im."""
-    cfg = conv2d_config(x, weight, bias, stride, padding, dilation, groups)
-    check_grad_output(grad_output, (x.shape[0], weight.shape[0]) + cfg.out_hw, cfg.dtype)
+    cfg = conv_config(x, weight, bias, stride, padding, dilation, groups, grad_output)
     cols = _im2col(x, weight, cfg)
     n, c, h, w = x.shape
     o, cg, kh, kw = weight.shape
@@ -71,8 +66,7 @@ def conv2d_backward(grad_output, x, weight, bias=None, *, stride=1, padding=0, d
     rows, colidx = _indices(weight, cfg)
     np.add.at(dxp, (slice(None), slice(None), rows, colidx), dcols.reshape(n, c, kh, kw, ho, wo))
     grad_x = np.ascontiguousarray(dxp[:, :, ph : ph + h, pw : pw + w])
-    grad_bias = None if bias is None else grad_output.sum(axis=(0, 2, 3))
-    return grad_x, grad_weight.reshape(weight.shape), grad_bias
+    return grad_x, grad_weight.reshape(weight.shape), bias_gradient(grad_output, bias)
 
 
 from oracle.zoo.right._counterpart import build  # noqa: E402

@@ -7,7 +7,7 @@ the stack for the expected values, leaves a grandchild that rewrites the report,
 input, forges protocol frames, closes its channel, returns the wrong type. Each is run through
 
     bpcheck verify          (a subprocess; exit 1, the relu backward row FAIL, the --json report says FAIL)
-    pytest --impl           (without -n, and with -n 2 for one module of each class; exit 1, "1 failed")
+    pytest --impl           (without -n, and with -n 2; exit 1, "1 failed")
     bpcheck replay          (exit 1)
 
 and must FAIL: never pass, never skip, never hang past the per-call limit (3 s here). The ``harmless_*``
@@ -36,16 +36,12 @@ MODULES = sorted(p.stem for p in HOSTILE_DIR.glob("*.py") if not p.stem.startswi
 HARMLESS = [m for m in MODULES if m.startswith("harmless_")]
 HOSTILE = [m for m in MODULES if m not in HARMLESS]
 ENTRY_POINTS = ("verify", "pytest", "pytest -n 2", "replay")
-#: the modules also run under ``pytest -n 2``: one per class of misbehaviour. Under xdist the judge is an xdist
-#: worker instead of the pytest process, and nothing else differs; three interpreters per run make the whole
-#: matrix the slowest part of CI, so each class is run there once.
-UNDER_XDIST = ("exit_os_exit_zero", "raise_pytest_exit", "raise_keyboard_interrupt", "hang_sigalrm_blocked",
-               "crash_segfault", "kill_the_judge", "fork_and_rewrite_report", "patch_torch_oracle",
-               "harmless_stray_thread")
 
 
 def _matrix(modules):
-    return [(m, e) for m in modules for e in ENTRY_POINTS if e != "pytest -n 2" or m in UNDER_XDIST]
+    return [(m, e) for m in modules for e in ENTRY_POINTS]
+
+
 #: a run of one of these must end well within this (per-call limit 3 s; a few calls hang at most)
 RUN_LIMIT = 240
 
@@ -65,7 +61,8 @@ def _run(command: list[str], cwd: Path, env: dict | None = None) -> subprocess.C
     return done
 
 
-def run_entry_point(entry: str, module: str, tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess, Path]:
+def run_entry_point(entry: str, module: str, tmp_path: Path, *extra: str,
+                    env: dict | None = None) -> tuple[subprocess.CompletedProcess, Path]:
     path = HOSTILE_DIR / f"{module}.py"
     report = tmp_path / "report.json"
     if entry == "verify":
@@ -77,7 +74,7 @@ def run_entry_point(entry: str, module: str, tmp_path: Path, *extra: str) -> tup
         command += ["-n", "2"] if entry.endswith("-n 2") else ["-p", "no:xdist"]
     else:
         command = [sys.executable, "-m", "oracle.cli", "replay", str(path), "--ops", "relu", *extra]
-    return _run(command, tmp_path), report
+    return _run(command, tmp_path, env), report
 
 
 def _explain(done: subprocess.CompletedProcess) -> str:
@@ -103,7 +100,8 @@ def test_hostile_implementation_fails(module, entry, tmp_path):
 
 @pytest.mark.parametrize(("module", "entry"), _matrix(HARMLESS))
 def test_harmless_misbehaviour_still_passes(module, entry, tmp_path):
-    done, _ = run_entry_point(entry, module, tmp_path)
+    # a right implementation never hangs: a generous call limit, so that a loaded machine cannot fail it
+    done, _ = run_entry_point(entry, module, tmp_path, env={**_env(), "BPCHECK_CALL_TIMEOUT": "60"})
     assert done.returncode == 0, _explain(done)
 
 

@@ -11,6 +11,10 @@ once as shipped (refimpl called through ``oracle.untrusted``: its own worker pro
 and once with refimpl imported into the judge (``--in-process``, a benchmark-only switch: the judge trusts
 the module, so this is the cost of the boundary and nothing else). Prints wall times, their medians, and
 the ratio boundary / in-process. Run it on a quiet machine: both modes compete for the same cores.
+
+    python benchmarks/boundary_cost.py --per-check conv2d,max_pool2d,linear
+
+instead times each check of the ops alone (100 float64 cases, in-process vs worker, best of two).
 """
 
 from __future__ import annotations
@@ -82,15 +86,56 @@ def _timed(name: str, in_process: bool) -> float:
     return seconds
 
 
+def per_check(ops: list[str], examples: int = 100, reps: int = 2) -> list[tuple[str, str, float, float]]:
+    """``(op, check, in-process s, worker s)``: each check's property on ``examples`` float64 cases, best of ``reps``."""
+    import importlib  # noqa: PLC0415
+
+    from hypothesis import settings  # noqa: PLC0415
+
+    from oracle import pytest_plugin  # noqa: F401, PLC0415 - registers the profiles
+    from oracle.implementation import Implementation  # noqa: PLC0415
+    from oracle.suite import Tally, build_property, checks_for  # noqa: PLC0415
+
+    local = Implementation(importlib.import_module("refimpl"), "refimpl")
+    rows = []
+    with Implementation.load("refimpl") as remote:
+        for op in ops:
+            for check in checks_for(op):
+                best = {}
+                for _ in range(reps):
+                    for label, impl in (("local", local), ("remote", remote)):
+                        prop = settings(settings.get_profile("ci"), max_examples=examples)(
+                            build_property(op, check, "float64", examples=()))
+                        started = time.perf_counter()
+                        prop(impl, Tally())
+                        best[label] = min(best.get(label, float("inf")), time.perf_counter() - started)
+                rows.append((op, check, best["local"], best["remote"]))
+                print(f"  {op:12s} {check:20s} in-process {best['local']:6.2f} s  worker {best['remote']:6.2f} s  "
+                      f"{best['remote'] / best['local']:5.2f}x", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--only", choices=sorted(COMMANDS), help="one command only")
     parser.add_argument("--markdown", help="also write the table as Markdown to this file")
+    parser.add_argument("--per-check", metavar="OP[,OP...]",
+                        help="instead: each check of these ops alone, 100 float64 cases, in-process vs worker (best of 2)")
     parser.add_argument("--run-verify-in-process", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_verify_in_process is not None:
         raise SystemExit(_verify_in_process(["verify", *args.run_verify_in_process]))
+    if args.per_check:
+        rows = per_check(args.per_check.split(","))
+        checks = list(dict.fromkeys(check for _, check, _, _ in rows))
+        lines = ["| op | " + " | ".join(checks) + " |", "|---" * (len(checks) + 1) + "|"]
+        for op in dict.fromkeys(op for op, _, _, _ in rows):
+            ratios = {check: remote / local for o, check, local, remote in rows if o == op}
+            lines.append(f"| {op} | " + " | ".join(f"{ratios[c]:.2f}x" if c in ratios else "" for c in checks) + " |")
+        print(f"load average: {os.getloadavg()[0]:.1f}")
+        print("\n".join(lines))
+        return
     rows = []
     for name in [args.only] if args.only else list(COMMANDS):
         times: dict[bool, list[float]] = {False: [], True: []}

@@ -18,8 +18,8 @@ import numpy as np
 
 from oracle import magnitudes, tolerances, torch_oracle
 from oracle.case import Case
-from oracle.checks import _guarded, _judged, _missing, fd_case, run_backward
-from oracle.implementation import Implementation, call
+from oracle.checks import _guarded, _judged, _missing, backward_call, fd_case, run_backward
+from oracle.implementation import Implementation, call, submit
 from oracle.ops import SPECS, OpSpec
 from oracle.tolerances import Tolerance
 from oracle.verdict import FAIL, PASS, Verdict, locate
@@ -74,10 +74,11 @@ def conv2d_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict
     cfg = case.config
     s, p, d, groups = cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"]
     kh, kw = w.shape[2:]
-    gx, gw, gb = run_backward(impl, spec, g, a, case)
     stride1_hw = (x.shape[2] + 2 * p[0] - d[0] * (kh - 1), x.shape[3] + 2 * p[1] - d[1] * (kw - 1))
     g1 = dilate(g, s, size=stride1_hw)
-    gx1, gw1, _ = run_backward(impl, spec, g1, a, case.with_(config={**cfg, "stride": (1, 1)}))
+    # both backwards in one request, run by the worker while torch computes the correlations below
+    running = submit(impl, [backward_call(spec, g, a, case),
+                            backward_call(spec, g1, a, case.with_(config={**cfg, "stride": (1, 1)}))])
     fan_in = spec.fan_in(case)
     fan_in1 = max(fan_in, x.shape[0] * stride1_hw[0] * stride1_hw[1])  # the stride-1 backward's sums
     # every result below has the case's term scales: the dilated G adds zeros only
@@ -105,6 +106,8 @@ def conv2d_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict
     )
     full = (d[0] * (kh - 1), d[1] * (kw - 1))
     gx_corr = crop(_torch_correlate(pad(g1, full), flip(swap_filter_channels(w, groups)), dilation=d, groups=groups), p)
+    gx, gw, gb = running.result(0)
+    gx1, gw1, _ = running.result(1)
     comparisons = [
         ("stride-s grad_x == stride-1 grad_x of dilate(G, s)", gx, gx1, tolerance("x", gx1, pair=True)),
         ("stride-s grad_weight == stride-1 grad_weight of dilate(G, s)", gw, gw1, tolerance("weight", gw1, pair=True)),

@@ -135,3 +135,16 @@ def output_hw(
             f"{dilation[0] * (kernel[0] - 1) + 1}x{dilation[1] * (kernel[1] - 1) + 1}"
         )
     return out  # type: ignore[return-value]
+
+
+def span(count: int, stride: int, offset: int, size: int) -> tuple[slice, slice] | None:
+    """Positions ``k < count`` whose coordinate ``k*stride + offset`` lies in ``[0, size)``.
+
+    Returns ``(positions, coordinates)`` as slices, or None if there are none.
+    """
+    lo = max(0, -(offset // stride))  # ceil(-offset / stride)
+    hi = min(count, (size - 1 - offset) // stride + 1)
+    if hi <= lo:
+        return None
+    start = lo * stride + offset
+    return slice(lo, hi), slice(start, start + (hi - lo - 1) * stride + 1, stride)

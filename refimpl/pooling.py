@@ -28,7 +28,10 @@ planes (``_plane_chunks``); planes pool independently, so results are the same.
 from __future__ import annotations
 
 import numbers
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -148,6 +151,48 @@ def _plane_chunks(planes: np.ndarray) -> list[slice]:
     """Slices of ``_planes_per_chunk`` input planes each."""
     step = _planes_per_chunk(planes)
     return [slice(a, a + step) for a in range(0, len(planes), step)]
+
+
+_THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+_POOL: ThreadPoolExecutor | None = None  # made on first use; a forked child makes its own
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(_THREADS, thread_name_prefix="refimpl-pooling")
+    return _POOL
+
+
+def _forget_executor() -> None:
+    global _POOL
+    _POOL = None  # its threads do not exist in a forked child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_executor)
+
+
+def _for_each_chunk(planes: np.ndarray, worker: Callable[[], Callable[[slice], None]]) -> None:
+    """``run(chunk)`` for every chunk of ``planes``, ``run = worker()`` made once per thread.
+
+    Pure performance: chunks are independent (each writes its own planes of the
+    result), and NumPy releases the GIL inside its loops, so up to ``_THREADS``
+    threads, each with its own scratch buffers (made by ``worker``), share the
+    chunks. The result does not depend on the split.
+    """
+    chunks = _plane_chunks(planes)
+    threads = min(_THREADS, len(chunks))
+
+    def run_every(share: list[slice]) -> None:
+        run = worker()
+        for chunk in share:
+            run(chunk)
+
+    if threads <= 1:
+        run_every(chunks)
+        return
+    list(_executor().map(run_every, [chunks[t::threads] for t in range(threads)]))
 
 
 @dataclass(frozen=True)
@@ -392,11 +437,18 @@ def max_pool2d(x, *, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=
     y = np.empty(x4.shape[:2] + pooling.out_hw, dtype=x4.dtype)
     x_planes, y_planes = _as_planes(x4), _as_planes(y)
     layout = _PhaseLayout(pooling, _planes_per_chunk(x_planes))
-    phases, best = layout.phases(x4.dtype, -np.inf), layout.windows(x4.dtype)
-    for chunk in _plane_chunks(x_planes):
-        m = layout.load(phases, x_planes[chunk])
-        _window_max(layout, phases, m, best)
-        y_planes[chunk, 0] = layout.real(best, m)
+
+    def worker():
+        phases, best = layout.phases(x4.dtype, -np.inf), layout.windows(x4.dtype)
+
+        def run(chunk):
+            m = layout.load(phases, x_planes[chunk])
+            _window_max(layout, phases, m, best)
+            y_planes[chunk, 0] = layout.real(best, m)
+
+        return run
+
+    _for_each_chunk(x_planes, worker)
     return _restore_batch(y, unbatched)
 
 
@@ -419,30 +471,37 @@ def max_pool2d_backward(
     grad_x = np.zeros(x4.shape, dtype=x4.dtype)
     x_planes, g_planes, grad_planes = _as_planes(x4), _as_planes(g), _as_planes(grad_x)
     layout = _PhaseLayout(pooling, _planes_per_chunk(x_planes))
-    phases = layout.phases(x4.dtype, -np.inf)
     kw = pooling.kernel[1]
     seed = _first_input_offset(pooling, 0)[:, None] * kw + _first_input_offset(pooling, 1)[None, :]
     overlap = _windows_overlap(pooling)
-    if overlap:
-        grads, g64 = layout.phases(np.float64, 0), layout.windows(np.float64)
-        g_bits, share_bits = g64.view(np.int64), np.empty(layout.size, dtype=np.int64)
-        is_winner = np.empty(layout.size, dtype=bool)
-    for chunk in _plane_chunks(x_planes):
-        x_chunk, g_chunk, grad_chunk = x_planes[chunk], g_planes[chunk], grad_planes[chunk]
-        m = layout.load(phases, x_chunk)
-        winner = _window_winner(layout, phases, m, seed, _has_nan(x_chunk))
-        if not overlap:
-            _scatter_by_offset(layout.real(winner, m)[:, np.newaxis], g_chunk, pooling, grad_chunk)
-            continue
-        # Each window's gradient goes to the element of its winning offset, in float64.
-        n = layout.width(m)
-        layout.real(g64, m)[...] = g_chunk[:, 0]  # scratch windows stay 0
 
-        def share_of(tap):
-            return _masked(np.equal(winner[:n], tap.k, out=is_winner[:n]), g_bits[:n], share_bits[:n])
+    def worker():
+        phases = layout.phases(x4.dtype, -np.inf)
+        if overlap:
+            grads, g64 = layout.phases(np.float64, 0), layout.windows(np.float64)
+            g_bits, share_bits = g64.view(np.int64), np.empty(layout.size, dtype=np.int64)
+            is_winner = np.empty(layout.size, dtype=bool)
 
-        _scatter_add(layout, grads, m, share_of)
-        layout.store(grads, grad_chunk)
+        def run(chunk):
+            x_chunk, g_chunk, grad_chunk = x_planes[chunk], g_planes[chunk], grad_planes[chunk]
+            m = layout.load(phases, x_chunk)
+            winner = _window_winner(layout, phases, m, seed, _has_nan(x_chunk))
+            if not overlap:
+                _scatter_by_offset(layout.real(winner, m)[:, np.newaxis], g_chunk, pooling, grad_chunk)
+                return
+            # Each window's gradient goes to the element of its winning offset, in float64.
+            n = layout.width(m)
+            layout.real(g64, m)[...] = g_chunk[:, 0]  # scratch windows stay 0
+
+            def share_of(tap):
+                return _masked(np.equal(winner[:n], tap.k, out=is_winner[:n]), g_bits[:n], share_bits[:n])
+
+            _scatter_add(layout, grads, m, share_of)
+            layout.store(grads, grad_chunk)
+
+        return run
+
+    _for_each_chunk(x_planes, worker)
     return _restore_batch(grad_x, unbatched)
 
 
@@ -536,14 +595,21 @@ def avg_pool2d(
     y = np.empty(x4.shape[:2] + pooling.out_hw, dtype=x4.dtype)
     x_planes, y_planes = _as_planes(x4), _as_planes(y)
     layout = _PhaseLayout(pooling, _planes_per_chunk(x_planes))
-    phases, total = layout.phases(x4.dtype, 0), layout.windows(x4.dtype)
-    for chunk in _plane_chunks(x_planes):
-        m = layout.load(phases, x_planes[chunk])
-        running = total[: layout.width(m)]
-        running.fill(0)
-        for tap in layout.taps:  # row-major offset order, torch's; padding adds +0.0, which changes no sum
-            running += layout.at(phases, tap, m)
-        np.divide(layout.real(total, m), divisors, out=y_planes[chunk, 0])
+
+    def worker():
+        phases, total = layout.phases(x4.dtype, 0), layout.windows(x4.dtype)
+
+        def run(chunk):
+            m = layout.load(phases, x_planes[chunk])
+            running = total[: layout.width(m)]
+            running.fill(0)
+            for tap in layout.taps:  # row-major offset order, torch's; padding adds +0.0, which changes no sum
+                running += layout.at(phases, tap, m)
+            np.divide(layout.real(total, m), divisors, out=y_planes[chunk, 0])
+
+        return run
+
+    _for_each_chunk(x_planes, worker)
     return _restore_batch(y, unbatched)
 
 
@@ -575,17 +641,26 @@ def avg_pool2d_backward(
     if _windows_tile_input(pooling):
         # Fast path, valid because every input element lies in exactly one window: each gets
         # its window's share, which "+ 0" turns from -0.0 into +0.0 as a sum would.
-        for chunk in _plane_chunks(grad_planes):
+        def tiles(chunk):
             share, grad_chunk = g_planes[chunk] / divisors, grad_planes[chunk]
             share += 0
             for block in pooling.offset_blocks():
                 _at(grad_chunk, block.input_block)[...] = _at(share, block.output_block)
+
+        _for_each_chunk(grad_planes, lambda: tiles)
         return _restore_batch(grad_x, unbatched)
     layout = _PhaseLayout(pooling, _planes_per_chunk(grad_planes))
-    grads, share = layout.phases(x4.dtype, 0), layout.windows(x4.dtype)
-    for chunk in _plane_chunks(grad_planes):
-        m = len(g_planes[chunk])
-        np.divide(g_planes[chunk, 0], divisors, out=layout.real(share, m))  # scratch windows stay 0
-        _scatter_add(layout, grads, m, lambda tap: share[: layout.width(m)])
-        layout.store(grads, grad_planes[chunk])
+
+    def worker():
+        grads, share = layout.phases(x4.dtype, 0), layout.windows(x4.dtype)
+
+        def run(chunk):
+            m = len(g_planes[chunk])
+            np.divide(g_planes[chunk, 0], divisors, out=layout.real(share, m))  # scratch windows stay 0
+            _scatter_add(layout, grads, m, lambda tap: share[: layout.width(m)])
+            layout.store(grads, grad_planes[chunk])
+
+        return run
+
+    _for_each_chunk(grad_planes, worker)
     return _restore_batch(grad_x, unbatched)

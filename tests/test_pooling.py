@@ -704,7 +704,7 @@ def test_non_overlapping_windows_fast_path_matches_torch_bit_for_bit(case, dtype
 
 @pytest.mark.parametrize("case", MAX_POOL_CASES[:4] + NON_OVERLAPPING_CASES[:2], ids=case_id)
 def test_results_do_not_depend_on_the_plane_chunking(case, monkeypatch):
-    """Chunks of one plane each give the same bits as one chunk of all planes."""
+    """Chunks of one plane each, on one thread or several, give the same bits as one chunk of all planes."""
     import refimpl.pooling as pooling
 
     shape, config = case
@@ -713,8 +713,9 @@ def test_results_do_not_depend_on_the_plane_chunking(case, monkeypatch):
     g_max = random_grad_output(max_pool2d(x, **config).shape, np.float32)
     g_avg = random_grad_output(avg_pool2d(x, **avg_config).shape, np.float32)
     results = []
-    for chunk_bytes in (1 << 30, 1):
+    for chunk_bytes, threads in ((1 << 30, 1), (1, 1), (1, 3)):
         monkeypatch.setattr(pooling, "_CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setattr(pooling, "_THREADS", threads)
         results.append(
             (
                 max_pool2d(x, **config),
@@ -723,5 +724,6 @@ def test_results_do_not_depend_on_the_plane_chunking(case, monkeypatch):
                 avg_pool2d_backward(g_avg, x, **avg_config),
             )
         )
-    for whole, chunked in zip(*results):
-        np.testing.assert_array_equal(whole, chunked)
+    for split in results[1:]:
+        for whole, chunked in zip(results[0], split):
+            np.testing.assert_array_equal(whole, chunked)

@@ -22,9 +22,11 @@ def as_pair(value, name: str, *, minimum: int) -> tuple[int, int]:
     rejects bools, floats and other lengths with a TypeError/ValueError naming
     ``name``.
     """
-    if isinstance(value, (bool, np.bool_)):
+    if type(value) is int:  # the common case, without the slower abstract-class checks below
+        pair = (value, value)
+    elif isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int or an (h, w) pair of ints, got bool {value!r}")
-    if isinstance(value, numbers.Integral):
+    elif isinstance(value, numbers.Integral):
         pair = (int(value), int(value))
     elif isinstance(value, (tuple, list)):
         if len(value) != 2:

@@ -368,7 +368,7 @@ def _window_winner(layout: _PhaseLayout, phases: dict, m: int, seed: np.ndarray,
     """
     n = layout.width(m)
     index_dtype = np.min_scalar_type(max(tap.k for tap in layout.taps))
-    best = np.full(n, -np.inf, dtype=next(iter(phases.values())).dtype)
+    best = np.full(n, -np.inf, dtype=phases[layout.taps[0].phase].dtype)
     winner = np.zeros(n, dtype=index_dtype)
     layout.real(winner, m)[...] = seed
     replaces = np.empty(n, dtype=bool)

@@ -153,7 +153,17 @@ def _plane_chunks(planes: np.ndarray) -> list[slice]:
     return [slice(a, a + step) for a in range(0, len(planes), step)]
 
 
-_THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+def _thread_count() -> int:
+    """As many threads as NumPy's BLAS may use (``OPENBLAS_NUM_THREADS``, else ``OMP_NUM_THREADS``, else
+    the cores), at most 4."""
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return min(4, int(value))
+    return min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+_THREADS = _thread_count()
 _POOL: ThreadPoolExecutor | None = None  # made on first use; a forked child makes its own
 
 

@@ -89,15 +89,7 @@ def avg_pool2d(
 
 
 def avg_pool2d_backward(
-    grad_output,
-    x,
-    *,
-    kernel_size,
-    stride=None,
-    padding=0,
-    ceil_mode=False,
-    count_include_pad=True,
-    divisor_override=None,
+    grad_output, x, *, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
 ) -> np.ndarray:
     """``grad_x[e] = sum over the windows (p, q) containing e of g[p, q] / divisor(p, q)``, in window order.
 

@@ -4,6 +4,7 @@
     python benchmarks/bench.py --quick               # fewer repeats, shorter samples
     python benchmarks/bench.py --dtype float32 --repeat 9 --markdown benchmarks/RESULTS.md
     python benchmarks/bench.py --only resnet,pool    # a subset, by substring of the case name
+    python benchmarks/bench.py --threads 1 --clock cpu   # on a busy machine: one thread, CPU time
 
 Every time is the median of ``--repeat`` samples (each sample runs the call often
 enough to last ``--min-time`` seconds); torch and refimpl samples are taken
@@ -39,6 +40,9 @@ def parse_args(argv=None):
     p.add_argument("--dtype", choices=["float64", "float32", "both"], default="both")
     p.add_argument("--repeat", type=int, default=None, help="samples per time (default 7, --quick 3)")
     p.add_argument("--stat", choices=["median", "min"], default="median", help="statistic of the samples reported (default median)")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="wall: elapsed time (default); cpu: this process's CPU time, which other processes' load "
+                        "hardly changes (meaningful with --threads 1 only: with more, it adds up the threads)")
     p.add_argument("--min-time", type=float, default=None, help="seconds per sample (default 0.1, --quick 0.02)")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for torch and for numpy's BLAS (default: all cores)")
     p.add_argument("--only", default="", help="comma-separated substrings: run only the cases whose name contains one")
@@ -100,11 +104,14 @@ def load_average() -> str:
 # --------------------------------------------------------------------------- timing
 
 
+CLOCK = time.perf_counter  # --clock cpu: time.process_time
+
+
 def _sample(fn, number: int) -> float:
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     for _ in range(number):
         fn()
-    return (time.perf_counter() - t0) / number
+    return (CLOCK() - t0) / number
 
 
 def _calibrate(fn, min_time: float) -> int:
@@ -432,8 +439,9 @@ def main(argv=None) -> int:
     import refimpl
     from refimpl import fast
 
-    global STAT
+    global STAT, CLOCK
     STAT = args.stat
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)
     console = Console()
     if not console.is_terminal:
@@ -456,7 +464,9 @@ def main(argv=None) -> int:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; {os.cpu_count()} cores",
         "GEMM peak (2048^2 matmul, best of samples): "
         + "; ".join(f"{dt} numpy {peaks[dt][0]:.1f} GFLOP/s, torch {peaks[dt][1]:.1f} GFLOP/s" for dt in dtypes),
-        f"{args.stat} of {args.repeat} samples of >= {args.min_time:g} s each; load average at start {load_average()}",
+        f"{args.stat} of {args.repeat} samples of >= {args.min_time:g} s each"
+        + (" of CPU time (--clock cpu)" if args.clock == "cpu" else "")
+        + f"; load average at start {load_average()}",
     ]
     for h in header:
         console.print(h)

@@ -22,9 +22,11 @@ def as_pair(value, name: str, *, minimum: int) -> tuple[int, int]:
     rejects bools, floats and other lengths with a TypeError/ValueError naming
     ``name``.
     """
-    if isinstance(value, (bool, np.bool_)):
+    if type(value) is int:  # the common case, without the slower abstract-class checks below
+        pair = (value, value)
+    elif isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int or an (h, w) pair of ints, got bool {value!r}")
-    if isinstance(value, numbers.Integral):
+    elif isinstance(value, numbers.Integral):
         pair = (int(value), int(value))
     elif isinstance(value, (tuple, list)):
         if len(value) != 2:
@@ -135,3 +137,16 @@ def output_hw(
             f"{dilation[0] * (kernel[0] - 1) + 1}x{dilation[1] * (kernel[1] - 1) + 1}"
         )
     return out  # type: ignore[return-value]
+
+
+def span(count: int, stride: int, offset: int, size: int) -> tuple[slice, slice] | None:
+    """Positions ``k < count`` whose coordinate ``k*stride + offset`` lies in ``[0, size)``.
+
+    Returns ``(positions, coordinates)`` as slices, or None if there are none.
+    """
+    lo = max(0, -(offset // stride))  # ceil(-offset / stride)
+    hi = min(count, (size - 1 - offset) // stride + 1)
+    if hi <= lo:
+        return None
+    start = lo * stride + offset
+    return slice(lo, hi), slice(start, start + (hi - lo - 1) * stride + 1, stride)

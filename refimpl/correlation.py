@@ -8,6 +8,7 @@ once and then read like the derivation.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 
 def dilate(a: np.ndarray, factor: tuple[int, int], size: tuple[int, int] | None = None) -> np.ndarray:
@@ -57,6 +58,15 @@ def swap_filter_channels(weight: np.ndarray, groups: int) -> np.ndarray:
     return weight.reshape(groups, og, cg, kh, kw).transpose(0, 2, 1, 3, 4).reshape(groups * cg, og, kh, kw)
 
 
+def _strided_view(a: np.ndarray, first: int, shape: tuple[int, ...], strides: tuple[int, ...]) -> np.ndarray:
+    """Read-only view of ``a[first:]``'s memory with the given shape and byte strides (no bounds beyond ``a``)."""
+    if a.flags.c_contiguous:  # on a's buffer directly: a tenth of as_strided's overhead, which tiny inputs feel
+        view = np.ndarray(shape, a.dtype, a, first * a.strides[0], strides)
+        view.flags.writeable = False
+        return view
+    return as_strided(a[first:], shape, strides, writeable=False)
+
+
 def correlate(
     x: np.ndarray,
     weight: np.ndarray,
@@ -77,8 +87,9 @@ def correlate(
     sets it runs over. When the filter is smaller (the forward, and dX), over
     the filter taps: each tap (i, j) is ``W[:, :, i, j] @ x_tap``, x_tap the
     tap's strided slice of x; taps are stacked into fewer, larger products (an
-    im2col of a few images when channels are few, else the kW taps of a kernel
-    row, by row phase of the stride), never a kH*kW-fold copy of a large input.
+    im2col of a few images when one image's is a few MB at most, else the kW
+    taps of a kernel row, by row phase of the stride), never a kH*kW-fold copy
+    of a large input.
     When the output is smaller (dW, where a whole gradient map acts as the
     filter), over the output positions: one product of filter size each.
     Every grouping computes the same sum (tests/test_fast_path.py checks it
@@ -94,24 +105,22 @@ def correlate(
     dtype = np.result_type(x, weight)
     chunk_bytes = 1 << 20  # a few images at a time: buffers that stay in cache, reused for every chunk
     x_g = x.transpose(1, 0, 2, 3).reshape(groups, cg, n, h, w)  # channels first, a view
-    if kh * kw <= ho * wo and groups == 1 and kw * cg < 64 and kh * kw * cg * ho * wo * dtype.itemsize <= 4 * chunk_bytes:
-        # Per filter tap (i, j) the sum is one product W[:, :, i, j] @ x_tap, x_tap the tap's strided
-        # slice of x as (Cg, N*Ho*Wo). With few input channels these products are small, so all the
-        # taps of a few images are stacked on the reduction axis (im2col of at most a few MB):
-        # one GEMM with reduction length kH*kW*Cg per chunk.
-        k_all = kh * kw * cg
-        w_all = np.ascontiguousarray(weight.transpose(0, 2, 3, 1), dtype=dtype).reshape(out_ch, k_all)
-        nb = max(1, min(n, 2 * chunk_bytes // (k_all * ho * wo * dtype.itemsize)))
-        cols = np.empty((kh, kw, cg, nb, ho, wo), dtype=dtype)
-        prod = np.empty((out_ch, nb * ho * wo), dtype=dtype)
+    k_all = cg * kh * kw
+    per_image = k_all * ho * wo * dtype.itemsize
+    if kh * kw <= ho * wo and groups == 1 and dilation == (1, 1) and per_image <= 4 * chunk_bytes:
+        # im2col of a few images at a time (at most a few MB): cols[n, (c, i, j), (p, q)] =
+        # x[n, c, p*s_h + i, q*s_w + j], one copy of a strided view of x, and one GEMM per chunk
+        # with reduction length Cg*kH*kW, writing the chunk's output in place:
+        #     out[n] = W as (O, Cg*kH*kW) @ cols[n]
+        w_all = np.ascontiguousarray(weight, dtype=dtype).reshape(out_ch, k_all)
+        nb = max(1, min(n, 4 * chunk_bytes // per_image))
+        cols = np.empty((nb, cg, kh, kw, ho, wo), dtype=dtype)
         out = np.empty((n, out_ch, ho, wo), dtype=dtype)
+        bn, bc, bh, bw = x.strides
         for n0 in range(0, n, nb):
             m = min(nb, n - n0)
-            for i in range(kh):
-                for j in range(kw):
-                    cols[i, j, :, :m] = x_g[0, :, n0 : n0 + m, i * dh : i * dh + sh * (ho - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw]
-            np.matmul(w_all, cols.reshape(k_all, nb * ho * wo)[:, : m * ho * wo], out=prod[:, : m * ho * wo])
-            out[n0 : n0 + m] = prod[:, : m * ho * wo].reshape(out_ch, m, ho, wo).transpose(1, 0, 2, 3)
+            cols[:m] = _strided_view(x, n0, (m, cg, kh, kw, ho, wo), (bn, bc, bh, bw, bh * sh, bw * sw))
+            np.matmul(w_all, cols[:m].reshape(m, k_all, ho * wo), out=out[n0 : n0 + m].reshape(m, out_ch, ho * wo))
         return out
     if kh * kw <= ho * wo:
         # Per filter tap (i, j) the sum is one product  W[:, :, i, j] @ x_tap  per group, x_tap the

@@ -58,7 +58,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from refimpl.arguments import check_grad_output
+from refimpl.arguments import check_grad_output, span
 from refimpl.convolution import conv2d_config
 from refimpl.correlation import crop, pad
 from refimpl.nonfinite import exact
@@ -69,19 +69,6 @@ __all__ = ["conv2d_backward"]
 # small enough to stay in cache, large enough for efficient matrix products.
 CHUNK_BYTES = 1 << 20
 MIN_WIDTH = 1024  # columns (positions) of one chunk, at least
-
-
-def _span(count: int, stride: int, offset: int, size: int) -> tuple[slice, slice] | None:
-    """Positions ``k < count`` whose coordinate ``k*stride + offset`` lies in ``[0, size)``.
-
-    Returns ``(positions, coordinates)`` as slices, or None if there are none.
-    """
-    lo = max(0, -(offset // stride))  # ceil(-offset / stride)
-    hi = min(count, (size - 1 - offset) // stride + 1)
-    if hi <= lo:
-        return None
-    start = lo * stride + offset
-    return slice(lo, hi), slice(start, start + (hi - lo - 1) * stride + 1, stride)
 
 
 def conv2d_backward(grad_output, x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
@@ -135,9 +122,9 @@ def _backward(g_out, x, weight, cfg):
     kc = kw * cg  # one kernel row: its kW taps stacked
     # (phase rows, input rows) of each phase that holds input rows, and the kernel rows reading it;
     # a phase of padding rows only, or a column tap on padding columns only, contributes nothing
-    row_span = {a: _span(hq, sh, a - ph, h) for a in sorted(set(phase))}
-    taps = {a: [i for i in range(kh) if phase[i] == a] for a, span in row_span.items() if span is not None}
-    cols = [_span(wo, sw, j * dw - pw, w) for j in range(kw)]
+    row_span = {a: span(hq, sh, a - ph, h) for a in sorted(set(phase))}
+    taps = {a: [i for i in range(kh) if phase[i] == a] for a, rows in row_span.items() if rows is not None}
+    cols = [span(wo, sw, j * dw - pw, w) for j in range(kw)]
 
     # Wrow_i[g, o, j*Cg + c] = W[g*Og + o, c, i, j]; stacked over the rows of a phase and transposed:
     # Wt_a[g, j*Cg + c, k*Og + o] = Wrow_{taps[a][k]}[g, o, j*Cg + c]

@@ -10,15 +10,16 @@ and its kernel offset ``(i, j)`` is input element
 or padding if that lies outside the input. Offsets are numbered row-major,
 ``k = i*kW + j``, which is the order torch's CPU kernels scan a window in.
 
-Every function loops only over the ``kH * kW`` kernel offsets. For one offset,
-the windows whose element lies inside the input form a block of the output,
-and their elements form a strided block of the input (see ``_OffsetBlock``),
-so the whole offset is one vectorized NumPy operation and the input is never
-padded or copied. Within one offset no two windows share an input element, so
-``grad_x[block] += ...`` is a correct scatter-add; running over all offsets
-accumulates where windows overlap. (Max pooling's backward instead scatters
-every window's gradient to its arg-max's flat index with ``np.bincount``, unless
-no two windows overlap; see ``_scatter_by_offset``.)
+Every function loops only over the ``kH * kW`` kernel offsets, each one
+vectorized NumPy operation over all windows of a chunk of planes. The windows'
+elements at one offset are a strided block of the input; NumPy is slow on
+strided blocks, so the input is first split by stride phase (``_PhaseLayout``:
+one copy), in which the elements of every offset are one contiguous slice.
+Within one offset no two windows share an input element, so ``grad[slice] +=
+share`` is a correct scatter-add; running over all offsets accumulates where
+windows overlap. When no two windows overlap, backward passes write each
+offset's block of the input directly (``_OffsetBlock``: ``_scatter_by_offset``,
+the tiling average pool).
 
 For speed only, every function runs over cache-sized chunks of the ``N*C``
 planes (``_plane_chunks``); planes pool independently, so results are the same.
@@ -27,11 +28,16 @@ planes (``_plane_chunks``); planes pool independently, so results are the same.
 from __future__ import annotations
 
 import numbers
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
-from refimpl.arguments import as_pair, check_array, check_bool, check_grad_output, check_pool_input_not_empty, output_hw
+from refimpl.arguments import (
+    as_pair, check_array, check_bool, check_grad_output, check_pool_input_not_empty, output_hw, span,
+)
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
 
@@ -69,14 +75,8 @@ class _Pooling:
 
     def _overlap(self, axis: int, offset: int) -> tuple[slice, slice] | None:
         """``(windows, input elements)`` along ``axis`` where kernel ``offset`` lands inside the input."""
-        s, size, n_windows = self.stride[axis], self.in_hw[axis], self.out_hw[axis]
         shift = offset * self.dilation[axis] - self.padding[axis]  # input coordinate for window 0
-        first = max(0, -(shift // s))  # ceil(-shift / s): first window landing at coordinate >= 0
-        last = min(n_windows - 1, (size - 1 - shift) // s)  # last window landing at coordinate < size
-        if last < first:
-            return None
-        start = first * s + shift
-        return slice(first, last + 1), slice(start, start + (last - first) * s + 1, s)
+        return span(self.out_hw[axis], self.stride[axis], shift, self.in_hw[axis])
 
     def offset_blocks(self) -> list[_OffsetBlock]:
         """One block per kernel offset that reaches the input, in row-major offset order."""
@@ -138,15 +138,182 @@ def _as_planes(a: np.ndarray) -> np.ndarray:
     return a.reshape((-1, 1) + a.shape[2:])
 
 
-def _plane_chunks(planes: np.ndarray) -> list[slice]:
-    """Slices of about ``_CHUNK_BYTES`` of input planes each.
+def _planes_per_chunk(planes: np.ndarray) -> int:
+    """About ``_CHUNK_BYTES`` of input planes (at least one).
 
-    Pure performance: every offset makes a strided pass over the input, and a
-    chunk small enough for the CPU cache is read from memory once, not per pass.
+    Pure performance: every offset makes a pass over the chunk, and a chunk
+    small enough for the CPU cache is read from memory once, not per pass.
     """
-    plane_bytes = planes[0].nbytes if len(planes) else 1
-    step = max(1, _CHUNK_BYTES // max(1, plane_bytes))
+    return max(1, _CHUNK_BYTES // max(1, planes[0].nbytes if len(planes) else 1))
+
+
+def _plane_chunks(planes: np.ndarray) -> list[slice]:
+    """Slices of ``_planes_per_chunk`` input planes each."""
+    step = _planes_per_chunk(planes)
     return [slice(a, a + step) for a in range(0, len(planes), step)]
+
+
+def _thread_count() -> int:
+    """As many threads as NumPy's BLAS may use (``OPENBLAS_NUM_THREADS``, else ``OMP_NUM_THREADS``, else
+    the cores), at most 4."""
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return min(4, int(value))
+    return min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+_THREADS = _thread_count()
+_POOL: ThreadPoolExecutor | None = None  # made on first use; a forked child makes its own
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(_THREADS, thread_name_prefix="refimpl-pooling")
+    return _POOL
+
+
+def _forget_executor() -> None:
+    global _POOL
+    _POOL = None  # its threads do not exist in a forked child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_executor)
+
+
+def _for_each_chunk(planes: np.ndarray, worker: Callable[[], Callable[[slice], None]]) -> None:
+    """``run(chunk)`` for every chunk of ``planes``, ``run = worker()`` made once per thread.
+
+    Pure performance: chunks are independent (each writes its own planes of the
+    result), and NumPy releases the GIL inside its loops, so up to ``_THREADS``
+    threads, each with its own scratch buffers (made by ``worker``), share the
+    chunks. The result does not depend on the split.
+    """
+    chunks = _plane_chunks(planes)
+    threads = min(_THREADS, len(chunks))
+
+    def run_every(share: list[slice]) -> None:
+        run = worker()
+        for chunk in share:
+            run(chunk)
+
+    if threads <= 1:
+        run_every(chunks)
+        return
+    list(_executor().map(run_every, [chunks[t::threads] for t in range(threads)]))
+
+
+@dataclass(frozen=True)
+class _Tap:
+    """Kernel offset ``k = i*kW + j`` in the phase layout: its phase ``(a, b)`` and flat shift."""
+
+    k: int
+    phase: tuple[int, int]
+    shift: int
+
+
+class _PhaseLayout:
+    """A chunk of input planes, padded and split by stride phase: every kernel offset one contiguous slice.
+
+    Pure performance (the sums and maxima are the formulas', element for element,
+    in the same order). Window ``p``, kernel row ``i`` reads padded row
+    ``p*sH + i*dH = (p + r_i)*sH + a_i`` with ``(r_i, a_i) = divmod(i*dH, sH)``;
+    columns likewise with ``(c_j, b_j)``. Phase ``(a, b)`` of a plane is the grid
+
+        phase[a, b][u, v] = xpad[u*sH + a, v*sW + b],    u < Hq = Ho + max r_i,  v < Wq = Wo + max c_j
+
+    (``fill`` where that is padding or beyond the input), stored flat, one plane
+    after the other. A *window grid* of the same ``Hq x Wq`` shape per plane
+    (windows ``p >= Ho`` or ``q >= Wo`` are scratch, discarded) then finds kernel
+    offset ``(i, j)`` of every window at flat position ``window + r_i*Wq + c_j``
+    of phase ``(a_i, b_j)``: for all windows of the chunk, one contiguous slice
+    of that phase (``at``), where the plain layout gives a strided 2-D block per
+    offset (NumPy's slow, unvectorized case). A real window never reads outside
+    its own plane; a scratch window may. So a scatter-add through ``at`` is
+    correct as long as the scratch windows add zeros.
+    """
+
+    def __init__(self, pooling: _Pooling, planes: int):
+        (kh, kw), (sh, sw), (dh, dw) = pooling.kernel, pooling.stride, pooling.dilation
+        rows = [divmod(i * dh, sh) for i in range(kh)]  # (r_i, a_i)
+        cols = [divmod(j * dw, sw) for j in range(kw)]  # (c_j, b_j)
+        self.out_hw = pooling.out_hw
+        self.grid = (pooling.out_hw[0] + max(r for r, _ in rows), pooling.out_hw[1] + max(c for c, _ in cols))
+        hq, wq = self.grid
+        # (grid rows, input rows) and (grid columns, input columns) of each phase that holds input elements
+        row_spans = {a: span(hq, sh, a - pooling.padding[0], pooling.in_hw[0]) for _, a in rows}
+        col_spans = {b: span(wq, sw, b - pooling.padding[1], pooling.in_hw[1]) for _, b in cols}
+        self.spans = {
+            (a, b): (rs, cs) for a, rs in row_spans.items() for b, cs in col_spans.items() if rs and cs
+        }
+        # offsets in a phase of padding only read ``fill`` everywhere: they change no max and no sum
+        self.taps = [
+            _Tap(i * kw + j, (a, b), r * wq + c)
+            for i, (r, a) in enumerate(rows)
+            for j, (c, b) in enumerate(cols)
+            if (a, b) in self.spans
+        ]
+        self.planes = planes
+        self.size = planes * hq * wq  # elements of one phase, or of one window grid, of a full chunk
+        self._slack = max(tap.shift for tap in self.taps)
+
+    def phases(self, dtype, fill) -> dict[tuple[int, int], np.ndarray]:
+        """Buffers for the phases of a chunk, ``fill`` everywhere (``load`` rewrites only input elements)."""
+        return {phase: np.full(self.size + self._slack, fill, dtype=dtype) for phase in self.spans}
+
+    def windows(self, dtype) -> np.ndarray:
+        """A window grid for a chunk, flat, zero (so its scratch windows stay zero if only ``real`` is written)."""
+        return np.zeros(self.size, dtype=dtype)
+
+    def _grid(self, flat: np.ndarray, m: int) -> np.ndarray:
+        return flat[: m * self.grid[0] * self.grid[1]].reshape((m,) + self.grid)
+
+    def real(self, windows: np.ndarray, m: int) -> np.ndarray:
+        """The real windows ``(m, Ho, Wo)`` of a window grid holding ``m`` planes."""
+        return self._grid(windows, m)[:, : self.out_hw[0], : self.out_hw[1]]
+
+    def load(self, phases: dict, planes: np.ndarray) -> int:
+        """Copy the ``(m, 1, H, W)`` input planes into their phases; returns ``m``."""
+        m = len(planes)
+        for phase, (rows, cols) in self.spans.items():
+            self._grid(phases[phase], m)[:, rows[0], cols[0]] = planes[:, 0, rows[1], cols[1]]
+        return m
+
+    def store(self, phases: dict, planes: np.ndarray) -> None:
+        """The inverse of ``load``: the input elements of the phases into the ``(m, 1, H, W)`` planes.
+
+        Input elements in no phase (never in a window) are left as they are.
+        """
+        m = len(planes)
+        for phase, (rows, cols) in self.spans.items():
+            planes[:, 0, rows[1], cols[1]] = self._grid(phases[phase], m)[:, rows[0], cols[0]]
+
+    def at(self, phases: dict, tap: _Tap, m: int) -> np.ndarray:
+        """Kernel offset ``tap`` of every window of the first ``m`` planes, in window-grid layout (a view)."""
+        start = tap.shift
+        return phases[tap.phase][start : start + m * self.grid[0] * self.grid[1]]
+
+    def width(self, m: int) -> int:
+        """Elements of a phase or window grid holding ``m`` planes."""
+        return m * self.grid[0] * self.grid[1]
+
+
+def _scatter_add(layout: _PhaseLayout, grads: dict, m: int, share_of) -> None:
+    """``grads[element] = sum of share_of(tap)[window]`` over the (window, offset) pairs reading each element.
+
+    ``grads`` are phase buffers; ``share_of(tap)`` is a window grid of ``m`` planes, zero at
+    scratch windows. Offsets run in reverse, which is ascending window order for every
+    element (within a phase, a later offset has a larger shift, so it reaches the element
+    from an earlier window): torch's summation order. The zeros of non-contributing windows
+    change no sum (a sum from +0.0 is never -0.0, and x + 0.0 is x for every other x).
+    """
+    for buffer in grads.values():
+        buffer.fill(0)
+    for tap in reversed(layout.taps):
+        acc = layout.at(grads, tap, m)
+        acc += share_of(tap)
 
 
 # --------------------------------------------------------------------------- max pooling
@@ -186,53 +353,46 @@ def _parse_max_pooling(x, kernel_size, stride, padding, dilation, ceil_mode):
     return x4, unbatched, pooling
 
 
-def _window_max(x4: np.ndarray, pooling: _Pooling, out: np.ndarray | None = None) -> np.ndarray:
-    """Maximum of every window, ``(N, C, Ho, Wo)``; padding counts as -inf.
+def _window_max(layout: _PhaseLayout, phases: dict, m: int, best: np.ndarray) -> None:
+    """Maximum of every window into the window grid ``best``; padding counts as -inf (the phases' fill).
 
     ``np.maximum`` propagates NaN, as torch does (a NaN in the window makes the
     max NaN). On a tie it returns its second argument, here the earlier element,
     so even a -0.0/+0.0 tie keeps the sign torch reports (tested).
     """
-    best = np.empty(x4.shape[:2] + pooling.out_hw, dtype=x4.dtype) if out is None else out
-    best.fill(-np.inf)
-    for block in pooling.offset_blocks():
-        running = _at(best, block.output_block)
-        np.maximum(_at(x4, block.input_block), running, out=running)
-    return best
+    running = best[: layout.width(m)]
+    running.fill(-np.inf)
+    for tap in layout.taps:
+        np.maximum(layout.at(phases, tap, m), running, out=running)
 
 
-def _window_winner(x4: np.ndarray, pooling: _Pooling) -> np.ndarray:
-    """Offset index ``k`` of every window's arg-max, ``(N, C, Ho, Wo)``, as torch's CPU kernel picks it.
+def _window_winner(layout: _PhaseLayout, phases: dict, m: int, seed: np.ndarray, has_nan: bool) -> np.ndarray:
+    """Offset index ``k`` of every window's arg-max, as torch's CPU kernel picks it: a window grid.
 
-    torch seeds the arg-max with the window's first input element and the max
-    with -inf, then scans the window row-major, letting an element replace the
-    running max if ``value > max or isnan(value)``. So ties keep the first
-    maximum (a window of -inf's keeps its first input element, never padding),
-    a NaN always wins, and of several NaNs the last one wins.
+    torch seeds the arg-max with the window's first input element (``seed``, per
+    real window) and the max with -inf, then scans the window row-major, letting
+    an element replace the running max if ``value > max or isnan(value)``. So
+    ties keep the first maximum (a window of -inf's keeps its first input
+    element, never padding, which is -inf too and so never replaces), a NaN
+    always wins, and of several NaNs the last one wins.
     """
-    kh, kw = pooling.kernel
-    out_shape = x4.shape[:2] + pooling.out_hw
-    index_dtype = np.min_scalar_type(kh * kw - 1)
-    best = np.full(out_shape, -np.inf, dtype=x4.dtype)
-    winner = np.empty(out_shape, dtype=index_dtype)
-    winner[...] = _first_input_offset(pooling, 0)[:, None] * kw + _first_input_offset(pooling, 1)[None, :]
-    replaces_buffer = np.zeros(out_shape, dtype=bool)
-    k_if_replaces = np.empty(out_shape, dtype=index_dtype)
-    has_nan = _has_nan(x4)
-    for block in pooling.offset_blocks():
-        values = _at(x4, block.input_block)
-        running, replaces = _at(best, block.output_block), _at(replaces_buffer, block.output_block)
-        if replaces.size != replaces_buffer.size:
-            replaces_buffer.fill(False)  # outside the block nothing replaces
-        np.greater(values, running, out=replaces)
+    n = layout.width(m)
+    index_dtype = np.min_scalar_type(max(tap.k for tap in layout.taps))
+    best = np.full(n, -np.inf, dtype=phases[layout.taps[0].phase].dtype)
+    winner = np.zeros(n, dtype=index_dtype)
+    layout.real(winner, m)[...] = seed
+    replaces = np.empty(n, dtype=bool)
+    k_if_replaces = np.empty(n, dtype=index_dtype)
+    for tap in layout.taps:
+        values = layout.at(phases, tap, m)
+        np.greater(values, best, out=replaces)
         if has_nan:
             np.logical_or(replaces, np.isnan(values), out=replaces)
-        np.maximum(values, running, out=running)
-        # The winner is the last offset that replaced the running max. Offsets only
-        # grow and the seed is the smallest in-input offset, so a running maximum of
-        # "k if replaced else 0" tracks it; masked writes would be ~10x slower. These two
-        # run on the whole (contiguous) buffers, ~5x faster than on the block's view.
-        np.multiply(replaces_buffer, index_dtype.type(block.k), out=k_if_replaces)
+        np.maximum(values, best, out=best)
+        # The winner is the last offset that replaced the running max. Offsets only grow and
+        # the seed is the smallest in-input offset, so a running maximum of "k if replaced
+        # else 0" tracks it (masked writes would be ~10x slower).
+        np.multiply(replaces, index_dtype.type(tap.k), out=k_if_replaces)
         np.maximum(winner, k_if_replaces, out=winner)
     return winner
 
@@ -258,21 +418,15 @@ def _has_nan(a: np.ndarray) -> bool:
     return a.size > 0 and bool(np.isnan(np.max(a)))
 
 
-def _flat_argmax_index(winner: np.ndarray, pooling: _Pooling, x_shape: tuple[int, ...]) -> np.ndarray:
-    """Flat index into the NCHW input of every window's arg-max, from its kernel offset ``winner``.
+def _masked(is_winner: np.ndarray, bits: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The float whose bits are ``out``: ``bits`` where ``is_winner``, else +0.0.
 
-        index = (n*C + c)*H*W + (p*sH - padH + i*dH)*W + (q*sW - padW + j*dW),   (i, j) = divmod(k, kW)
+    The bits and'ed with all ones or all zeros: no ``0 * inf`` or ``0 * NaN``, and
+    ~5x faster than ``np.where`` or a masked ufunc, which branch per element.
     """
-    n, c, h, w = x_shape
-    kh, kw = pooling.kernel
-    i, j = np.divmod(np.arange(kh * kw, dtype=np.int64), kw)
-    offset_shift = i * pooling.dilation[0] * w + j * pooling.dilation[1]
-    window_start = pooling.window_starts(0)[:, None] * w + pooling.window_starts(1)[None, :]
-    plane_start = np.arange(n * c, dtype=np.int64).reshape(n, c, 1, 1) * (h * w)
-    index = offset_shift[winner]
-    index += window_start
-    index += plane_start
-    return index
+    np.negative(is_winner.view(np.int8), out=out, casting="unsafe")
+    np.bitwise_and(out, bits, out=out)
+    return out.view(np.dtype(f"f{out.itemsize}"))
 
 
 def max_pool2d(x, *, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False) -> np.ndarray:
@@ -292,8 +446,19 @@ def max_pool2d(x, *, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=
     x4, unbatched, pooling = _parse_max_pooling(x, kernel_size, stride, padding, dilation, ceil_mode)
     y = np.empty(x4.shape[:2] + pooling.out_hw, dtype=x4.dtype)
     x_planes, y_planes = _as_planes(x4), _as_planes(y)
-    for chunk in _plane_chunks(x_planes):
-        _window_max(x_planes[chunk], pooling, out=y_planes[chunk])
+    layout = _PhaseLayout(pooling, _planes_per_chunk(x_planes))
+
+    def worker():
+        phases, best = layout.phases(x4.dtype, -np.inf), layout.windows(x4.dtype)
+
+        def run(chunk):
+            m = layout.load(phases, x_planes[chunk])
+            _window_max(layout, phases, m, best)
+            y_planes[chunk, 0] = layout.real(best, m)
+
+        return run
+
+    _for_each_chunk(x_planes, worker)
     return _restore_batch(y, unbatched)
 
 
@@ -307,50 +472,66 @@ def max_pool2d_backward(
     The arg-max is the element torch's CPU kernel picks: the first maximum in
     row-major window order, or the last NaN if the window has one; never a
     padding element. Windows sharing an arg-max (overlapping windows) add their
-    gradients, summed in float64 and rounded once to ``x``'s dtype.
-    ``grad_output`` must have the forward output's shape and ``x``'s dtype.
-    Rejects the same configurations as ``max_pool2d``.
+    gradients in window order (torch's), summed in float64 and rounded once to
+    ``x``'s dtype. ``grad_output`` must have the forward output's shape and
+    ``x``'s dtype. Rejects the same configurations as ``max_pool2d``.
     """
     x4, unbatched, pooling = _parse_max_pooling(x, kernel_size, stride, padding, dilation, ceil_mode)
     g = _batched_grad_output(grad_output, x4, unbatched, pooling)
-    grad_x = np.empty(x4.shape, dtype=x4.dtype)
+    grad_x = np.zeros(x4.shape, dtype=x4.dtype)
     x_planes, g_planes, grad_planes = _as_planes(x4), _as_planes(g), _as_planes(grad_x)
-    scatter = _scatter_by_offset if not _windows_overlap(pooling) else _scatter_by_bincount
-    for chunk in _plane_chunks(x_planes):
-        x_chunk = x_planes[chunk]
-        scatter(_window_winner(x_chunk, pooling), g_planes[chunk], pooling, grad_planes[chunk])
+    layout = _PhaseLayout(pooling, _planes_per_chunk(x_planes))
+    kw = pooling.kernel[1]
+    seed = _first_input_offset(pooling, 0)[:, None] * kw + _first_input_offset(pooling, 1)[None, :]
+    overlap = _windows_overlap(pooling)
+
+    def worker():
+        phases = layout.phases(x4.dtype, -np.inf)
+        if overlap:
+            grads, g64 = layout.phases(np.float64, 0), layout.windows(np.float64)
+            g_bits, share_bits = g64.view(np.int64), np.empty(layout.size, dtype=np.int64)
+            is_winner = np.empty(layout.size, dtype=bool)
+
+        def run(chunk):
+            x_chunk, g_chunk, grad_chunk = x_planes[chunk], g_planes[chunk], grad_planes[chunk]
+            m = layout.load(phases, x_chunk)
+            winner = _window_winner(layout, phases, m, seed, _has_nan(x_chunk))
+            if not overlap:
+                _scatter_by_offset(layout.real(winner, m)[:, np.newaxis], g_chunk, pooling, grad_chunk)
+                return
+            # Each window's gradient goes to the element of its winning offset, in float64.
+            n = layout.width(m)
+            layout.real(g64, m)[...] = g_chunk[:, 0]  # scratch windows stay 0
+
+            def share_of(tap):
+                return _masked(np.equal(winner[:n], tap.k, out=is_winner[:n]), g_bits[:n], share_bits[:n])
+
+            _scatter_add(layout, grads, m, share_of)
+            layout.store(grads, grad_chunk)
+
+        return run
+
+    _for_each_chunk(x_planes, worker)
     return _restore_batch(grad_x, unbatched)
 
 
-def _scatter_by_bincount(winner, g, pooling: _Pooling, grad_x: np.ndarray) -> None:
-    """``grad_x[argmax of window] += g[window]``, into ``grad_x`` (overwritten)."""
-    flat_argmax = _flat_argmax_index(winner, pooling, grad_x.shape)
-    # bincount adds every window's gradient into its arg-max's bin, in window order (torch's
-    # summation order), accumulating in float64: one pass, where a loop over offsets takes ~5.
-    grad_x[...] = np.bincount(flat_argmax.ravel(), weights=g.ravel(), minlength=grad_x.size).reshape(grad_x.shape)
-
-
 def _scatter_by_offset(winner, g, pooling: _Pooling, grad_x: np.ndarray) -> None:
-    """Like ``_scatter_by_bincount``, valid only if no input element lies in two windows.
+    """``grad_x[argmax of window] = g[window]``, valid only if no input element lies in two windows.
 
     Then nothing is summed, so each offset's winners take their window's
-    gradient directly, in ``x``'s dtype, and the offsets write disjoint elements.
+    gradient directly, in ``x``'s dtype, and the offsets write disjoint
+    elements (``grad_x`` is zero elsewhere).
     """
-    if not _windows_tile_input(pooling):
-        grad_x.fill(0)
     bits = np.dtype(f"i{g.dtype.itemsize}")
     g_bits = (g + 0).view(bits)  # + 0 turns -0.0 into +0.0, as adding it to a zero gradient would
     share_bits = np.empty(winner.shape, dtype=bits)
-    share = share_bits.view(g.dtype)
     is_winner = np.empty(winner.shape, dtype=bool)
     for block in pooling.offset_blocks():
-        # share = g where this offset won the window, else +0.0 (the bits of g and'ed with all
-        # ones or all zeros: np.where and masked ufuncs branch per element, ~5x slower here).
+        # share = g where this offset won the window, else +0.0
         mask, masked = _at(is_winner, block.output_block), _at(share_bits, block.output_block)
         np.equal(_at(winner, block.output_block), block.k, out=mask)
-        np.negative(mask.view(np.int8), out=masked, casting="unsafe")
-        np.bitwise_and(masked, _at(g_bits, block.output_block), out=masked)
-        _at(grad_x, block.input_block)[...] = _at(share, block.output_block)
+        share = _masked(mask, _at(g_bits, block.output_block), masked)
+        _at(grad_x, block.input_block)[...] = share
 
 
 # --------------------------------------------------------------------------- average pooling
@@ -421,14 +602,25 @@ def avg_pool2d(
     x4, unbatched, pooling, divisors = _parse_avg_pooling(
         x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
     )
-    total = np.zeros(x4.shape[:2] + pooling.out_hw, dtype=x4.dtype)
-    x_planes, total_planes = _as_planes(x4), _as_planes(total)
-    for chunk in _plane_chunks(x_planes):
-        x_chunk, total_chunk = x_planes[chunk], total_planes[chunk]
-        for block in pooling.offset_blocks():
-            _at(total_chunk, block.output_block)[...] += _at(x_chunk, block.input_block)
-        total_chunk /= divisors
-    return _restore_batch(total, unbatched)
+    y = np.empty(x4.shape[:2] + pooling.out_hw, dtype=x4.dtype)
+    x_planes, y_planes = _as_planes(x4), _as_planes(y)
+    layout = _PhaseLayout(pooling, _planes_per_chunk(x_planes))
+
+    def worker():
+        phases, total = layout.phases(x4.dtype, 0), layout.windows(x4.dtype)
+
+        def run(chunk):
+            m = layout.load(phases, x_planes[chunk])
+            running = total[: layout.width(m)]
+            running.fill(0)
+            for tap in layout.taps:  # row-major offset order, torch's; padding adds +0.0, which changes no sum
+                running += layout.at(phases, tap, m)
+            np.divide(layout.real(total, m), divisors, out=y_planes[chunk, 0])
+
+        return run
+
+    _for_each_chunk(x_planes, worker)
+    return _restore_batch(y, unbatched)
 
 
 def avg_pool2d_backward(
@@ -454,19 +646,31 @@ def avg_pool2d_backward(
         x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
     )
     g = _batched_grad_output(grad_output, x4, unbatched, pooling)
-    tiles = _windows_tile_input(pooling)
-    grad_x = np.empty(x4.shape, dtype=x4.dtype) if tiles else np.zeros(x4.shape, dtype=x4.dtype)
+    grad_x = np.zeros(x4.shape, dtype=x4.dtype)
     g_planes, grad_planes = _as_planes(g), _as_planes(grad_x)
-    for chunk in _plane_chunks(grad_planes):
-        share, grad_chunk = g_planes[chunk] / divisors, grad_planes[chunk]
-        if tiles:
-            # Fast path, valid because every input element lies in exactly one window: each
-            # gets its window's share, which "+ 0" turns from -0.0 into +0.0 as a sum would.
+    if _windows_tile_input(pooling):
+        # Fast path, valid because every input element lies in exactly one window: each gets
+        # its window's share, which "+ 0" turns from -0.0 into +0.0 as a sum would.
+        def tiles(chunk):
+            share, grad_chunk = g_planes[chunk] / divisors, grad_planes[chunk]
             share += 0
             for block in pooling.offset_blocks():
                 _at(grad_chunk, block.input_block)[...] = _at(share, block.output_block)
-            continue
-        # Reverse offset order = ascending window order per input element: torch's summation order.
-        for block in reversed(pooling.offset_blocks()):
-            _at(grad_chunk, block.input_block)[...] += _at(share, block.output_block)
+
+        _for_each_chunk(grad_planes, lambda: tiles)
+        return _restore_batch(grad_x, unbatched)
+    layout = _PhaseLayout(pooling, _planes_per_chunk(grad_planes))
+
+    def worker():
+        grads, share = layout.phases(x4.dtype, 0), layout.windows(x4.dtype)
+
+        def run(chunk):
+            m = len(g_planes[chunk])
+            np.divide(g_planes[chunk, 0], divisors, out=layout.real(share, m))  # scratch windows stay 0
+            _scatter_add(layout, grads, m, lambda tap: share[: layout.width(m)])
+            layout.store(grads, grad_planes[chunk])
+
+        return run
+
+    _for_each_chunk(grad_planes, worker)
     return _restore_batch(grad_x, unbatched)

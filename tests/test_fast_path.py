@@ -170,8 +170,8 @@ def test_correlate_matches_its_formula(dtype, channels):
 
 
 @pytest.mark.parametrize("xs,ws,cfg", [
-    ((5, 4, 60, 60), (3, 4, 3, 3), dict()),  # few channels: im2col chunks of 2, 2 and 1 images
-    ((3, 64, 40, 40), (8, 64, 3, 3), dict(stride=(2, 1))),  # many channels: row-stacked, one image per chunk
+    ((5, 4, 60, 60), (3, 4, 3, 3), dict()),  # small im2col per image: chunks of 4 and 1 images
+    ((3, 64, 70, 70), (8, 64, 3, 3), dict(stride=(2, 1))),  # large im2col per image: row-stacked, one image per chunk
     ((3, 16, 30, 30), (8, 4, 3, 3), dict(dilation=2, groups=4)),
 ])
 def test_correlate_over_several_chunks_of_images(xs, ws, cfg):

@@ -17,6 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from refimpl import pooling_derivation as derivation
 from refimpl.pooling import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 
 TOLERANCE_FLOAT64 = dict(rtol=1e-12, atol=1e-12)
@@ -704,7 +705,7 @@ def test_non_overlapping_windows_fast_path_matches_torch_bit_for_bit(case, dtype
 
 @pytest.mark.parametrize("case", MAX_POOL_CASES[:4] + NON_OVERLAPPING_CASES[:2], ids=case_id)
 def test_results_do_not_depend_on_the_plane_chunking(case, monkeypatch):
-    """Chunks of one plane each give the same bits as one chunk of all planes."""
+    """Chunks of one plane each, on one thread or several, give the same bits as one chunk of all planes."""
     import refimpl.pooling as pooling
 
     shape, config = case
@@ -713,8 +714,9 @@ def test_results_do_not_depend_on_the_plane_chunking(case, monkeypatch):
     g_max = random_grad_output(max_pool2d(x, **config).shape, np.float32)
     g_avg = random_grad_output(avg_pool2d(x, **avg_config).shape, np.float32)
     results = []
-    for chunk_bytes in (1 << 30, 1):
+    for chunk_bytes, threads in ((1 << 30, 1), (1, 1), (1, 3)):
         monkeypatch.setattr(pooling, "_CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setattr(pooling, "_THREADS", threads)
         results.append(
             (
                 max_pool2d(x, **config),
@@ -723,5 +725,56 @@ def test_results_do_not_depend_on_the_plane_chunking(case, monkeypatch):
                 avg_pool2d_backward(g_avg, x, **avg_config),
             )
         )
-    for whole, chunked in zip(*results):
-        np.testing.assert_array_equal(whole, chunked)
+    for split in results[1:]:
+        for whole, chunked in zip(results[0], split):
+            np.testing.assert_array_equal(whole, chunked)
+
+
+# --------------------------------------------------------------------------- the readable rules
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("values", ["normal", "special"])
+def test_fast_pools_give_the_bits_of_the_readable_rules(values, dtype):
+    """refimpl.pooling (phase layout, chunks, threads) == refimpl.pooling_derivation, bit for bit, signed zeros too."""
+    rng = np.random.default_rng(11)
+    special = [-1.0, 0.0, -0.0, 2.0, np.inf, -np.inf, np.nan]  # ties, signed zeros, infinities, NaN
+    pools = [
+        (MAX_POOL_CASES + NON_OVERLAPPING_CASES, (max_pool2d, max_pool2d_backward),
+         (derivation.max_pool2d, derivation.max_pool2d_backward)),
+        (AVG_POOL_CASES, (avg_pool2d, avg_pool2d_backward), (derivation.avg_pool2d, derivation.avg_pool2d_backward)),
+    ]
+    for cases, fast, readable in pools:
+        for shape, config in cases:
+            _compare_pools(rng, values, special, shape, config, fast, readable, dtype)
+
+
+def _compare_pools(rng, values, special, shape, config, fast, readable, dtype):
+    with np.errstate(invalid="ignore"):  # inf - inf in a window sum or a gradient sum: NaN, as intended
+        if values == "normal":
+            x = rng.standard_normal(shape).astype(dtype)
+            g = rng.standard_normal(fast[0](x, **config).shape).astype(dtype)
+        else:
+            x = rng.choice(special, size=shape).astype(dtype)
+            g = rng.choice(special[:-1] + [1.5, -0.25], size=fast[0](x, **config).shape).astype(dtype)
+        for got, want in ((fast[0](x, **config), readable[0](x, **config)),
+                          (fast[1](g, x, **config), readable[1](g, x, **config))):
+            assert got.dtype == want.dtype == dtype
+            np.testing.assert_array_equal(got, want, err_msg=f"{shape} {config}")
+            number = ~np.isnan(want)  # a NaN's sign bit is no part of its value (IEEE 754 leaves it open)
+            np.testing.assert_array_equal(np.signbit(got[number]), np.signbit(want[number]), err_msg=f"{shape} {config}")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("op, check", [
+    ("max_pool2d", "backward"), ("max_pool2d", "identities"), ("avg_pool2d", "backward"), ("avg_pool2d", "adjoint"),
+])
+def test_the_readable_rules_pass_the_property_suite(op, check, dtype):
+    """refimpl exports the fast pools; the readable rules (refimpl.derivation) get the backward checks.
+
+    (Their forwards are pinned to the fast ones, bit for bit, above.)
+    """
+    from oracle.implementation import Implementation
+    from oracle.suite import run_property
+
+    run_property(Implementation.load("refimpl.derivation"), op, check, dtype)

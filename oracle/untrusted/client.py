@@ -171,8 +171,11 @@ class _Worker:
                    "--log", str(fds[2]), "--names", ",".join(names), "--limits", json.dumps(limits), target]
         if sandbox:
             command = [*_sandbox_prefix(self.scratch), *command]
+            namespaced = True
         else:
-            command = [*(_namespace_prefix() or []), *command]
+            prefix = _namespace_prefix()
+            command = [*(prefix or []), *command]
+            namespaced = prefix is not None
         self.process = subprocess.Popen(command, pass_fds=fds, stdin=subprocess.DEVNULL, stdout=self.log,
                                         stderr=self.log, start_new_session=True)
         theirs.close()
@@ -181,7 +184,7 @@ class _Worker:
         self.ready = False
         self.provided: list[str] = []
         self.exit: _Exit | None = None
-        self._finalizer = weakref.finalize(self, _kill, self.process, self.channel, self.status, self.scratch)
+        self._finalizer = weakref.finalize(self, _kill, self.process, self.channel, self.status, self.scratch, namespaced)
 
     def wait_ready(self, timeout: float) -> None:
         """Wait for the worker's ``ready`` (its provided functions); LoadError with the reason otherwise."""
@@ -283,10 +286,36 @@ class _Worker:
         self._finalizer()
 
 
-def _kill(process: subprocess.Popen, channel: socket.socket, status: int, scratch: str | None) -> None:
-    """End the worker and everything it started; close what the judge held of it (its log stays readable)."""
-    if process.poll() is None:
-        process.terminate()  # the init kills the worker and sweeps what it left (the namespace goes with it)
+def _kill_namespace(process: subprocess.Popen) -> bool:
+    """SIGKILL the children of ``process`` (the init of the namespace it made) and wait for ``process`` to end;
+    False where /proc does not list children or it does not end in time."""
+    try:
+        with open(f"/proc/{process.pid}/task/{process.pid}/children") as f:
+            children = [int(pid) for pid in f.read().split()]
+    except (OSError, ValueError):
+        return False
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def _kill(process: subprocess.Popen, channel: socket.socket, status: int, scratch: str | None, namespaced: bool) -> None:
+    """End the worker and everything it started; close what the judge held of it (its log stays readable).
+
+    In a PID namespace (``unshare``, bubblewrap) the namespace's init is killed, and ``unshare`` (or ``bwrap``),
+    which waits for it, ends once the kernel has killed every process of the namespace: when ``process`` has
+    ended, nothing of the worker's is left. Without one, the init is asked (SIGTERM): it kills the worker and
+    sweeps what the worker left, which the process group may not hold.
+    """
+    if process.poll() is None and not (namespaced and _kill_namespace(process)):
+        process.terminate()
         try:
             process.wait(timeout=2)
         except subprocess.TimeoutExpired:

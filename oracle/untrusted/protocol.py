@@ -143,8 +143,8 @@ def _padded(nbytes: int) -> int:
     return -(-nbytes // ALIGN) * ALIGN
 
 
-def send(sock: socket.socket, header: dict, arrays: list[np.ndarray] = ()) -> None:
-    """Send one frame: ``header`` (a JSON object) and ``arrays``."""
+def frame(header: dict, arrays: list[np.ndarray] = ()) -> list:
+    """The buffers of one frame: ``header`` (a JSON object) and ``arrays``, in order."""
     contiguous = [a if a.flags.c_contiguous else a.copy(order="C") for a in arrays]  # (ascontiguousarray makes 0-d 1-d)
     header = {**header, "arrays": [{"dtype": a.dtype.str, "shape": list(a.shape)} for a in contiguous]}
     body = json.dumps(header, allow_nan=False).encode()
@@ -154,11 +154,21 @@ def send(sock: socket.socket, header: dict, arrays: list[np.ndarray] = ()) -> No
             parts.append(memoryview(a.reshape(-1).view(np.uint8)))
             if _padded(a.nbytes) > a.nbytes:
                 parts.append(bytes(_padded(a.nbytes) - a.nbytes))
+    return parts
+
+
+def send_parts(sock: socket.socket, parts: list) -> None:
+    """Send the buffers of one or more frames (``frame``)."""
     if sum(len(p) for p in parts) <= SMALL_FRAME:
         sock.sendall(b"".join(parts))  # one write, one wake-up of the reader
     else:
         for part in parts:  # large arrays straight from their buffers, no joined copy
             sock.sendall(part)
+
+
+def send(sock: socket.socket, header: dict, arrays: list[np.ndarray] = ()) -> None:
+    """Send one frame: ``header`` (a JSON object) and ``arrays``."""
+    send_parts(sock, frame(header, arrays))
 
 
 def _recv_into(sock: socket.socket, view: memoryview, deadline: float | None) -> int:

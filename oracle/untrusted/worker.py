@@ -33,6 +33,8 @@ import resource
 import signal
 import socket
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -43,6 +45,8 @@ from oracle.untrusted import protocol
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
+#: seconds the replies of quick calls may be held back to go out in one write (``Outbox``)
+FLUSH_AFTER = 0.005
 #: resource limits the client may ask for (--limits), by their resource module names
 LIMITS = {"memory": "RLIMIT_AS", "cpu_seconds": "RLIMIT_CPU", "processes": "RLIMIT_NPROC",
           "open_files": "RLIMIT_NOFILE", "file_bytes": "RLIMIT_FSIZE"}
@@ -207,6 +211,55 @@ def _call(fn, request: dict, arrays: list[np.ndarray], reply: dict) -> tuple[dic
     return {**reply, "type": "result", "value": value, "mutated": mutated}, out
 
 
+class Outbox:
+    """Replies held back for at most ``FLUSH_AFTER`` seconds, so that those of quick calls reach the judge in one
+    write (one wake-up of the judge per burst, not one per call).
+
+    A thread sends what is held once it is that old, whatever the call running meanwhile does (unless it keeps
+    the GIL: then they go out when it ends, and the judge, which times each call from the last reply it read,
+    may see that call's limit shortened by the few milliseconds held). The serving loop flushes before a call of
+    another function, so that a hang is always named after the function that hung.
+    """
+
+    def __init__(self, channel: socket.socket):
+        self.channel = channel
+        self.parts: list = []
+        self.since = 0.0
+        self.ready = threading.Condition()
+        threading.Thread(target=self._watch, name="bpcheck-outbox", daemon=True).start()
+
+    def hold(self, parts: list) -> None:
+        with self.ready:
+            if not self.parts:
+                self.since = time.monotonic()
+                self.ready.notify()
+            self.parts += parts
+
+    def flush(self) -> None:
+        with self.ready:
+            self._send()
+
+    def _send(self) -> None:
+        if self.parts:
+            parts, self.parts = self.parts, []
+            protocol.send_parts(self.channel, parts)
+
+    def _watch(self) -> None:
+        with self.ready:
+            while True:
+                if not self.parts:
+                    self.ready.wait()
+                    continue
+                left = self.since + FLUSH_AFTER - time.monotonic()
+                if left > 0:
+                    self.ready.wait(left)
+                    continue
+                try:
+                    self._send()
+                except OSError:
+                    return  # the judge has gone: the serving loop finds out on its next read
+
+
 def serve(channel: socket.socket, target: str, names: list[str]) -> None:
     try:
         module = load(target)
@@ -220,6 +273,7 @@ def serve(channel: socket.socket, target: str, names: list[str]) -> None:
     provided = [n for n in names if callable(getattr(module, n, None))]
     protocol.send(channel, {"type": "ready", "provided": provided})
     receiver = protocol.Receiver(channel)
+    outbox = Outbox(channel)
     while True:
         try:
             header, arrays = receiver.receive()
@@ -227,14 +281,19 @@ def serve(channel: socket.socket, target: str, names: list[str]) -> None:
             return
         if header.get("type") != "call":
             return
-        # one reply per call, as each finishes (the judge times each one), until the first that raises
+        # one reply per call, until the first that raises; replies of quick calls go out together (``Outbox``)
+        previous = None
         for index, request in enumerate(header["calls"]):
             name = str(request.get("fn"))
+            if name != previous:
+                outbox.flush()
             fn = getattr(module, name, None) if name in provided else None
             reply, out = _call(fn, request, arrays, {"id": header["id"], "index": index})
-            protocol.send(channel, reply, out)
+            outbox.hold(protocol.frame(reply, out))
+            previous = name
             if reply["type"] == "raised":
                 break
+        outbox.flush()
 
 
 def main(argv: list[str] | None = None) -> None:

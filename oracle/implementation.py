@@ -169,7 +169,7 @@ def submit(impl: Implementation | client.RemoteImplementation, calls: list[tuple
     checks compute the oracle's answer meanwhile); a trusted object in this process runs them right away.
     """
     if isinstance(impl, client.RemoteImplementation):
-        return impl.submit([(name, list(args), dict(kwargs)) for name, args, kwargs in calls], timeout)
+        return impl.submit([(name, list(args), kwargs) for name, args, kwargs in calls], timeout)
     return Done(impl, calls, timeout)
 
 

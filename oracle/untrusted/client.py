@@ -511,9 +511,14 @@ class RemoteImplementation:
         self.calls += 1
         arrays: list[np.ndarray] = []
         sent: dict[int, int] = {}
-        requests = [{"fn": name,
-                     "args": [protocol.encode(a, arrays, sent) for a in args],
-                     "kwargs": {k: protocol.encode(v, arrays, sent) for k, v in kwargs.items()}}
+        configs: dict[int, dict] = {}  # the calls of a request mostly share one configuration: encoded once
+
+        def config(kwargs: dict[str, Any]) -> dict:
+            if id(kwargs) not in configs:
+                configs[id(kwargs)] = {k: protocol.encode(v, arrays, sent) for k, v in kwargs.items()}
+            return configs[id(kwargs)]
+
+        requests = [{"fn": name, "args": [protocol.encode(a, arrays, sent) for a in args], "kwargs": config(kwargs)}
                     for name, args, kwargs in calls]
         pending = Pending(self, worker, self.calls, [name for name, _, _ in calls],
                           self.timeout if timeout is None else timeout)

@@ -133,11 +133,11 @@ def call_many(fn: Callable, what: str, args_list: list[list], kwargs: dict[str, 
     return [call(fn, what, args, kwargs, timeout=timeout) for args in args_list]
 
 
-class Done:
+class Done(client.Outcomes):
     """The outcomes of calls already made in this process (a trusted test double), read like a ``Pending``."""
 
     def __init__(self, impl: Implementation, calls: list[tuple[str, list, dict[str, Any]]], timeout: float | None):
-        self.outcomes: list[tuple[Any, Exception | None]] = []
+        super().__init__(len(calls))
         failure = None
         for name, args, kwargs in calls:
             if failure is None:
@@ -149,15 +149,6 @@ class Done:
                     self.outcomes.append((None, exc))
                     continue
             self.outcomes.append((None, failure))  # not run: an earlier call raised
-
-    def result(self, index: int) -> Any:
-        value, failure = self.outcomes[index]
-        if failure is not None:
-            raise failure
-        return value
-
-    def results(self) -> list:
-        return [self.result(i) for i in range(len(self.outcomes))]
 
 
 def submit(impl: Implementation | client.RemoteImplementation, calls: list[tuple[str, list, dict[str, Any]]], *,

@@ -355,7 +355,29 @@ class RemoteFunction:
         return f"<{self.name} of {self.owner.label}, in its worker>"
 
 
-class Pending:
+class Outcomes:
+    """The outcomes of a list of calls, ``(value, None)`` or ``(None, the failure it raised)`` each, asked by index."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self.outcomes: list[tuple[Any, Exception | None]] = []
+
+    def _fill(self, index: int) -> None:
+        """Make ``self.outcomes[index]`` known (here: it already is)."""
+
+    def result(self, index: int) -> Any:
+        """The value of call ``index``, or the ImplementationFailure / NotImplementedForConfig it raised."""
+        self._fill(index)
+        value, failure = self.outcomes[index]
+        if failure is not None:
+            raise failure
+        return value
+
+    def results(self) -> list:
+        return [self.result(i) for i in range(self.count)]
+
+
+class Pending(Outcomes):
     """The results of one request of calls, read from the worker in order as they are asked for.
 
     Each call has its own time limit, counted from when the previous result arrived (or the request was
@@ -365,9 +387,9 @@ class Pending:
     """
 
     def __init__(self, owner: "RemoteImplementation", worker: _Worker, request_id: int, names: list[str], limit: float):
+        super().__init__(len(names))
         self.owner, self.worker, self.id, self.names, self.limit = owner, worker, request_id, names, limit
         self.clock = time.monotonic()
-        self.outcomes: list[tuple[Any, Exception | None]] = []
         self.failure: Exception | None = None
 
     def fail(self, failure: Exception) -> None:
@@ -376,17 +398,11 @@ class Pending:
         if self.owner._pending is self:
             self.owner._pending = None
 
-    def result(self, index: int) -> Any:
-        """The value of call ``index``, or the ImplementationFailure / NotImplementedForConfig it raised."""
+    def _fill(self, index: int) -> None:
+        if not 0 <= index < self.count:
+            raise IndexError(f"call {index} of a request of {self.count}")
         while len(self.outcomes) <= index:
             self._read_next()
-        value, failure = self.outcomes[index]
-        if failure is not None:
-            raise failure
-        return value
-
-    def results(self) -> list:
-        return [self.result(i) for i in range(len(self.names))]
 
     def drain(self) -> None:
         """Read every answer still due (so that the channel is free for the next request)."""

@@ -120,7 +120,10 @@ def test_a_users_ctrl_c_still_stops_the_run(tmp_path):
     env = {**_env(), "BPCHECK_CALL_TIMEOUT": "600"}
     command = [sys.executable, "-m", "oracle.cli", "verify", str(HOSTILE_DIR / "hang_busy_loop.py"), "--ops", "relu",
                "--dtype", "float64"]
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # as from a terminal: SIGINT at its default even where this test runs with it ignored (a background job of a
+    # non-interactive shell inherits SIG_IGN, and Python keeps an ignored SIGINT ignored)
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(8)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)

@@ -406,7 +406,7 @@ class Pending(Outcomes):
 
     def drain(self) -> None:
         """Read every answer still due (so that the channel is free for the next request)."""
-        while len(self.outcomes) < len(self.names):
+        while len(self.outcomes) < self.count:
             self._read_next()
 
     def _read_next(self) -> None:
@@ -418,7 +418,7 @@ class Pending(Outcomes):
                 self.outcomes.append((None, exc))
                 if not (isinstance(exc, ImplementationFailure) and exc.kind == "mutated input"):
                     self.fail(exc)  # the worker stops at a raise; a crash or hang has replaced it
-            if len(self.outcomes) == len(self.names) and self.owner._pending is self:
+            if len(self.outcomes) == self.count and self.owner._pending is self:
                 self.owner._pending = None
         else:
             self.outcomes.append((None, self.failure))

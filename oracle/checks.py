@@ -133,10 +133,6 @@ def backward_call(spec: OpSpec, grad_output: np.ndarray, arrays: dict, case: Cas
     return spec.backward_name, [grad_output, *positional(spec, arrays)], case.config
 
 
-def run_forward(impl: Implementation, spec: OpSpec, arrays: dict, case: Case) -> np.ndarray:
-    return submit(impl, [forward_call(spec, arrays, case)]).result(0)
-
-
 def run_backward(impl: Implementation, spec: OpSpec, grad_output: np.ndarray, arrays: dict, case: Case) -> list:
     return submit(impl, [backward_call(spec, grad_output, arrays, case)]).result(0)
 

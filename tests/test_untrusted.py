@@ -268,6 +268,27 @@ def test_an_array_shared_by_the_calls_of_a_request_crosses_once_and_each_call_ge
     assert len(arrays) == 3 and trees[0]["items"][0] == trees[1]["items"][0]
 
 
+def test_replies_held_back_keep_their_values_and_shared_keywords_stay_each_calls_own(tmp_path):
+    """Quick calls' replies go out together, later: a function that returns its own buffer and refills it on the
+    next call still gets each result judged as it was; a configuration shared by a request's calls is decoded
+    once only when nothing in it can be changed (a list given as a keyword is each call's own)."""
+    path = _module(tmp_path, "reuser", (
+        "import numpy as np\nfrom refimpl import relu_backward\n_buffer = np.zeros(2)\n"
+        "def relu(x, *, seen=None):\n"
+        "    if seen is not None:\n        seen.append(1)\n        _buffer[...] = len(seen)\n        return _buffer\n"
+        "    _buffer[...] = x.clip(0)\n    return _buffer\n"))
+    from oracle.implementation import submit
+
+    with Implementation.load(path) as impl:
+        points = [np.array([float(i), -1.0]) for i in range(5)]
+        running = submit(impl, [("relu", [x], {}) for x in points])
+        assert [running.result(i).tolist() for i in range(5)] == [[float(i), 0.0] for i in range(5)]
+        config = {"seen": []}
+        running = submit(impl, [("relu", [points[0]], config)] * 3)
+        assert [running.result(i).tolist() for i in range(3)] == [[1.0, 1.0]] * 3  # a fresh list for each call
+        assert impl.calls == 2 and impl.workers_started == 1
+
+
 def test_a_burst_of_frames_is_read_in_chunks_and_every_array_arrives_whole_and_aligned():
     a, b = _pair()
     frames = [[np.arange(n, dtype=np.float32) * n, np.full((n % 4, 3), n, np.int16)] for n in range(50)]

@@ -25,6 +25,7 @@ descendants, and the judge kills the process group.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import select
@@ -162,6 +163,7 @@ class _Worker:
     def __init__(self, target: str, names: list[str], sandbox: bool, limits: dict):
         self.channel, theirs = socket.socketpair()
         self.receiver = protocol.Receiver(self.channel)
+        self.replies: collections.deque[tuple[dict, list[np.ndarray]]] = collections.deque()  # read, not yet asked for
         status_r, status_w = os.pipe()
         self.status = status_r
         self.log = tempfile.TemporaryFile(prefix="bpcheck-worker-", suffix=".log")
@@ -208,18 +210,34 @@ class _Worker:
         self.ready = True
 
     def receive(self, deadline: float) -> tuple[dict, list[np.ndarray]]:
-        """The next frame, or EOFError once the worker has ended, TimeoutError at ``deadline``."""
+        """The next reply (with its arrays), or EOFError once the worker has ended, TimeoutError at ``deadline``."""
         while True:
+            if self.replies:
+                return self.replies.popleft()
             if self.receiver.buffered():
-                return self.receiver.receive(MAX_RESULT_BYTES, deadline)
+                return self._unpack(*self.receiver.receive(MAX_RESULT_BYTES, deadline))
             left = deadline - time.monotonic()  # past the deadline, what has already arrived still counts
             readable, _, _ = select.select([self.channel, self.status], [], [], max(left, 0.0))
             if self.channel in readable:
-                return self.receiver.receive(MAX_RESULT_BYTES, deadline)
+                return self._unpack(*self.receiver.receive(MAX_RESULT_BYTES, deadline))
             if self.status in readable:
                 raise EOFError("the worker ended")
             if left <= 0:
                 raise TimeoutError
+
+    def _unpack(self, header: dict, arrays: list[np.ndarray]) -> tuple[dict, list[np.ndarray]]:
+        """The first reply of a frame of replies (the rest queued), each with its own arrays (those from its
+        ``"a"`` on); any other frame as it is."""
+        if header.get("type") != "replies":
+            return header, arrays
+        replies = header.get("replies")
+        if not isinstance(replies, list) or not replies:
+            raise protocol.ProtocolError("a frame of replies without replies")
+        for reply in replies:
+            if not isinstance(reply, dict) or type(reply.get("a")) is not int or not 0 <= reply["a"] <= len(arrays):
+                raise protocol.ProtocolError("a malformed reply")
+            self.replies.append((reply, arrays[reply["a"]:] if reply["a"] else arrays))
+        return self.replies.popleft()
 
     def ended(self) -> _Exit | None:
         """How the worker ended (waiting briefly for its supervisor's report), or None if it is still running."""
@@ -527,20 +545,22 @@ class RemoteImplementation:
         self.calls += 1
         arrays: list[np.ndarray] = []
         sent: dict[int, int] = {}
-        configs: dict[int, dict] = {}  # the calls of a request mostly share one configuration: encoded once
+        configs: dict[int, int] = {}  # the calls of a request mostly share one configuration: it crosses once
+        trees: list[dict] = []
 
-        def config(kwargs: dict[str, Any]) -> dict:
+        def config(kwargs: dict[str, Any]) -> int:
             if id(kwargs) not in configs:
-                configs[id(kwargs)] = {k: protocol.encode(v, arrays, sent) for k, v in kwargs.items()}
+                configs[id(kwargs)] = len(trees)
+                trees.append({k: protocol.encode(v, arrays, sent) for k, v in kwargs.items()})
             return configs[id(kwargs)]
 
-        requests = [{"fn": name, "args": [protocol.encode(a, arrays, sent) for a in args], "kwargs": config(kwargs)}
+        requests = [{"fn": name, "args": [protocol.encode(a, arrays, sent) for a in args], "k": config(kwargs)}
                     for name, args, kwargs in calls]
         pending = Pending(self, worker, self.calls, [name for name, _, _ in calls],
                           self.timeout if timeout is None else timeout)
         self._pending = pending
         try:
-            protocol.send(worker.channel, {"type": "call", "id": self.calls, "calls": requests}, arrays)
+            protocol.send(worker.channel, {"type": "call", "id": self.calls, "configs": trees, "calls": requests}, arrays)
         except OSError as exc:  # the worker is gone: the first result says how
             pending.fail(self._crash(worker, pending.names[0], exc))
         return pending

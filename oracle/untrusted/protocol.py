@@ -195,6 +195,7 @@ class Receiver:
         self.sock = sock
         self.buffer = bytearray()
         self.start = 0
+        self._chunk = memoryview(bytearray())
 
     def buffered(self) -> bool:
         """Whether bytes of a frame have arrived and not been read yet (no need to wait for the socket)."""
@@ -215,9 +216,10 @@ class Receiver:
             if self.start:
                 del self.buffer[:self.start]
                 self.start = 0
-            chunk = bytearray(self.CHUNK)
-            got = _recv_into(self.sock, memoryview(chunk), deadline)
-            self.buffer += memoryview(chunk)[:got]
+            if len(self._chunk) != self.CHUNK:
+                self._chunk = memoryview(bytearray(self.CHUNK))  # reused: one allocation, not one per read
+            got = _recv_into(self.sock, self._chunk, deadline)
+            self.buffer += self._chunk[:got]
         out = self.buffer[self.start:self.start + n]
         self.start += n
         return out

@@ -182,15 +182,39 @@ def _changed(before: np.ndarray, after: np.ndarray) -> int:
     return int(np.size(same) - np.count_nonzero(same))
 
 
-def _call(fn, request: dict, arrays: list[np.ndarray], reply: dict) -> tuple[dict, list[np.ndarray]]:
-    """Run one call of a request (``{"fn": name, "args": [...], "kwargs": {...}}``); its reply frame (``reply`` + the
-    outcome).
+def _immutable(tree: dict) -> bool:
+    """Whether the value of ``tree`` is one no function can change (None, scalars, type names, tuples of them)."""
+    kind = tree.get("t") if isinstance(tree, dict) else None
+    if kind == "tuple" and isinstance(tree.get("items"), list):
+        return all(_immutable(item) for item in tree["items"])
+    return kind in ("none", "py", "other")
+
+
+class Configs:
+    """The keyword arguments of a request's calls (``{"configs": [{name: tree}, ...]}``; a call names its own by
+    ``"k"``). One made only of immutable values is decoded once and shared by its calls; any other (arrays,
+    lists) is decoded afresh for each call, so that nothing one call does to it reaches the next."""
+
+    def __init__(self, trees: list[dict], arrays: list[np.ndarray]):
+        self.trees, self.arrays = trees, arrays
+        self.shared = [{str(k): protocol.decode(v, arrays) for k, v in tree.items()}
+                       if all(_immutable(v) for v in tree.values()) else None for tree in trees]
+
+    def __getitem__(self, k: int) -> dict:
+        if self.shared[k] is not None:
+            return self.shared[k]  # ``fn(**kwargs)`` gives the function a dict of its own
+        return {str(name): protocol.decode(v, self.arrays, copy=True) for name, v in self.trees[k].items()}
+
+
+def _call(fn, request: dict, arrays: list[np.ndarray], configs: Configs, reply: dict) -> tuple[dict, list[np.ndarray]]:
+    """Run one call of a request (``{"fn": name, "args": [...], "k": its configuration}``); its reply (``reply`` +
+    the outcome) and the reply's arrays.
 
     The function gets copies of the frame's arrays (several calls of a request may share one) and is judged for
     mutating them against the frame's, which nothing else touches.
     """
     args = [protocol.decode(tree, arrays, copy=True) for tree in request["args"]]
-    kwargs = {str(k): protocol.decode(v, arrays, copy=True) for k, v in request["kwargs"].items()}
+    kwargs = configs[request["k"]]
     originals = [arrays[tree["i"]] if isinstance(a, np.ndarray) and tree.get("t") == "nd" else None
                  for tree, a in zip(request["args"], args)]
     try:
@@ -213,41 +237,53 @@ def _call(fn, request: dict, arrays: list[np.ndarray], reply: dict) -> tuple[dic
 
 class Outbox:
     """Replies held back for at most ``FLUSH_AFTER`` seconds, so that those of quick calls reach the judge in one
-    write (one wake-up of the judge per burst, not one per call).
+    frame (one write, one wake-up and one header to parse for the judge per burst, not one per call).
 
     A thread sends what is held once it is that old, whatever the call running meanwhile does (unless it keeps
     the GIL: then they go out when it ends, and the judge, which times each call from the last reply it read,
     may see that call's limit shortened by the few milliseconds held). The serving loop flushes before a call of
-    another function, so that a hang is always named after the function that hung.
+    another function, so that a hang is always named after the function that hung, and sends a request's last
+    reply at once.
     """
 
     def __init__(self, channel: socket.socket):
         self.channel = channel
-        self.parts: list = []
+        self.held: list[tuple[dict, list[np.ndarray]]] = []
         self.since = 0.0
         self.ready = threading.Condition()
         threading.Thread(target=self._watch, name="bpcheck-outbox", daemon=True).start()
 
-    def hold(self, parts: list) -> None:
+    def hold(self, reply: dict, out: list[np.ndarray]) -> None:
+        """Hold a reply, with copies of its arrays: a function that returns its own buffer and refills it on the
+        next call must not change a result already given."""
+        out = [a.copy() for a in out]
         with self.ready:
-            if not self.parts:
+            if not self.held:
                 self.since = time.monotonic()
                 self.ready.notify()
-            self.parts += parts
+            self.held.append((reply, out))
 
-    def flush(self) -> None:
+    def flush(self, reply: dict | None = None, out: list[np.ndarray] = ()) -> None:
+        """Send what is held, and ``reply`` after it, now (without waking the thread)."""
         with self.ready:
+            if reply is not None:
+                self.held.append((reply, list(out)))
             self._send()
 
     def _send(self) -> None:
-        if self.parts:
-            parts, self.parts = self.parts, []
-            protocol.send_parts(self.channel, parts)
+        """One frame ``{"type": "replies", "replies": [...]}``: each reply's arrays start at its ``"a"``."""
+        if self.held:
+            held, self.held = self.held, []
+            replies, arrays = [], []
+            for reply, out in held:
+                replies.append({**reply, "a": len(arrays)})
+                arrays += out
+            protocol.send(self.channel, {"type": "replies", "replies": replies}, arrays)
 
     def _watch(self) -> None:
         with self.ready:
             while True:
-                if not self.parts:
+                if not self.held:
                     self.ready.wait()
                     continue
                 left = self.since + FLUSH_AFTER - time.monotonic()
@@ -283,17 +319,19 @@ def serve(channel: socket.socket, target: str, names: list[str]) -> None:
             return
         # one reply per call, until the first that raises; replies of quick calls go out together (``Outbox``)
         previous = None
-        for index, request in enumerate(header["calls"]):
+        calls = header["calls"]
+        configs = Configs(header["configs"], arrays)
+        for index, request in enumerate(calls):
             name = str(request.get("fn"))
             if name != previous:
                 outbox.flush()
             fn = getattr(module, name, None) if name in provided else None
-            reply, out = _call(fn, request, arrays, {"id": header["id"], "index": index})
-            outbox.hold(protocol.frame(reply, out))
+            reply, out = _call(fn, request, arrays, configs, {"id": header["id"], "index": index})
             previous = name
-            if reply["type"] == "raised":
+            if reply["type"] == "raised" or index == len(calls) - 1:
+                outbox.flush(reply, out)  # the request's last reply goes out at once
                 break
-        outbox.flush()
+            outbox.hold(reply, out)
 
 
 def main(argv: list[str] | None = None) -> None:

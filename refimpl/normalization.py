@@ -44,8 +44,8 @@ __all__ = ["batch_norm", "batch_norm_backward", "layer_norm", "layer_norm_backwa
 # --------------------------------------------------------------------------- the shared core
 
 
-def _standardize(x: np.ndarray, axes: tuple[int, ...], eps: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(xhat, inv_std)`` over ``axes``; ``inv_std`` keeps those axes as size 1 (broadcastable).
+def _standardize(x: np.ndarray, axes: tuple[int, ...], eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(xhat, inv_std, scratch)`` over ``axes``; ``inv_std`` keeps those axes as size 1 (broadcastable).
 
         mean = sum_A x / m;  var = sum_A (x - mean)^2 / m;  inv_std = 1/sqrt(var + eps);  xhat = (x - mean) inv_std
 
@@ -53,17 +53,22 @@ def _standardize(x: np.ndarray, axes: tuple[int, ...], eps: float) -> tuple[np.n
     when the values sit far from zero (x = 1e4 + noise); E[x^2] - E[x]^2 would cancel.
     Non-finite values propagate: a NaN or inf in a group makes that group's ``xhat`` NaN
     (inf - inf), as in torch; an empty group (m = 0) gives empty results.
+
+    For speed only: ``xhat`` and ``scratch`` (x's shape, its contents meaningless) are
+    new arrays the caller may overwrite; reusing them saves allocating (and faulting in
+    the pages of) more full-size temporaries.
     """
-    m = math.prod(x.shape[a] for a in axes)
+    m = max(math.prod(x.shape[a] for a in axes), 1)  # m = 0: the sums are empty, 0/1 instead of 0/0
     dtype = x.dtype.type
-    # invalid/divide: NaN and inf propagate silently, as in torch, and m = 0 gives 0/0 over nothing
+    # NaN and inf propagate silently, as in torch
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        mean = x.sum(axis=axes, keepdims=True) / dtype(max(m, 1))
-        centred = x - mean
-        var = np.square(centred).sum(axis=axes, keepdims=True) / dtype(max(m, 1))
+        mean = x.sum(axis=axes, keepdims=True) / dtype(m)
+        xhat = np.subtract(x, mean)                              # x - mean, made xhat in place below
+        scratch = np.square(xhat)
+        var = scratch.sum(axis=axes, keepdims=True) / dtype(m)
         inv_std = dtype(1) / np.sqrt(var + dtype(eps))
-        xhat = centred * inv_std
-    return xhat, inv_std
+        xhat *= inv_std
+    return xhat, inv_std, scratch
 
 
 def _normalized_backward(
@@ -86,19 +91,28 @@ def _normalized_backward(
                    = inv_std (gy - mean_A gy - xhat mean_A(gy xhat))       (the form evaluated)
         grad_gamma = sum_P g xhat,   grad_beta = sum_P g                    (P = ``param_axes``)
     """
-    xhat, inv_std = _standardize(x, axes, eps)
-    m = math.prod(x.shape[a] for a in axes)
+    xhat, inv_std, scratch = _standardize(x, axes, eps)
+    m = max(math.prod(x.shape[a] for a in axes), 1)
     dtype = x.dtype.type
     with np.errstate(invalid="ignore", over="ignore"):
-        gy = grad_output if gamma is None else grad_output * gamma
-        mean_gy = gy.sum(axis=axes, keepdims=True) / dtype(max(m, 1))
-        mean_gy_xhat = (gy * xhat).sum(axis=axes, keepdims=True) / dtype(max(m, 1))
-        grad_x = inv_std * (gy - mean_gy - xhat * mean_gy_xhat)
-        grad_gamma = (grad_output * xhat).sum(axis=param_axes) if want_weight else None
         grad_beta = grad_output.sum(axis=param_axes) if want_bias else None
+        g_xhat = np.multiply(grad_output, xhat, out=scratch)
+        grad_gamma = g_xhat.sum(axis=param_axes) if want_weight else None
+        if gamma is None:
+            gy, gy_xhat = grad_output, g_xhat
+        else:
+            gy = grad_output * gamma
+            gy_xhat = np.multiply(g_xhat, gamma, out=g_xhat)
+        mean_gy = gy.sum(axis=axes, keepdims=True) / dtype(m)
+        mean_gy_xhat = gy_xhat.sum(axis=axes, keepdims=True) / dtype(m)
+        # grad_x = inv_std * (gy - mean_gy - xhat * mean_gy_xhat), in xhat's buffer
+        grad_x = np.multiply(xhat, mean_gy_xhat, out=xhat)
+        np.subtract(gy, grad_x, out=grad_x)
+        grad_x -= mean_gy
+        grad_x *= inv_std
     # np.asarray: a sum over every axis is a NumPy scalar, the contract wants an ndarray
     return (
-        np.asarray(grad_x, dtype=x.dtype),
+        grad_x,
         None if grad_gamma is None else np.asarray(grad_gamma, dtype=x.dtype),
         None if grad_beta is None else np.asarray(grad_beta, dtype=x.dtype),
     )
@@ -182,11 +196,13 @@ def _check_layer_norm_args(x, weight, bias, normalized_shape, eps) -> tuple[tupl
 
 
 def _affine(xhat: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None) -> np.ndarray:
+    """``gamma * xhat + beta``, computed in ``xhat``'s buffer (a temporary of the caller's)."""
     with np.errstate(invalid="ignore", over="ignore"):
-        y = xhat if gamma is None else xhat * gamma
+        if gamma is not None:
+            xhat *= gamma
         if beta is not None:
-            y = y + beta
-    return np.asarray(y, dtype=xhat.dtype)
+            xhat += beta
+    return xhat
 
 
 def _channel_shaped(p: np.ndarray | None, ndim: int) -> np.ndarray | None:
@@ -219,7 +235,7 @@ def batch_norm(
     spatial size 0) give an empty output, as in torch.
     """
     axes = _check_batch_norm_args(x, weight, bias, eps)
-    xhat, _ = _standardize(x, axes, eps)
+    xhat, _, _ = _standardize(x, axes, eps)
     return _affine(xhat, _channel_shaped(weight, x.ndim), _channel_shaped(bias, x.ndim))
 
 
@@ -281,7 +297,7 @@ def layer_norm(
     m = 1 (normalized_shape (1,)) is allowed, as in torch: xhat = 0 and y = bias.
     """
     axes, _ = _check_layer_norm_args(x, weight, bias, normalized_shape, eps)
-    xhat, _ = _standardize(x, axes, eps)
+    xhat, _, _ = _standardize(x, axes, eps)
     return _affine(xhat, weight, bias)
 
 

@@ -323,6 +323,26 @@ def test_layer_norm_without_leading_dims_matches_torch():
                          _torch_reference(_torch_ln((3, 4), 1e-5), x, w, b, g), np.float64)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_non_contiguous_inputs(dtype):
+    """Views (a transposed, strided x; a reversed weight) give the results of their copies."""
+    rng = _rng(12)
+    base = rng.standard_normal((5, 4, 6, 3)).astype(dtype)
+    x = base.transpose(0, 3, 1, 2)[:, :, :, ::2]  # (5, 3, 4, 3), no axis contiguous
+    g = rng.standard_normal(x.shape).astype(dtype)[..., ::-1]
+    w = rng.standard_normal(6).astype(dtype)[::2]
+    b = rng.standard_normal(3).astype(dtype)
+    assert not x.flags.c_contiguous and not w.flags.c_contiguous
+    xc, gc, wc = x.copy(), g.copy(), w.copy()
+    # equal up to rounding: NumPy sums a strided array in another order (not pairwise)
+    close(batch_norm(x, w, b), batch_norm(xc, wc, b), dtype)
+    for got, want in zip(batch_norm_backward(g, x, w, b), batch_norm_backward(gc, xc, wc, b)):
+        close(got, want, dtype)
+    theirs = _torch_reference(_torch_ln((4, 3), 1e-5), xc, None, None, gc)
+    _check_against_torch(layer_norm(x, None, None, normalized_shape=(4, 3)),
+                         layer_norm_backward(g, x, None, None, normalized_shape=(4, 3)), theirs, dtype)
+
+
 # ----------------------------------------------------------------------------- the derivation's identities
 
 

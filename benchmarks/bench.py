@@ -1,9 +1,10 @@
-"""refimpl against torch (CPU, autograd): conv2d and pooling, forward and forward+backward.
+"""refimpl against torch (CPU, autograd): conv2d, pooling and normalization, forward and forward+backward.
 
     python benchmarks/bench.py                       # full run, float64 and float32
     python benchmarks/bench.py --quick               # fewer repeats, shorter samples
     python benchmarks/bench.py --dtype float32 --repeat 9 --markdown benchmarks/RESULTS.md
     python benchmarks/bench.py --only resnet,pool    # a subset, by substring of the case name
+    python benchmarks/bench.py --only _norm           # batch_norm and layer_norm only
     python benchmarks/bench.py --threads 1 --clock cpu   # on a busy machine: one thread, CPU time
 
 Every time is the median of ``--repeat`` samples (each sample runs the call often
@@ -192,13 +193,20 @@ POOL_CASES = [
     ("avg_pool k3 s2 p1", "avg", 3, 2, 1),
 ]
 
+# (name, op, x shape, normalized_shape): batch_norm in training mode, weight and bias (C,);
+# layer_norm over the trailing normalized_shape, weight and bias of that shape
+NORM_CASES = [
+    ("batch_norm 32x64x28x28", "batch", (32, 64, 28, 28), None),
+    ("layer_norm 32x128x768", "layer", (32, 128, 768), (768,)),
+]
+
 
 @dataclass
 class Row:
     case: str
     shape: str
     dtype: str
-    kind: str  # "conv" or "pool"
+    kind: str  # "conv", "pool" or "norm"
     pass_: str  # "fwd", "fwd+bwd derivation", "fwd+bwd fast", "fwd+bwd"
     torch: Timing
     ref: Timing
@@ -314,6 +322,60 @@ def pool_rows(np, torch, refimpl, case, dtype, args) -> list[Row]:
     ]
 
 
+def norm_rows(np, torch, refimpl, case, dtype, args) -> list[Row]:
+    import torch.nn.functional as F
+
+    name, op, xshape, normalized_shape = case
+    fwd_ref = getattr(refimpl, f"{op}_norm", None)
+    bwd_ref = getattr(refimpl, f"{op}_norm_backward", None)
+    if fwd_ref is None or bwd_ref is None:
+        return []
+    pshape = (xshape[1],) if op == "batch" else normalized_shape
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(xshape).astype(dtype)
+    w = (1 + 0.1 * rng.standard_normal(pshape)).astype(dtype)
+    b = rng.standard_normal(pshape).astype(dtype)
+    gout = rng.standard_normal(xshape).astype(dtype)
+    cfg = {} if op == "batch" else {"normalized_shape": normalized_shape}
+    if op == "batch":
+        def fwd_torch(xt, wt, bt):
+            return F.batch_norm(xt, None, None, wt, bt, training=True)
+    else:
+        def fwd_torch(xt, wt, bt):
+            return F.layer_norm(xt, normalized_shape, wt, bt)
+    xt, wt, bt, gt = (torch.from_numpy(a) for a in (x, w, b, gout))
+    xg, wg, bg = (t.clone().requires_grad_(True) for t in (xt, wt, bt))
+
+    # the two implementations agree before they are timed
+    tol = 1e-9 if dtype == "float64" else 1e-3
+    assert np.allclose(fwd_ref(x, w, b, **cfg), fwd_torch(xt, wt, bt).numpy(), rtol=tol, atol=tol), f"{name}: forward differs"
+    for ours, theirs in zip(bwd_ref(gout, x, w, b, **cfg), torch.autograd.grad(fwd_torch(xg, wg, bg), (xg, wg, bg), gt)):
+        theirs = theirs.numpy()
+        assert np.allclose(ours, theirs, rtol=tol, atol=tol * max(1.0, np.abs(theirs).max())), f"{name}: backward differs"
+
+    def torch_fwd():
+        with torch.no_grad():
+            fwd_torch(xt, wt, bt)
+
+    def torch_fwd_bwd():
+        torch.autograd.grad(fwd_torch(xg, wg, bg), (xg, wg, bg), gt)
+
+    def ref_fwd():
+        fwd_ref(x, w, b, **cfg)
+
+    def ref_fwd_bwd():
+        fwd_ref(x, w, b, **cfg)
+        bwd_ref(gout, x, w, b, **cfg)
+
+    shape = "x " + "x".join(map(str, xshape)) + (f", over {normalized_shape}" if normalized_shape else ", training")
+    t1 = time_alternating({"torch": torch_fwd, "ref": ref_fwd}, args.repeat, args.min_time)
+    t2 = time_alternating({"torch": torch_fwd_bwd, "ref": ref_fwd_bwd}, args.repeat, args.min_time)
+    return [
+        Row(name, shape, dtype, "norm", "fwd", t1["torch"], t1["ref"]),
+        Row(name, shape, dtype, "norm", "fwd+bwd", t2["torch"], t2["ref"]),
+    ]
+
+
 def conv_backward_memory(np, refimpl, fast, case, dtype) -> dict:
     """Peak bytes numpy allocates inside each conv2d_backward (tracemalloc sees numpy's allocations)."""
     from refimpl import convolution  # the derivation
@@ -371,7 +433,8 @@ def summarize(rows: list[Row], memory: dict, peaks: dict) -> tuple[list[str], li
     lines, targets = [], []
     dtypes = sorted({r.dtype for r in rows}, reverse=True)
     for dt in dtypes:
-        for kind, pass_ in (("conv", "fwd"), ("conv", "fwd+bwd derivation"), ("conv", "fwd+bwd fast"), ("pool", "fwd"), ("pool", "fwd+bwd")):
+        for kind, pass_ in (("conv", "fwd"), ("conv", "fwd+bwd derivation"), ("conv", "fwd+bwd fast"), ("pool", "fwd"), ("pool", "fwd+bwd"),
+                            ("norm", "fwd"), ("norm", "fwd+bwd")):
             ratios = [r.ratio for r in rows if r.dtype == dt and r.kind == kind and r.pass_ == pass_]
             if ratios:
                 lines.append(
@@ -481,6 +544,10 @@ def main(argv=None) -> int:
             if selected(case[0]):
                 console.print(f"[dim]{case[0]} {dt}...[/dim]")
                 rows += pool_rows(np, torch, refimpl, case, dt, args)
+        for case in NORM_CASES:
+            if selected(case[0]):
+                console.print(f"[dim]{case[0]} {dt}...[/dim]")
+                rows += norm_rows(np, torch, refimpl, case, dt, args)
 
     memory = {}
     if not args.no_memory:

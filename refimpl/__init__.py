@@ -26,6 +26,9 @@ from refimpl.losses import (
     binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward,
 )
 
+# --- normalization (not part of the contract: exported, but not in CONTRACT) ---
+from refimpl.normalization import batch_norm, batch_norm_backward, layer_norm, layer_norm_backward
+
 # --- the worked network ---
 from refimpl import network
 
@@ -36,6 +39,7 @@ __all__ = [
     "flatten", "flatten_backward",
     "binary_cross_entropy", "binary_cross_entropy_backward",
     "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_backward",
+    "batch_norm", "batch_norm_backward", "layer_norm", "layer_norm_backward",
     "network", "CONTRACT",
 ]
 

@@ -150,3 +150,57 @@ def span(count: int, stride: int, offset: int, size: int) -> tuple[slice, slice]
         return None
     start = lo * stride + offset
     return slice(lo, hi), slice(start, start + (hi - lo - 1) * stride + 1, stride)
+
+
+def check_real(value, name: str) -> float:
+    """``value`` as a float, after checking it is a real number (int, float or a NumPy one; not a bool)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number (int or float), got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def check_choice(value, name: str, choices: tuple[str, ...]) -> str:
+    """``value`` after checking it is one of the strings ``choices``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {choices} (a str), got {type(value).__name__} {value!r}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def check_dim(dim, ndim: int) -> int:
+    """``dim`` as a non-negative axis of an array of ``ndim`` dimensions, torch's way.
+
+    An int in ``[-ndim, ndim)``; negative values count from the end. A 0-d array
+    has one usable dimension, as in torch: ``dim`` 0 or -1.
+    """
+    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, numbers.Integral):
+        raise TypeError(f"dim must be an int, got {type(dim).__name__} {dim!r}")
+    rank = max(ndim, 1)
+    if not -rank <= dim < rank:
+        raise ValueError(f"dim must be in [{-rank}, {rank - 1}] for a {ndim}-dimensional x, got {dim}")
+    return int(dim) % rank
+
+
+def check_class_target(target, n: int, classes: int) -> np.ndarray:
+    """``target`` after checking it holds one class index in ``[0, classes)`` per row: an integer array of shape (n,).
+
+    A float array (class probabilities) is a TypeError, an index out of range a
+    ValueError: torch's default ``ignore_index=-100`` is not supported, so -100 is out of range too.
+    """
+    if not isinstance(target, np.ndarray):
+        raise TypeError(f"target must be a numpy.ndarray of class indices, got {type(target).__name__}")
+    if target.dtype.kind not in "iu":
+        raise TypeError(
+            f"target must hold integer class indices (e.g. int64), got dtype {target.dtype} "
+            "(class probabilities are not supported)"
+        )
+    if target.shape != (n,):
+        raise ValueError(f"target must have shape (N,) = ({n},), one class index per row of input, got {target.shape}")
+    if target.size and (target.min() < 0 or target.max() >= classes):
+        bad = target[(target < 0) | (target >= classes)]
+        raise ValueError(
+            f"target must hold class indices in [0, {classes}) (C = {classes}; ignore_index is not supported): "
+            f"{bad.size} out of range, e.g. {bad.flat[0]}"
+        )
+    return target

@@ -29,6 +29,11 @@ from refimpl.losses import (
 # --- normalization (not part of the contract: exported, but not in CONTRACT) ---
 from refimpl.normalization import batch_norm, batch_norm_backward, layer_norm, layer_norm_backward
 
+# --- more activations, softmax, losses (issue 12; not yet in CONTRACT: no oracle records for them yet) ---
+from refimpl.activations import tanh, tanh_backward, leaky_relu, leaky_relu_backward, gelu, gelu_backward
+from refimpl.softmax import softmax, softmax_backward, log_softmax, log_softmax_backward
+from refimpl.losses import cross_entropy, cross_entropy_backward, mse_loss, mse_loss_backward
+
 # --- the worked network ---
 from refimpl import network
 
@@ -40,6 +45,9 @@ __all__ = [
     "binary_cross_entropy", "binary_cross_entropy_backward",
     "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_backward",
     "batch_norm", "batch_norm_backward", "layer_norm", "layer_norm_backward",
+    "tanh", "tanh_backward", "leaky_relu", "leaky_relu_backward", "gelu", "gelu_backward",
+    "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
+    "cross_entropy", "cross_entropy_backward", "mse_loss", "mse_loss_backward",
     "network", "CONTRACT",
 ]
 

@@ -24,8 +24,11 @@ def _as_1d_if_0d(a: np.ndarray) -> np.ndarray:
 
 
 def _shifted(x: np.ndarray, axis: int) -> np.ndarray:
-    """x - max(x, axis): every entry <= 0 (NaN where the row holds NaN or +inf, or is all -inf)."""
-    with np.errstate(invalid="ignore"):  # inf - inf = nan, as torch
+    """x - max(x, axis): every entry <= 0 (NaN where the row holds NaN or +inf, or is all -inf).
+
+    A difference beyond the dtype's range (-3e38 - 3e38 in float32) is -inf, whose exp is exactly 0.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf = nan, as torch; -huge - huge = -inf
         return x - np.max(x, axis=axis, keepdims=True)
 
 

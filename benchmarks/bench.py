@@ -1,10 +1,12 @@
-"""refimpl against torch (CPU, autograd): conv2d, pooling and normalization, forward and forward+backward.
+"""refimpl against torch (CPU, autograd): conv2d, pooling, normalization, activations, softmax and losses,
+forward and forward+backward.
 
     python benchmarks/bench.py                       # full run, float64 and float32
     python benchmarks/bench.py --quick               # fewer repeats, shorter samples
     python benchmarks/bench.py --dtype float32 --repeat 9 --markdown benchmarks/RESULTS.md
     python benchmarks/bench.py --only resnet,pool    # a subset, by substring of the case name
     python benchmarks/bench.py --only _norm           # batch_norm and layer_norm only
+    python benchmarks/bench.py --only act,loss       # the activations, softmax and losses only
     python benchmarks/bench.py --threads 1 --clock cpu   # on a busy machine: one thread, CPU time
 
 Every time is the median of ``--repeat`` samples (each sample runs the call often
@@ -200,13 +202,30 @@ NORM_CASES = [
     ("layer_norm 32x128x768", "layer", (32, 128, 768), (768,)),
 ]
 
+# (name, refimpl/torch function name, input shape, keyword configuration): activations and softmax on
+# a ResNet-stage-sized feature map and on (batch, classes) logits; the losses on the same
+ACT_INPUT = (64, 256, 14, 14)
+LOGITS = (256, 1000)
+ACT_CASES = [
+    ("act tanh", "tanh", ACT_INPUT, {}),
+    ("act leaky_relu", "leaky_relu", ACT_INPUT, {"negative_slope": 0.01}),
+    ("act gelu", "gelu", ACT_INPUT, {"approximate": "none"}),
+    ("act gelu tanh", "gelu", ACT_INPUT, {"approximate": "tanh"}),
+    ("act softmax dim=-1", "softmax", LOGITS, {"dim": -1}),
+    ("act softmax dim=1", "softmax", ACT_INPUT, {"dim": 1}),
+    ("act log_softmax dim=-1", "log_softmax", LOGITS, {"dim": -1}),
+    ("loss cross_entropy", "cross_entropy", LOGITS, {"reduction": "mean"}),
+    ("loss mse_loss", "mse_loss", ACT_INPUT, {"reduction": "mean"}),
+]
+LOSSES = ("cross_entropy", "mse_loss")
+
 
 @dataclass
 class Row:
     case: str
     shape: str
     dtype: str
-    kind: str  # "conv", "pool" or "norm"
+    kind: str  # "conv", "pool", "norm", "act" or "loss"
     pass_: str  # "fwd", "fwd+bwd derivation", "fwd+bwd fast", "fwd+bwd"
     torch: Timing
     ref: Timing
@@ -376,6 +395,60 @@ def norm_rows(np, torch, refimpl, case, dtype, args) -> list[Row]:
     ]
 
 
+def act_rows(np, torch, refimpl, case, dtype, args) -> list[Row]:
+    """An activation, softmax or loss: refimpl vs torch, forward and forward+backward (w.r.t. the input only)."""
+    import torch.nn.functional as F
+
+    name, op, shape, cfg = case
+    fwd_ref = getattr(refimpl, op, None)
+    bwd_ref = getattr(refimpl, f"{op}_backward", None)
+    if fwd_ref is None or bwd_ref is None:
+        return []
+    fwd_torch = torch.tanh if op == "tanh" else getattr(F, op)
+    rng = np.random.default_rng(0)
+    x = (3 * rng.standard_normal(shape)).astype(dtype)
+    is_loss = op in LOSSES
+    if op == "cross_entropy":
+        target = rng.integers(0, shape[1], size=shape[0])
+    elif is_loss:
+        target = rng.standard_normal(shape).astype(dtype)
+    inputs = (x, target) if is_loss else (x,)
+    y = fwd_ref(*inputs, **cfg)
+    gout = np.asarray(rng.standard_normal(y.shape)).astype(dtype)
+    t_inputs = tuple(torch.from_numpy(a) for a in inputs)
+    xg = t_inputs[0].clone().requires_grad_(True)
+    gt = torch.from_numpy(gout)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    assert np.allclose(y, fwd_torch(*t_inputs, **cfg).numpy(), rtol=tol, atol=tol), f"{name}: forward differs from torch"
+    (gx_t,) = torch.autograd.grad(fwd_torch(xg, *t_inputs[1:], **cfg), (xg,), gt)
+    gx = bwd_ref(gout, *inputs, **cfg)
+    assert np.allclose(gx, gx_t.numpy(), rtol=tol, atol=tol), f"{name}: backward differs from torch"
+
+    def torch_fwd():
+        with torch.no_grad():
+            fwd_torch(*t_inputs, **cfg)
+
+    def torch_fwd_bwd():
+        torch.autograd.grad(fwd_torch(xg, *t_inputs[1:], **cfg), (xg,), gt)
+
+    def ref_fwd():
+        fwd_ref(*inputs, **cfg)
+
+    def ref_fwd_bwd():
+        fwd_ref(*inputs, **cfg)
+        bwd_ref(gout, *inputs, **cfg)
+
+    kind = "loss" if is_loss else "act"
+    described = ", ".join(f"{k}={v}" for k, v in cfg.items())
+    shape_text = "x".join(map(str, shape)) + (f", {described}" if described else "")
+    t1 = time_alternating({"torch": torch_fwd, "ref": ref_fwd}, args.repeat, args.min_time)
+    t2 = time_alternating({"torch": torch_fwd_bwd, "ref": ref_fwd_bwd}, args.repeat, args.min_time)
+    return [
+        Row(name, shape_text, dtype, kind, "fwd", t1["torch"], t1["ref"]),
+        Row(name, shape_text, dtype, kind, "fwd+bwd", t2["torch"], t2["ref"]),
+    ]
+
+
 def conv_backward_memory(np, refimpl, fast, case, dtype) -> dict:
     """Peak bytes numpy allocates inside each conv2d_backward (tracemalloc sees numpy's allocations)."""
     from refimpl import convolution  # the derivation
@@ -434,7 +507,8 @@ def summarize(rows: list[Row], memory: dict, peaks: dict) -> tuple[list[str], li
     dtypes = sorted({r.dtype for r in rows}, reverse=True)
     for dt in dtypes:
         for kind, pass_ in (("conv", "fwd"), ("conv", "fwd+bwd derivation"), ("conv", "fwd+bwd fast"), ("pool", "fwd"), ("pool", "fwd+bwd"),
-                            ("norm", "fwd"), ("norm", "fwd+bwd")):
+                            ("norm", "fwd"), ("norm", "fwd+bwd"),
+                            ("act", "fwd"), ("act", "fwd+bwd"), ("loss", "fwd"), ("loss", "fwd+bwd")):
             ratios = [r.ratio for r in rows if r.dtype == dt and r.kind == kind and r.pass_ == pass_]
             if ratios:
                 lines.append(
@@ -548,6 +622,10 @@ def main(argv=None) -> int:
             if selected(case[0]):
                 console.print(f"[dim]{case[0]} {dt}...[/dim]")
                 rows += norm_rows(np, torch, refimpl, case, dt, args)
+        for case in ACT_CASES:
+            if selected(case[0]):
+                console.print(f"[dim]{case[0]} {dt}...[/dim]")
+                rows += act_rows(np, torch, refimpl, case, dt, args)
 
     memory = {}
     if not args.no_memory:

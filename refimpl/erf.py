@@ -29,8 +29,8 @@ correctly rounded float32 value. NaN propagates, ``erf(+-inf) = +-1``,
 Vectorized: the input is taken in cache-sized blocks (``BLOCK`` elements);
 in each block the elements are grouped by interval (a stable sort of their
 interval numbers) and each interval is one set of array operations on its
-contiguous slice; no Python loop over elements. About 30 ns an element in
-float64 on one core, some 5x torch's SIMD erf: the price of a readable reference.
+contiguous slice; no Python loop over elements. About 30 ns an element (CPU
+time, either dtype), 10x torch's float64 ``torch.erf`` on one core, 20x its float32 one.
 """
 
 from __future__ import annotations

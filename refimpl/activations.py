@@ -158,10 +158,12 @@ def gelu(x: np.ndarray, *, approximate: str = "none") -> np.ndarray:
         approximate='tanh':  gelu(x) = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))
 
     Evaluated in ATen's order (``GeluKernel.cpp``), with ``refimpl.erf.erf``
-    (at most 1 ulp). So, like torch, far in the left tail ``1 + erf`` rounds to 0
-    and gelu(x) is -0.0 (x <= -~38.5 in float64) where the exact value is a
-    tiny negative number; gelu(+-1e4) = (1e4, -0.0); gelu(+inf) = +inf,
-    gelu(-inf) = NaN (``-inf * 0``), as torch's float64 kernel gives.
+    (at most 1 ulp). So, like torch, in the left tail ``1 + erf`` cancels: it
+    loses relative accuracy as x falls and rounds to 0 below x = -8.37 in
+    float64 (-5.54 in float32), where gelu(x) is -0.0 although the exact value
+    is a tiny negative number; gelu(+-1e4) = (1e4, -0.0); gelu(+inf) = +inf,
+    gelu(-inf) = NaN (``-inf * 0``), as torch's float64 kernel gives (torch's
+    vectorized float32 kernel gives NaN at +inf, and inf at 3e38 with 'none').
     """
     approximate = _check_gelu_args(x, approximate)
     dt = x.dtype.type

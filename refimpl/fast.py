@@ -50,6 +50,13 @@ How the products are grouped (the sums above are unchanged, only regrouped):
 * Batch chunks: a few images at a time, with buffers sized to stay in cache
   and reused by every chunk (their zero borders are written once), so the
   peak extra memory is the result plus a few MB.
+
+Other spatial ranks (``fast_backward``): conv1d is the rank-2 case above with
+a unit first axis (H = kH = 1, the same sums); conv3d, and any other rank, runs
+``backward_taps``, the two per-tap lines at the top of this docstring as they
+stand (one pair of GEMMs per filter tap and chunk of images, no stacking). It
+multiplies no inserted zeros at all; tests/test_refimpl_convnd.py checks it
+against the row-phase path at rank 2.
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ import numpy as np
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-# what a spatial tuple of each rank is called in messages
-_TUPLE_NAMES = {1: "(l,) 1-tuple", 2: "(h, w) pair", 3: "(d, h, w) triple"}
+def _tuple_name(rank: int) -> str:
+    """What a spatial tuple of each rank is called in messages."""
+    return {1: "(l,) 1-tuple", 2: "(h, w) pair", 3: "(d, h, w) triple"}.get(rank, f"{rank}-tuple")
 
 
 def as_tuple(value, name: str, rank: int, *, minimum: int) -> tuple[int, ...]:
@@ -26,21 +27,24 @@ def as_tuple(value, name: str, rank: int, *, minimum: int) -> tuple[int, ...]:
     (NumPy integers included); rejects bools, floats and other lengths with a
     TypeError/ValueError naming ``name``.
     """
-    what = _TUPLE_NAMES.get(rank, f"{rank}-tuple")
     if type(value) is int:  # the common case, without the slower abstract-class checks below
+        if value >= minimum:
+            return (value,) * rank
         out = (value,) * rank
+    elif type(value) is tuple and len(value) == rank and all(type(v) is int for v in value):  # the harness's form
+        out = value
     elif isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int or an {what} of ints, got bool {value!r}")
+        raise TypeError(f"{name} must be an int or an {_tuple_name(rank)} of ints, got bool {value!r}")
     elif isinstance(value, numbers.Integral):
         out = (int(value),) * rank
     elif isinstance(value, (tuple, list)):
         if len(value) != rank:
-            raise ValueError(f"{name} must be an int or an {what}, got {len(value)} values: {value!r}")
+            raise ValueError(f"{name} must be an int or an {_tuple_name(rank)}, got {len(value)} values: {value!r}")
         if not all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in value):
-            raise TypeError(f"{name} must be an int or an {what} of ints, got {value!r}")
+            raise TypeError(f"{name} must be an int or an {_tuple_name(rank)} of ints, got {value!r}")
         out = tuple(int(v) for v in value)
     else:
-        raise TypeError(f"{name} must be an int or an {what} of ints, got {type(value).__name__} {value!r}")
+        raise TypeError(f"{name} must be an int or an {_tuple_name(rank)} of ints, got {type(value).__name__} {value!r}")
     if min(out) < minimum:
         axes = "on both axes" if rank == 2 else ("" if rank == 1 else "on every axis")
         raise ValueError(f"{name} must be >= {minimum}{' ' + axes if axes else ''}, got {value!r}")

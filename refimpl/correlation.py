@@ -102,8 +102,10 @@ def correlate(
       position when the output is the smaller index set).
     """
     rank = weight.ndim - 2
-    stride = (1,) * rank if stride is None else tuple(stride)
-    dilation = (1,) * rank if dilation is None else tuple(dilation)
+    if stride is None:
+        stride = (1,) * rank
+    if dilation is None:
+        dilation = (1,) * rank
     if rank == 2:
         return correlate2d(x, weight, stride=stride, dilation=dilation, groups=groups)
     if rank == 1:

@@ -11,9 +11,11 @@ Pure NumPy: nothing here imports torch.
 # steps dilate/pad/flip/correlate, is refimpl.convolution.conv2d_backward (also importable as
 # conv2d_backward_by_derivation, and as the whole contract from refimpl.derivation);
 # tests/test_fast_path.py pins the two together and the property suite checks both.
-from refimpl.convolution import conv2d
+# conv1d and conv3d are the rank-1 and rank-3 cases of the same rules (refimpl.convolution.conv and
+# conv_backward; the named steps of refimpl.correlation are stated once for any spatial rank).
+from refimpl.convolution import conv1d, conv2d, conv3d
 from refimpl.convolution import conv2d_backward as conv2d_backward_by_derivation
-from refimpl.fast import conv2d_backward
+from refimpl.fast import conv1d_backward, conv2d_backward, conv3d_backward
 
 # --- pooling ---
 from refimpl.pooling import max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward
@@ -39,6 +41,7 @@ from refimpl import network
 
 __all__ = [
     "conv2d", "conv2d_backward", "conv2d_backward_by_derivation",
+    "conv1d", "conv1d_backward", "conv3d", "conv3d_backward",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "linear", "linear_backward", "relu", "relu_backward", "sigmoid", "sigmoid_backward",
     "flatten", "flatten_backward",

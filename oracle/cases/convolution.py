@@ -1,0 +1,312 @@
+"""The convolution family: ``conv2d``.
+
+Everything the harness knows about it, in one place: its record (``SPECS``),
+the strategy that draws its cases (``conv2d_cases``, from ``conv_geometry`` and
+``conv_channels``), its edge examples and field bugs (``EXAMPLES``, built by
+``conv``), and its classic backward mistakes (``conv2d_scaffold``, written from
+refimpl's named steps, and the ``MISTAKES`` it catalogues).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+from oracle.case import Case
+from oracle.cases.blocks import Geometry, _dtype_strategy, _input_hw, _label, _label_geometry, pairs, seeds
+from oracle.cases.mistake import Mistake, _axes, mistakes
+from oracle.cases.record import OpSpec, _differs, _no, _pair
+from refimpl.arguments import check_grad_output, window_count
+from refimpl.convolution import ConvConfig, conv2d_config
+from refimpl.correlation import correlate, crop, dilate, flip, pad, swap_filter_channels
+
+
+#: largest input side a convolution case draws (a larger one only when the dilated kernel needs it)
+CONV_MAX_SIDE = 16
+
+
+# --------------------------------------------------------------------------- record
+
+
+def _conv_fan_in(case: Case) -> int:
+    n, c_in = case.shapes["x"][:2]
+    c_out, cg, kh, kw = case.shapes["weight"]
+    ho, wo = case.shapes["grad_output"][2:]
+    og = c_out // case.config.get("groups", 1)
+    return max(cg * kh * kw + 1, og * kh * kw, n * ho * wo)
+
+
+SPECS: list[OpSpec] = [
+    OpSpec(
+        "conv2d",
+        inputs=("x", "weight", "bias"),
+        differentiable=("x", "weight", "bias"),
+        config=("stride", "padding", "dilation", "groups"),
+        optional=("bias",),
+        linear_in=("x", "weight"),
+        fan_in=_conv_fan_in,
+        features=(
+            ("groups", lambda case: case.config.get("groups", 1) > 1),
+            ("dilation", _differs("dilation", 1)),
+            ("stride", _differs("stride", 1)),
+            ("padding", _differs("padding", 0)),
+            ("bias=None", _no("bias")),
+        ),
+    ),
+]
+
+
+# --------------------------------------------------------------------------- strategy
+
+
+@st.composite
+def conv_geometry(draw, max_side: int = CONV_MAX_SIDE) -> Geometry:
+    """The window geometry of a ``conv2d`` call, each axis drawn independently.
+
+    kernel 1-5, stride 1-4, padding 0-3, dilation 1-3, and an input length
+    (``spatial_sizes``) with at least one output position. Output lengths of
+    exactly 1, dilated kernels wider than the unpadded input and strides that
+    leave rows unread at the end all come up often.
+    """
+    kernel = draw(pairs(1, 5))
+    stride = draw(pairs(1, 4))
+    padding = draw(pairs(0, 3))
+    dilation = draw(pairs(1, 3))
+    input_hw = draw(_input_hw(kernel, padding, dilation, max_side))
+    return Geometry(input_hw, kernel, stride, padding, dilation)
+
+
+@st.composite
+def conv_channels(draw, max_groups: int = 4, max_per_group: int = 3) -> tuple[int, int, int]:
+    """``(groups, in_channels, out_channels)``: groups 1-``max_groups``, each group 1-``max_per_group`` channels in and out."""
+    groups = draw(st.integers(1, max_groups))
+    cg = draw(st.integers(1, max_per_group))
+    og = draw(st.integers(1, max_per_group))
+    return groups, groups * cg, groups * og
+
+
+@st.composite
+def _conv2d_cases(draw, dtype: st.SearchStrategy[str]):
+    g = draw(conv_geometry())
+    groups, c_in, c_out = draw(conv_channels())
+    n = draw(st.integers(1, 4))
+    has_bias = draw(st.booleans())
+    case = Case(
+        op="conv2d",
+        shapes={
+            "x": (n, c_in, *g.input_hw),
+            "weight": (c_out, c_in // groups, *g.kernel),
+            "bias": (c_out,) if has_bias else None,
+            "grad_output": (n, c_out, *g.output_hw),
+        },
+        config={"stride": g.stride, "padding": g.padding, "dilation": g.dilation, "groups": groups},
+        dtype=draw(dtype),
+        seed=draw(seeds()),
+    )
+    _label_geometry("conv2d", g)
+    if groups > 1:
+        _label("conv2d: groups>1")
+        if c_in == groups:
+            _label("conv2d: depthwise")
+    if not has_bias:
+        _label("conv2d: no bias")
+    _label(f"dtype: {case.dtype}")
+    return case
+
+
+def conv2d_cases(dtype: str | None = None) -> st.SearchStrategy[Case]:
+    """A ``conv2d(x, weight, bias, stride=, padding=, dilation=, groups=)`` case.
+
+    Geometry from ``conv_geometry``; batch 1-4; channels from ``conv_channels``
+    (``weight`` is ``(C_out, C_in // groups, kh, kw)``); bias ``(C_out,)`` or
+    ``None``; all values ``"normal"``. ``dtype`` None draws it.
+    """
+    return _conv2d_cases(_dtype_strategy(dtype))
+
+
+#: op name -> its ``*_cases(dtype=None)`` strategy
+CASES = {"conv2d": conv2d_cases}
+
+
+# --------------------------------------------------------------------------- examples
+
+
+def conv(x, weight, *, bias=True, stride=1, padding=0, dilation=1, groups=1, values=None, seed=0) -> Case:
+    s, p, d = _pair(stride), _pair(padding), _pair(dilation)
+    out = tuple(window_count(x[2 + a], weight[2 + a], s[a], p[a], d[a]) for a in (0, 1))
+    shapes = {"x": x, "weight": weight, "bias": (weight[0],) if bias else None, "grad_output": (x[0], weight[0]) + out}
+    config = {"stride": s, "padding": p, "dilation": d, "groups": groups}
+    return Case("conv2d", shapes, config, seed=seed, values=values or {})
+
+
+EXAMPLES: dict[str, list[Case]] = {
+    "conv2d": [
+        conv((1, 1, 6, 6), (1, 1, 3, 3)),  # the derivation's worked example: 6x6 input, 3x3 filter
+        conv((1, 1, 1, 1), (1, 1, 1, 1)),  # 1x1 input and kernel
+        conv((1, 2, 3, 3), (3, 2, 3, 3)),  # output of size 1
+        conv((1, 1, 2, 2), (1, 1, 4, 4), padding=1),  # kernel wider than the unpadded input
+        conv((1, 1, 7, 7), (1, 1, 3, 3), stride=2),  # the stride > 1 derivation
+        conv((1, 24, 6, 6), (24, 1, 3, 3), stride=2, padding=1, groups=24, values={"x": "ones"}),  # #50042 depthwise dW
+        conv((1, 9, 32, 32), (3, 9, 5, 5), stride=3, padding=1, values={"x": "ones"}),  # #25101 grad_x at the last columns
+        conv((2, 4, 5, 5), (6, 2, 3, 3), groups=2),  # #51430 grouped weight gradients
+        conv((1, 2, 9, 9), (2, 2, 1, 1), stride=4, padding=2),  # 1x1 kernel, stride >> 1, padded input
+        conv((1, 2, 8, 9), (2, 2, 3, 2), stride=(3, 2), padding=(1, 0), dilation=(2, 3)),  # every axis different
+    ],
+}
+
+
+# --------------------------------------------------------------------------- mistakes
+
+
+def _fit(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``a`` cut or zero-extended at the bottom/right to exactly ``size`` (H, W): how a mistake is made to fit."""
+    h, w = size
+    out = np.zeros(a.shape[:-2] + (h, w), dtype=a.dtype)
+    hh, ww = min(h, a.shape[-2]), min(w, a.shape[-1])
+    out[..., :hh, :ww] = a[..., :hh, :ww]
+    return out
+
+
+def _stride1_gradient(grad_output: np.ndarray, cfg: ConvConfig, mode: str) -> np.ndarray:
+    """The stride-1 output gradient G1 the rule works from.
+
+    right    dilate(G, s): s - 1 zeros between neighbours, zeros after the last
+    dense    G placed as it is (the strided subsampling ignored), zero-extended to the stride-1 size
+    swapped  G dilated by (s_w, s_h), fitted to the stride-1 size
+    """
+    size = cfg.stride1_out_hw
+    if mode == "right":
+        return dilate(grad_output, cfg.stride, size=size)
+    if mode == "dense":
+        return _fit(grad_output, size)
+    return _fit(dilate(grad_output, _axes(cfg.stride, mode)), size)
+
+
+def _conv_grad_x(g1, weight, cfg: ConvConfig, *, flipped, crop_at, dilation, filter_channels, grouped, padded_by) -> np.ndarray:
+    """dX = crop(correlate(pad(G1, d(k-1)), flip(swap(W)), dilation=d, groups), p), each step switchable."""
+    kh, kw = weight.shape[2:]
+    d = _axes(cfg.dilation, dilation)
+    groups = cfg.groups
+    w = weight
+    if not grouped:  # every output channel read back into every input channel: the group filter tiled over all groups
+        w = np.tile(weight, (1, groups, 1, 1))
+        groups = 1
+    if filter_channels == "swap":
+        w = swap_filter_channels(w, groups)
+    else:  # a reshape instead of exchanging the in/out roles: right shape, scrambled filters
+        out_ch, cg = w.shape[:2]
+        w = np.ascontiguousarray(w).reshape(groups * cg, out_ch // groups, kh, kw)
+    if flipped:
+        w = flip(w)
+    full = (d[0] * (kh - 1), d[1] * (kw - 1))
+    (h, wd), (ph, pw) = cfg.in_hw, cfg.padding
+    if padded_by == "forward":  # "same" thinking: G padded by the forward's p, the result taken as dX uncropped
+        gp = pad(g1, cfg.padding)
+        gp = _fit(gp, (max(gp.shape[2], full[0] + 1), max(gp.shape[3], full[1] + 1)))  # at least one window
+        return _fit(correlate(gp, w, dilation=d, groups=groups), (h, wd))
+    padded = _fit(correlate(pad(g1, full), w, dilation=d, groups=groups), (h + 2 * ph, wd + 2 * pw))
+    if crop_at == "both":
+        out = crop(padded, cfg.padding)
+    elif crop_at == "end":  # the padding "removed" by keeping the top-left H x W: the leading padding stays in
+        out = padded[..., :h, :wd]
+    else:  # "start": all 2p rows/columns removed from the top/left
+        out = padded[..., 2 * ph :, 2 * pw :]
+    return np.ascontiguousarray(out)
+
+
+def _conv_grad_w(g1, x, weight, cfg: ConvConfig, *, dilation, channels, flipped) -> np.ndarray:
+    """dW[o, c] = correlate(Xpad[:, c] as a batch, G1[:, o] as the filter, stride=d), per group, each step switchable."""
+    out_ch, cg, kh, kw = weight.shape
+    og = out_ch // cfg.groups
+    d = _axes(cfg.dilation, dilation)
+    xp = pad(x, cfg.padding).transpose(1, 0, 2, 3)
+    gt = g1.transpose(1, 0, 2, 3)
+    per_group = []
+    for x_grp, g_grp in zip(np.split(xp, cfg.groups), np.split(gt, cfg.groups)):
+        r = _fit(correlate(x_grp, np.ascontiguousarray(g_grp), stride=d), (kh, kw))  # (Cg, Og, kh, kw)
+        if channels == "transpose":
+            r = r.transpose(1, 0, 2, 3)
+        else:  # a reshape where the in/out channel axes had to be exchanged
+            r = np.ascontiguousarray(r).reshape(og, cg, kh, kw)
+        per_group.append(flip(r) if flipped else r)
+    return np.ascontiguousarray(np.concatenate(per_group, axis=0))
+
+
+def conv2d_scaffold(
+    grad_output, x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
+    flipped=True, stride_x="right", stride_w="right", crop_at="both", dilation_x="right", dilation_w="right",
+    bias_reduce="sum", weight_channels="transpose", filter_channels="swap", grouped_x=True, grad_x_padding="full",
+    weight_flipped=False,
+):
+    """conv2d_backward from refimpl's steps, each of which a mistake can get wrong; the defaults are the right rule."""
+    cfg = conv2d_config(x, weight, bias, stride, padding, dilation, groups)
+    check_grad_output(grad_output, (x.shape[0], weight.shape[0]) + cfg.out_hw, cfg.dtype)
+    grad_x = _conv_grad_x(
+        _stride1_gradient(grad_output, cfg, stride_x), weight, cfg,
+        flipped=flipped, crop_at=crop_at, dilation=dilation_x, filter_channels=filter_channels, grouped=grouped_x,
+        padded_by=grad_x_padding,
+    )
+    grad_weight = _conv_grad_w(
+        _stride1_gradient(grad_output, cfg, stride_w), x, weight, cfg,
+        dilation=dilation_w, channels=weight_channels, flipped=weight_flipped,
+    )
+    if bias is None:
+        grad_bias = None
+    elif bias_reduce == "sum":
+        grad_bias = grad_output.sum(axis=(0, 2, 3))
+    else:
+        grad_bias = grad_output.mean(axis=(0, 2, 3))
+    return grad_x, grad_weight, grad_bias
+
+
+#: op -> its scaffold: the backward written so that each mistake is one switch (defaults = the right rule)
+SCAFFOLDS = {"conv2d": conv2d_scaffold}
+
+
+MISTAKES: list[Mistake] = mistakes(SCAFFOLDS, [
+    ("conv_unflipped_filter", "conv2d",
+     "the filter not flipped for grad_x: G correlated with W itself instead of the 180-degree rotated flip(W)",
+     dict(flipped=False)),
+    ("conv_grad_x_stride_not_dilated", "conv2d",
+     "grad_x from the output gradient not dilated by the stride: G used densely, as if the stride were 1 (strided subsampling ignored)",
+     dict(stride_x="dense")),
+    ("conv_grad_weight_stride_not_dilated", "conv2d",
+     "grad_weight from the output gradient not dilated by the stride: G correlated with X densely, as if the stride were 1",
+     dict(stride_w="dense")),
+    ("conv_padding_cropped_at_end", "conv2d",
+     "the padding not cropped from grad_x, just cut off at the end: the top-left H x W of the padded gradient, leading padding kept",
+     dict(crop_at="end")),
+    ("conv_padding_cropped_at_start", "conv2d",
+     "the padding cropped at the wrong offset: all 2p rows/columns removed from the top/left of grad_x instead of p from each side",
+     dict(crop_at="start")),
+    ("conv_stride_axes_swapped", "conv2d",
+     "the stride used on the wrong axes in the backward: G dilated by (s_w, s_h) instead of (s_h, s_w)",
+     dict(stride_x="swapped", stride_w="swapped")),
+    ("conv_dilation_axes_swapped", "conv2d",
+     "the dilation used on the wrong axes in the backward: taps at (i*d_w, j*d_h) instead of (i*d_h, j*d_w)",
+     dict(dilation_x="swapped", dilation_w="swapped")),
+    ("conv_bias_grad_mean", "conv2d",
+     "the bias gradient averaged over N, H, W instead of summed",
+     dict(bias_reduce="mean")),
+    ("conv_grad_weight_channels_transposed", "conv2d",
+     "grad_weight with in/out channels transposed within each group: the (C_in/g, C_out/g) result reshaped to (C_out/g, C_in/g) instead of transposed",
+     dict(weight_channels="reshape")),
+    ("conv_grad_x_channels_not_swapped", "conv2d",
+     "grad_x with the filter's in/out channel roles not exchanged: W reshaped to (C_in, C_out/g) instead of transposed within each group",
+     dict(filter_channels="reshape")),
+    ("conv_grad_x_groups_ignored", "conv2d",
+     "grad_x ignoring groups: every output channel's gradient sent back to every input channel through the group filter",
+     dict(grouped_x=False)),
+    ("conv_grad_x_dilation_ignored", "conv2d",
+     "grad_x ignoring the dilation: the flipped filter applied undilated (taps at i instead of i*d)",
+     dict(dilation_x="ignored")),
+    ("conv_grad_weight_dilation_ignored", "conv2d",
+     "grad_weight ignoring the dilation: the filter taps read at offsets i instead of i*d",
+     dict(dilation_w="ignored")),
+    ("conv_grad_x_padded_by_p", "conv2d",
+     "grad_x as a 'same' convolution: G padded by the forward's p instead of d(k-1), nothing cropped (right only when p = d(k-1)/2)",
+     dict(grad_x_padding="forward")),
+    ("conv_grad_weight_flipped", "conv2d",
+     "grad_weight rotated by 180 degrees: X and G convolved where they must be correlated",
+     dict(weight_flipped=True)),
+])

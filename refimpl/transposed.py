@@ -23,15 +23,25 @@ rows the transposed convolution never reads. So ``conv_T = crop_H . conv``, and
                  db  = sum of G_Z over (N, Ho, Wo)
 
 ``pad_H`` appends the ``op // s`` zero rows (columns) that ``crop_H`` removes: the
-adjoint of a crop is a zero pad. The conv2d rules used are those of
-``refimpl.convolution`` (the derivation): a stride-s rule is the stride-1 rule of the
-argument dilated by s,
+adjoint of a crop is a zero pad. In the derivation's words (``refimpl.convolution``):
 
     grad_x rule:      dX = crop(correlate(pad(dilate(G, s), d(k-1)), flip(swap(W)), dilation=d), p)
     grad_weight rule: dW = correlate(Xpad, dilate(G, s)) at offsets i*d
 
-so the identities hold by construction; tests/test_refimpl_transposed_adaptive.py
-checks them against ``refimpl.conv2d_backward`` and torch.
+Both are evaluated here as ``refimpl.fast`` states them, tap by tap without the
+stride's zeros (the adjoint of the forward's per-tap products):
+
+    grad_x rule:      dXpad[:, :, u*s + i*d, v*s + j*d] += (W[:, :, i, j]^T @ G_mat)[(n, u, v)],  dX = crop(dXpad, p)
+    grad_weight rule: dW[:, :, i, j] = G_mat @ Xpad_tap^T
+
+(``pad_H``'s zero rows are never formed: they would only add zeros). The grad_x of the
+backward *is* ``refimpl.conv2d``. tests/test_refimpl_transposed_adaptive.py checks the
+identities against ``refimpl.conv2d_backward`` (fast) and
+``refimpl.conv2d_backward_by_derivation``, and everything against torch.
+
+NaN and inf: every product these evaluations form is a term of the rule (no zero is
+multiplied in but the padding's, which the formula reads as terms: ``Gpad``), so
+non-finite values land where the terms put them, as in torch's im2col/col2im kernels.
 """
 
 from __future__ import annotations
@@ -41,9 +51,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from refimpl.arguments import as_pair, check_array, check_grad_output, check_same_dtype
-from refimpl.convolution import conv2d, grad_input, grad_weight
-from refimpl.correlation import dilate, pad
-from refimpl.nonfinite import exact
+from refimpl.convolution import conv2d
+from refimpl.correlation import pad
 
 __all__ = ["conv_transpose2d", "conv_transpose2d_backward"]
 
@@ -61,18 +70,6 @@ class TransposedConfig:
     in_hw: tuple[int, int]  # x's (H, W)
     out_hw: tuple[int, int]  # the transposed output's (Ho, Wo) = the adjoint conv2d's input size
     dtype: np.dtype
-
-    @property
-    def conv_out_hw(self) -> tuple[int, int]:
-        """Output size of the adjoint conv2d on an (Ho, Wo) input: ``H + op // s`` (H unless op >= s)."""
-        return tuple(self.in_hw[a] + self.output_padding[a] // self.stride[a] for a in (0, 1))  # type: ignore[return-value]
-
-    @property
-    def stride1_out_hw(self) -> tuple[int, int]:
-        """Output size of the adjoint conv2d at stride 1: ``Ho + 2p - d(k-1)``, the size of ``dilate(G, s)``."""
-        return tuple(
-            self.out_hw[a] + 2 * self.padding[a] - self.dilation[a] * (self.kernel[a] - 1) for a in (0, 1)
-        )  # type: ignore[return-value]
 
 
 def conv_transpose2d_config(x, weight, bias, stride, padding, output_padding, groups, dilation) -> TransposedConfig:
@@ -128,30 +125,83 @@ def conv_transpose2d_config(x, weight, bias, stride, padding, output_padding, gr
     return TransposedConfig(stride, padding, output_padding, dilation, groups, (kh, kw), in_hw, out_hw, dtype)  # type: ignore[arg-type]
 
 
-def _pad_h(x: np.ndarray, cfg: TransposedConfig) -> np.ndarray:
-    """``pad_H``: x with the ``op // s`` zero rows/columns appended that the adjoint conv2d's output has and x lacks."""
-    (hc, wc), (h, w) = cfg.conv_out_hw, cfg.in_hw
-    if (hc, wc) == (h, w):
-        return x
-    return np.pad(x, [(0, 0), (0, 0), (0, hc - h), (0, wc - w)])
+# Bytes of the per-tap products of one chunk of images (at least one image per chunk): cache-sized
+CHUNK_BYTES = 1 << 20
 
 
 def _conv2d_grad_x(g: np.ndarray, weight: np.ndarray, cfg: TransposedConfig) -> np.ndarray:
-    """conv2d's grad_x rule for output gradient ``g``, on an input of the transposed output's size.
+    """conv2d's grad_x rule for output gradient ``g`` (N, C_in, H, W), on an input of the transposed output's size.
 
-        dX = crop(correlate(pad(dilate(g, s), d(k-1)), flip(swap(W)), dilation=d, groups), p)
+    As ``refimpl.fast`` states it, the adjoint of the forward's per-tap products: per group and
+    filter tap (i, j), with ``G_mat`` the gradient as a (Cg, N*H*W) matrix,
+
+        dYpad_g[:, :, u*s + i*d, v*s + j*d] += (W_g[:, :, i, j]^T @ G_mat)[(n, u, v)]      (scatter-add)
+        dY = crop(dYpad, p)
+
+    (conv2d's weight is (C_in, C_out // groups, kH, kW) here: its output channels are the
+    transposed convolution's input channels). One GEMM per chunk of images gives every tap,
+    ``T = W_g^T as (kH*kW*Og, Cg) @ G_mat``; the taps' blocks are then added into their strided
+    slices. Rows of g past H (``pad_H``) would be zeros: they are never formed. Every product
+    is a term of the rule (no zero is multiplied in), so NaN and inf land where its terms put them.
     """
-    g1 = dilate(g, cfg.stride, size=cfg.stride1_out_hw)
-    return grad_input(g1, weight, padding=cfg.padding, dilation=cfg.dilation, groups=cfg.groups)
+    n, c_in, h, w = g.shape
+    groups, dtype = cfg.groups, cfg.dtype
+    cg, og, kh, kw = c_in // groups, weight.shape[1], weight.shape[2], weight.shape[3]
+    (sh, sw), (ph, pw), (dh, dw) = cfg.stride, cfg.padding, cfg.dilation
+    ho, wo = cfg.out_hw
+    # Wt[g, (i, j, o), c] = W[g*Cg + c, o, i, j]
+    wt = np.ascontiguousarray(weight.reshape(groups, cg, og, kh, kw).transpose(0, 3, 4, 2, 1)).reshape(groups, kh * kw * og, cg)
+    g_g = g.reshape(n, groups, cg, h * w).transpose(1, 2, 0, 3)  # (G, Cg, N, H*W), a view
+    ypad = np.zeros((groups, og, n, ho + 2 * ph, wo + 2 * pw), dtype=dtype)  # channels first
+    nb = int(min(n, max(1, CHUNK_BYTES // (kh * kw * og * groups * h * w * dtype.itemsize))))
+    for n0 in range(0, n, nb):
+        m = min(nb, n - n0)
+        g_mat = np.ascontiguousarray(g_g[:, :, n0 : n0 + m]).reshape(groups, cg, m * h * w)
+        taps = np.matmul(wt, g_mat).reshape(groups, kh, kw, og, m, h, w)
+        for i in range(kh):
+            rows = slice(i * dh, i * dh + sh * (h - 1) + 1, sh)
+            for j in range(kw):
+                ypad[:, :, n0 : n0 + m, rows, j * dw : j * dw + sw * (w - 1) + 1 : sw] += taps[:, i, j]
+    y = ypad[:, :, :, ph : ph + ho, pw : pw + wo].reshape(groups * og, n, ho, wo).transpose(1, 0, 2, 3)
+    return np.ascontiguousarray(y)
 
 
-def _conv2d_grad_weight(g: np.ndarray, conv_input: np.ndarray, padding, cfg: TransposedConfig) -> np.ndarray:
-    """conv2d's grad_weight rule for output gradient ``g`` and input ``conv_input``.
+def _conv2d_grad_weight(x: np.ndarray, conv_input: np.ndarray, cfg: TransposedConfig) -> np.ndarray:
+    """conv2d's grad_weight rule with output gradient ``x`` and input ``conv_input`` (already padded).
 
-        dW = correlate(pad(conv_input, p), dilate(g, s)) at offsets i*d, per group
+    As ``refimpl.fast`` states it, ``dW_g[:, :, i, j] = G_mat @ X_tap^T``, X_tap the tap's strided
+    slice of conv2d's padded input; here conv2d's output gradient is x and its input the
+    transposed convolution's output gradient (padded), so per group and tap (i, j):
+
+        dW[g*Cg + c, o, i, j] = sum_{n, u, v} x[n, g*Cg + c, u, v] * conv_input[n, g*Og + o, u*s + i*d, v*s + j*d]
+                              = (x_mat @ In_tap^T)[c, o],     x_mat (Cg, N*H*W),  In_tap (Og, N*H*W)
+
+    the derivation's ``dW = correlate(Xpad, dilate(G, s))`` at offsets i*d, without the
+    dilation's zeros. The taps are stacked (an im2col of a chunk of images,
+    ``In[(i, j, o), (n, u, v)]``), so one GEMM per chunk gives every tap. Every product is
+    a term of the rule (the padding's zeros are terms, as in the formula and in torch's im2col).
     """
-    g1 = dilate(g, cfg.stride, size=cfg.stride1_out_hw)
-    return grad_weight(g1, conv_input, padding=padding, dilation=cfg.dilation, groups=cfg.groups)
+    n, c_in, h, w = x.shape
+    groups, dtype = cfg.groups, cfg.dtype
+    cg, og = c_in // groups, conv_input.shape[1] // groups
+    (kh, kw), (sh, sw), (dh, dw) = cfg.kernel, cfg.stride, cfg.dilation
+    x_g = x.reshape(n, groups, cg, h * w).transpose(1, 2, 0, 3)  # (G, Cg, N, H*W), a view
+    in_g = conv_input.reshape((n, groups, og) + conv_input.shape[2:]).transpose(1, 2, 0, 3, 4)  # (G, Og, N, Hp, Wp)
+    nb = int(min(n, max(1, CHUNK_BYTES // (kh * kw * og * groups * h * w * dtype.itemsize))))
+    cols = np.empty((groups, kh, kw, og, nb, h, w), dtype=dtype)
+    grad_w = np.zeros((groups, cg, kh * kw * og), dtype=dtype)  # dW_g[c, (i, j, o)]
+    part = np.empty_like(grad_w)
+    for n0 in range(0, n, nb):
+        m = min(nb, n - n0)
+        for i in range(kh):
+            rows = slice(i * dh, i * dh + sh * (h - 1) + 1, sh)
+            for j in range(kw):
+                cols[:, i, j, :, :m] = in_g[:, :, n0 : n0 + m, rows, j * dw : j * dw + sw * (w - 1) + 1 : sw]
+        chunk = cols if m == nb else np.ascontiguousarray(cols[:, :, :, :, :m])
+        x_mat = np.ascontiguousarray(x_g[:, :, n0 : n0 + m]).reshape(groups, cg, m * h * w)
+        np.matmul(x_mat, chunk.reshape(groups, kh * kw * og, m * h * w).transpose(0, 2, 1), out=part)
+        grad_w += part
+    return np.ascontiguousarray(grad_w.reshape(groups, cg, kh, kw, og).transpose(0, 1, 4, 2, 3)).reshape(c_in, og, kh, kw)
 
 
 def conv_transpose2d(
@@ -168,17 +218,11 @@ def conv_transpose2d(
 
     (``swap`` exchanges each group's in/out channel roles of W; ``pad_H`` appends the
     ``op // s`` zero rows conv2d's output has beyond x's H, only when ``op >= s``.)
-
-    NaN and inf: the zeros of ``dilate`` and of the full padding are not terms, but meet W;
-    when W is not finite the rule is evaluated term by term (``refimpl.nonfinite.exact``),
-    so a non-finite element of W or x reaches only the outputs its terms reach.
+    Evaluated tap by tap, one GEMM per chunk of images and a scatter-add per tap
+    (``_conv2d_grad_x``): a non-finite element of W or x reaches only the outputs its terms reach.
     """
     cfg = conv_transpose2d_config(x, weight, bias, stride, padding, output_padding, groups, dilation)
-    if np.isfinite(weight).all():
-        z = _conv2d_grad_x(_pad_h(x, cfg), weight, cfg)
-    else:
-        (z,) = exact(lambda a, w: (_conv2d_grad_x(_pad_h(a, cfg), w, cfg),), x, weight)
-    z = np.ascontiguousarray(z, dtype=cfg.dtype)
+    z = _conv2d_grad_x(x, weight, cfg)
     if bias is not None:
         z += bias[:, None, None]
     return z
@@ -199,9 +243,8 @@ def conv_transpose2d_backward(
                       dW[g*Cg + c, o, i, j] = sum_{n, u, v} Gpad[n, g*Og + o, u*s + i*d, v*s + j*d] * x[n, g*Cg + c, u, v]
         grad_bias   = sum of G over (N, Ho, Wo)
 
-    NaN and inf: conv2d's forward reads G's zero padding as terms (``Gpad``), as torch's
-    im2col does. The stride's dilation zeros in the grad_weight rule are not terms; when
-    grad_weight is not finite it is recomputed term by term (``refimpl.nonfinite.exact``).
+    NaN and inf: both read G's zero padding as terms (``Gpad``), as torch's im2col does;
+    no other zero is multiplied in (``_conv2d_grad_weight`` gathers the taps, it does not dilate x).
     """
     cfg = conv_transpose2d_config(x, weight, bias, stride, padding, output_padding, groups, dilation)
     c_out = weight.shape[1] * cfg.groups
@@ -209,12 +252,7 @@ def conv_transpose2d_backward(
     h, w = cfg.in_hw
     grad_x = conv2d(grad_output, weight, stride=cfg.stride, padding=cfg.padding, dilation=cfg.dilation, groups=cfg.groups)
     grad_x = np.ascontiguousarray(grad_x[:, :, :h, :w])
-    grad_w = _conv2d_grad_weight(_pad_h(x, cfg), grad_output, cfg.padding, cfg)
-    if not np.isfinite(grad_w).all():
-        # G padded, so that its padding zeros are terms (as in the formula), the dilation's zeros not
-        (grad_w,) = exact(
-            lambda a, gp: (_conv2d_grad_weight(_pad_h(a, cfg), gp, (0, 0), cfg),), x, pad(grad_output, cfg.padding)
-        )
-    grad_w = np.ascontiguousarray(grad_w, dtype=cfg.dtype)
+    grad_pad = pad(grad_output, cfg.padding)  # its zeros are terms, as in the formula (Gpad) and in torch's im2col
+    grad_w = _conv2d_grad_weight(x, grad_pad, cfg)
     grad_bias = None if bias is None else grad_output.sum(axis=(0, 2, 3))
     return grad_x, grad_w, grad_bias

@@ -99,9 +99,14 @@ def _exactly(f, a: np.ndarray) -> np.ndarray:
     ``f`` is a sum over index sets (bins) with positive weights; the zeros of its matrices are
     not terms. Finite part ``f(fin(a))``; then per output: NaN if a NaN term or +inf and -inf
     terms meet, +-inf if only one sign of infinity is there.
+
+    Every element of ``a`` is a term of some output (bins cover the input, and are never
+    empty), so ``f(a)`` is finite iff ``a`` is (or a sum overflowed, which the recomputation
+    leaves as it is): checking the result, the smaller array, decides.
     """
-    if np.isfinite(a).all():
-        return f(a)
+    out = f(a)
+    if np.isfinite(out).all():
+        return out
     out = f(np.where(np.isfinite(a), a, a.dtype.type(0)))
     has = lambda mask: f(mask.astype(a.dtype)) > 0  # noqa: E731
     pos, neg = has(np.isposinf(a)), has(np.isneginf(a))

@@ -104,7 +104,8 @@ def _exactly(f, a: np.ndarray) -> np.ndarray:
     empty), so ``f(a)`` is finite iff ``a`` is (or a sum overflowed, which the recomputation
     leaves as it is): checking the result, the smaller array, decides.
     """
-    out = f(a)
+    with np.errstate(invalid="ignore"):  # 0 * inf of the matrices' zeros: corrected below, not the caller's concern
+        out = f(a)
     if np.isfinite(out).all():
         return out
     out = f(np.where(np.isfinite(a), a, a.dtype.type(0)))

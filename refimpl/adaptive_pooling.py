@@ -102,11 +102,11 @@ def _exactly(f, a: np.ndarray) -> np.ndarray:
 
     Every element of ``a`` is a term of some output (bins cover the input, and are never
     empty), so ``f(a)`` is finite iff ``a`` is (or a sum overflowed, which the recomputation
-    leaves as it is): checking the result, the smaller array, decides.
+    leaves as it is): checking the smaller of ``a`` and ``f(a)`` decides.
     """
     with np.errstate(invalid="ignore"):  # 0 * inf of the matrices' zeros: corrected below, not the caller's concern
         out = f(a)
-    if np.isfinite(out).all():
+    if np.isfinite(a if a.size <= out.size else out).all():
         return out
     out = f(np.where(np.isfinite(a), a, a.dtype.type(0)))
     has = lambda mask: f(mask.astype(a.dtype)) > 0  # noqa: E731

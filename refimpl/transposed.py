@@ -245,6 +245,8 @@ def conv_transpose2d_backward(
 
     NaN and inf: both read G's zero padding as terms (``Gpad``), as torch's im2col does;
     no other zero is multiplied in (``_conv2d_grad_weight`` gathers the taps, it does not dilate x).
+    torch's float32 kernel (oneDNN) skips the padding instead: with a non-finite W its grad_x
+    can lack the NaN that ``0 * inf`` puts there, exactly as for conv2d's forward.
     """
     cfg = conv_transpose2d_config(x, weight, bias, stride, padding, output_padding, groups, dilation)
     c_out = weight.shape[1] * cfg.groups

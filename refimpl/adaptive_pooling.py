@@ -87,6 +87,8 @@ class _Pool:
         """The transpose of ``sums``: ``B_h^T G B_w``, every bin's value added to each of its elements."""
         (h, w), (ho, wo) = self.in_hw, self.out_hw
         p = g.shape[0]
+        if (ho, wo) == (1, 1):  # one bin, the whole plane (B = 1^T): a broadcast, not a K=1 product
+            return np.broadcast_to(g, (p, h, w)).copy()
         if self.kron:
             return (g.reshape(p, ho * wo) @ self.b_hw).reshape(p, h, w)
         t = np.matmul(self.b_h.T, g)  # (P, H, Wo)

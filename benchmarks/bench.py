@@ -1,9 +1,12 @@
-"""refimpl against torch (CPU, autograd): conv2d and pooling (and conv_transpose2d, adaptive_avg_pool2d), forward and forward+backward.
+"""refimpl against torch (CPU, autograd): conv2d, pooling, normalization, activations, softmax and losses,
+conv_transpose2d and adaptive_avg_pool2d, forward and forward+backward.
 
     python benchmarks/bench.py                       # full run, float64 and float32
     python benchmarks/bench.py --quick               # fewer repeats, shorter samples
     python benchmarks/bench.py --dtype float32 --repeat 9 --markdown benchmarks/RESULTS.md
     python benchmarks/bench.py --only resnet,pool    # a subset, by substring of the case name
+    python benchmarks/bench.py --only _norm           # batch_norm and layer_norm only
+    python benchmarks/bench.py --only act,loss       # the activations, softmax and losses only
     python benchmarks/bench.py --only transposed,adaptive --no-memory   # conv_transpose2d and adaptive pooling only
     python benchmarks/bench.py --threads 1 --clock cpu   # on a busy machine: one thread, CPU time
 
@@ -201,13 +204,37 @@ UPSAMPLE_CASES = [
     ("adaptive 32x64x30 -> 7x7", "adaptive_avg_pool2d", (32, 64, 30, 30), dict(output_size=(7, 7))),
 ]
 
+# (name, op, x shape, normalized_shape): batch_norm in training mode, weight and bias (C,);
+# layer_norm over the trailing normalized_shape, weight and bias of that shape
+NORM_CASES = [
+    ("batch_norm 32x64x28x28", "batch", (32, 64, 28, 28), None),
+    ("layer_norm 32x128x768", "layer", (32, 128, 768), (768,)),
+]
+
+# (name, refimpl/torch function name, input shape, keyword configuration): activations and softmax on
+# a ResNet-stage-sized feature map and on (batch, classes) logits; the losses on the same
+ACT_INPUT = (64, 256, 14, 14)
+LOGITS = (256, 1000)
+ACT_CASES = [
+    ("act tanh", "tanh", ACT_INPUT, {}),
+    ("act leaky_relu", "leaky_relu", ACT_INPUT, {"negative_slope": 0.01}),
+    ("act gelu", "gelu", ACT_INPUT, {"approximate": "none"}),
+    ("act gelu tanh", "gelu", ACT_INPUT, {"approximate": "tanh"}),
+    ("act softmax dim=-1", "softmax", LOGITS, {"dim": -1}),
+    ("act softmax dim=1", "softmax", ACT_INPUT, {"dim": 1}),
+    ("act log_softmax dim=-1", "log_softmax", LOGITS, {"dim": -1}),
+    ("loss cross_entropy", "cross_entropy", LOGITS, {"reduction": "mean"}),
+    ("loss mse_loss", "mse_loss", ACT_INPUT, {"reduction": "mean"}),
+]
+LOSSES = ("cross_entropy", "mse_loss")
+
 
 @dataclass
 class Row:
     case: str
     shape: str
     dtype: str
-    kind: str  # "conv", "pool", "convT" (conv_transpose2d) or "adaptive" (adaptive_avg_pool2d)
+    kind: str  # "conv", "pool", "norm", "act", "loss", "convT" (conv_transpose2d) or "adaptive" (adaptive_avg_pool2d)
     pass_: str  # "fwd", "fwd+bwd derivation", "fwd+bwd fast", "fwd+bwd"
     torch: Timing
     ref: Timing
@@ -320,6 +347,114 @@ def pool_rows(np, torch, refimpl, case, dtype, args) -> list[Row]:
     return [
         Row(name, shape, dtype, "pool", "fwd", t1["torch"], t1["ref"]),
         Row(name, shape, dtype, "pool", "fwd+bwd", t2["torch"], t2["ref"]),
+    ]
+
+
+def norm_rows(np, torch, refimpl, case, dtype, args) -> list[Row]:
+    import torch.nn.functional as F
+
+    name, op, xshape, normalized_shape = case
+    fwd_ref = getattr(refimpl, f"{op}_norm", None)
+    bwd_ref = getattr(refimpl, f"{op}_norm_backward", None)
+    if fwd_ref is None or bwd_ref is None:
+        return []
+    pshape = (xshape[1],) if op == "batch" else normalized_shape
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(xshape).astype(dtype)
+    w = (1 + 0.1 * rng.standard_normal(pshape)).astype(dtype)
+    b = rng.standard_normal(pshape).astype(dtype)
+    gout = rng.standard_normal(xshape).astype(dtype)
+    cfg = {} if op == "batch" else {"normalized_shape": normalized_shape}
+    if op == "batch":
+        def fwd_torch(xt, wt, bt):
+            return F.batch_norm(xt, None, None, wt, bt, training=True)
+    else:
+        def fwd_torch(xt, wt, bt):
+            return F.layer_norm(xt, normalized_shape, wt, bt)
+    xt, wt, bt, gt = (torch.from_numpy(a) for a in (x, w, b, gout))
+    xg, wg, bg = (t.clone().requires_grad_(True) for t in (xt, wt, bt))
+
+    # the two implementations agree before they are timed
+    tol = 1e-9 if dtype == "float64" else 1e-3
+    assert np.allclose(fwd_ref(x, w, b, **cfg), fwd_torch(xt, wt, bt).numpy(), rtol=tol, atol=tol), f"{name}: forward differs"
+    for ours, theirs in zip(bwd_ref(gout, x, w, b, **cfg), torch.autograd.grad(fwd_torch(xg, wg, bg), (xg, wg, bg), gt)):
+        theirs = theirs.numpy()
+        assert np.allclose(ours, theirs, rtol=tol, atol=tol * max(1.0, np.abs(theirs).max())), f"{name}: backward differs"
+
+    def torch_fwd():
+        with torch.no_grad():
+            fwd_torch(xt, wt, bt)
+
+    def torch_fwd_bwd():
+        torch.autograd.grad(fwd_torch(xg, wg, bg), (xg, wg, bg), gt)
+
+    def ref_fwd():
+        fwd_ref(x, w, b, **cfg)
+
+    def ref_fwd_bwd():
+        fwd_ref(x, w, b, **cfg)
+        bwd_ref(gout, x, w, b, **cfg)
+
+    shape = "x " + "x".join(map(str, xshape)) + (f", over {normalized_shape}" if normalized_shape else ", training")
+    t1 = time_alternating({"torch": torch_fwd, "ref": ref_fwd}, args.repeat, args.min_time)
+    t2 = time_alternating({"torch": torch_fwd_bwd, "ref": ref_fwd_bwd}, args.repeat, args.min_time)
+    return [
+        Row(name, shape, dtype, "norm", "fwd", t1["torch"], t1["ref"]),
+        Row(name, shape, dtype, "norm", "fwd+bwd", t2["torch"], t2["ref"]),
+    ]
+
+
+def act_rows(np, torch, refimpl, case, dtype, args) -> list[Row]:
+    """An activation, softmax or loss: refimpl vs torch, forward and forward+backward (w.r.t. the input only)."""
+    import torch.nn.functional as F
+
+    name, op, shape, cfg = case
+    fwd_ref = getattr(refimpl, op, None)
+    bwd_ref = getattr(refimpl, f"{op}_backward", None)
+    if fwd_ref is None or bwd_ref is None:
+        return []
+    fwd_torch = torch.tanh if op == "tanh" else getattr(F, op)
+    rng = np.random.default_rng(0)
+    x = (3 * rng.standard_normal(shape)).astype(dtype)
+    is_loss = op in LOSSES
+    if op == "cross_entropy":
+        target = rng.integers(0, shape[1], size=shape[0])
+    elif is_loss:
+        target = rng.standard_normal(shape).astype(dtype)
+    inputs = (x, target) if is_loss else (x,)
+    y = fwd_ref(*inputs, **cfg)
+    gout = np.asarray(rng.standard_normal(y.shape)).astype(dtype)
+    t_inputs = tuple(torch.from_numpy(a) for a in inputs)
+    xg = t_inputs[0].clone().requires_grad_(True)
+    gt = torch.from_numpy(gout)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    assert np.allclose(y, fwd_torch(*t_inputs, **cfg).numpy(), rtol=tol, atol=tol), f"{name}: forward differs from torch"
+    (gx_t,) = torch.autograd.grad(fwd_torch(xg, *t_inputs[1:], **cfg), (xg,), gt)
+    gx = bwd_ref(gout, *inputs, **cfg)
+    assert np.allclose(gx, gx_t.numpy(), rtol=tol, atol=tol), f"{name}: backward differs from torch"
+
+    def torch_fwd():
+        with torch.no_grad():
+            fwd_torch(*t_inputs, **cfg)
+
+    def torch_fwd_bwd():
+        torch.autograd.grad(fwd_torch(xg, *t_inputs[1:], **cfg), (xg,), gt)
+
+    def ref_fwd():
+        fwd_ref(*inputs, **cfg)
+
+    def ref_fwd_bwd():
+        fwd_ref(*inputs, **cfg)
+        bwd_ref(gout, *inputs, **cfg)
+
+    kind = "loss" if is_loss else "act"
+    described = ", ".join(f"{k}={v}" for k, v in cfg.items())
+    shape_text = "x".join(map(str, shape)) + (f", {described}" if described else "")
+    t1 = time_alternating({"torch": torch_fwd, "ref": ref_fwd}, args.repeat, args.min_time)
+    t2 = time_alternating({"torch": torch_fwd_bwd, "ref": ref_fwd_bwd}, args.repeat, args.min_time)
+    return [
+        Row(name, shape_text, dtype, kind, "fwd", t1["torch"], t1["ref"]),
+        Row(name, shape_text, dtype, kind, "fwd+bwd", t2["torch"], t2["ref"]),
     ]
 
 
@@ -437,7 +572,9 @@ def summarize(rows: list[Row], memory: dict, peaks: dict) -> tuple[list[str], li
     dtypes = sorted({r.dtype for r in rows}, reverse=True)
     for dt in dtypes:
         for kind, pass_ in (("conv", "fwd"), ("conv", "fwd+bwd derivation"), ("conv", "fwd+bwd fast"), ("pool", "fwd"), ("pool", "fwd+bwd"),
-                              ("convT", "fwd"), ("convT", "fwd+bwd"), ("adaptive", "fwd"), ("adaptive", "fwd+bwd")):
+                            ("norm", "fwd"), ("norm", "fwd+bwd"),
+                            ("act", "fwd"), ("act", "fwd+bwd"), ("loss", "fwd"), ("loss", "fwd+bwd"),
+                            ("convT", "fwd"), ("convT", "fwd+bwd"), ("adaptive", "fwd"), ("adaptive", "fwd+bwd")):
             ratios = [r.ratio for r in rows if r.dtype == dt and r.kind == kind and r.pass_ == pass_]
             if ratios:
                 lines.append(
@@ -547,6 +684,14 @@ def main(argv=None) -> int:
             if selected(case[0]):
                 console.print(f"[dim]{case[0]} {dt}...[/dim]")
                 rows += pool_rows(np, torch, refimpl, case, dt, args)
+        for case in NORM_CASES:
+            if selected(case[0]):
+                console.print(f"[dim]{case[0]} {dt}...[/dim]")
+                rows += norm_rows(np, torch, refimpl, case, dt, args)
+        for case in ACT_CASES:
+            if selected(case[0]):
+                console.print(f"[dim]{case[0]} {dt}...[/dim]")
+                rows += act_rows(np, torch, refimpl, case, dt, args)
         for case in UPSAMPLE_CASES:
             if selected(case[0]):
                 console.print(f"[dim]{case[0]} {dt}...[/dim]")

@@ -11,9 +11,11 @@ Pure NumPy: nothing here imports torch.
 # steps dilate/pad/flip/correlate, is refimpl.convolution.conv2d_backward (also importable as
 # conv2d_backward_by_derivation, and as the whole contract from refimpl.derivation);
 # tests/test_fast_path.py pins the two together and the property suite checks both.
-from refimpl.convolution import conv2d
+# conv1d and conv3d are the rank-1 and rank-3 cases of the same rules (refimpl.convolution.conv and
+# conv_backward; the named steps of refimpl.correlation are stated once for any spatial rank).
+from refimpl.convolution import conv1d, conv2d, conv3d
 from refimpl.convolution import conv2d_backward as conv2d_backward_by_derivation
-from refimpl.fast import conv2d_backward
+from refimpl.fast import conv1d_backward, conv2d_backward, conv3d_backward
 
 # --- pooling ---
 from refimpl.pooling import max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward
@@ -30,11 +32,20 @@ from refimpl.losses import (
     binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward,
 )
 
+# --- normalization (not part of the contract: exported, but not in CONTRACT) ---
+from refimpl.normalization import batch_norm, batch_norm_backward, layer_norm, layer_norm_backward
+
+# --- more activations, softmax, losses (issue 12; not yet in CONTRACT: no oracle records for them yet) ---
+from refimpl.activations import tanh, tanh_backward, leaky_relu, leaky_relu_backward, gelu, gelu_backward
+from refimpl.softmax import softmax, softmax_backward, log_softmax, log_softmax_backward
+from refimpl.losses import cross_entropy, cross_entropy_backward, mse_loss, mse_loss_backward
+
 # --- the worked network ---
 from refimpl import network
 
 __all__ = [
     "conv2d", "conv2d_backward", "conv2d_backward_by_derivation",
+    "conv1d", "conv1d_backward", "conv3d", "conv3d_backward",
     "conv_transpose2d", "conv_transpose2d_backward",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward",
@@ -42,6 +53,10 @@ __all__ = [
     "flatten", "flatten_backward",
     "binary_cross_entropy", "binary_cross_entropy_backward",
     "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_backward",
+    "batch_norm", "batch_norm_backward", "layer_norm", "layer_norm_backward",
+    "tanh", "tanh_backward", "leaky_relu", "leaky_relu_backward", "gelu", "gelu_backward",
+    "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
+    "cross_entropy", "cross_entropy_backward", "mse_loss", "mse_loss_backward",
     "network", "CONTRACT",
 ]
 

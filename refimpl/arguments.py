@@ -15,30 +15,45 @@ import numpy as np
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def as_pair(value, name: str, *, minimum: int) -> tuple[int, int]:
-    """``value`` as an ``(h, w)`` pair of ints, each at least ``minimum``.
+def _tuple_name(rank: int) -> str:
+    """What a spatial tuple of each rank is called in messages."""
+    return {1: "(l,) 1-tuple", 2: "(h, w) pair", 3: "(d, h, w) triple"}.get(rank, f"{rank}-tuple")
 
-    Accepts an int or a length-2 tuple/list of ints (NumPy integers included);
-    rejects bools, floats and other lengths with a TypeError/ValueError naming
-    ``name``.
+
+def as_tuple(value, name: str, rank: int, *, minimum: int) -> tuple[int, ...]:
+    """``value`` as a tuple of ``rank`` ints (one per spatial axis), each at least ``minimum``.
+
+    Accepts an int (repeated on every axis) or a tuple/list of ``rank`` ints
+    (NumPy integers included); rejects bools, floats and other lengths with a
+    TypeError/ValueError naming ``name``.
     """
     if type(value) is int:  # the common case, without the slower abstract-class checks below
-        pair = (value, value)
+        if value >= minimum:
+            return (value,) * rank
+        out = (value,) * rank
+    elif type(value) is tuple and len(value) == rank and all(type(v) is int for v in value):  # the harness's form
+        out = value
     elif isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int or an (h, w) pair of ints, got bool {value!r}")
+        raise TypeError(f"{name} must be an int or an {_tuple_name(rank)} of ints, got bool {value!r}")
     elif isinstance(value, numbers.Integral):
-        pair = (int(value), int(value))
+        out = (int(value),) * rank
     elif isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be an int or an (h, w) pair, got {len(value)} values: {value!r}")
+        if len(value) != rank:
+            raise ValueError(f"{name} must be an int or an {_tuple_name(rank)}, got {len(value)} values: {value!r}")
         if not all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in value):
-            raise TypeError(f"{name} must be an int or an (h, w) pair of ints, got {value!r}")
-        pair = (int(value[0]), int(value[1]))
+            raise TypeError(f"{name} must be an int or an {_tuple_name(rank)} of ints, got {value!r}")
+        out = tuple(int(v) for v in value)
     else:
-        raise TypeError(f"{name} must be an int or an (h, w) pair of ints, got {type(value).__name__} {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{name} must be >= {minimum} on both axes, got {value!r}")
-    return pair
+        raise TypeError(f"{name} must be an int or an {_tuple_name(rank)} of ints, got {type(value).__name__} {value!r}")
+    if min(out) < minimum:
+        axes = "on both axes" if rank == 2 else ("" if rank == 1 else "on every axis")
+        raise ValueError(f"{name} must be >= {minimum}{' ' + axes if axes else ''}, got {value!r}")
+    return out
+
+
+def as_pair(value, name: str, *, minimum: int) -> tuple[int, int]:
+    """``value`` as an ``(h, w)`` pair of ints, each at least ``minimum``: ``as_tuple`` of rank 2."""
+    return as_tuple(value, name, 2, minimum=minimum)  # type: ignore[return-value]
 
 
 def check_array(a, name: str, *, ndim: int | tuple[int, ...] | None = None) -> np.ndarray:
@@ -118,6 +133,29 @@ def window_count(size: int, kernel: int, stride: int, padding: int, dilation: in
     return max(out, 0)
 
 
+def output_size(
+    in_size: tuple[int, ...],
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    ceil_mode: bool = False,
+    *,
+    what: str,
+) -> tuple[int, ...]:
+    """Output size of a windowed op, one entry per spatial axis; a ValueError naming ``what`` if any is below 1."""
+    axes = range(len(in_size))
+    out = tuple(window_count(in_size[a], kernel[a], stride[a], padding[a], dilation[a], ceil_mode) for a in axes)
+    if min(out) < 1:
+        by = "x".join
+        raise ValueError(
+            f"{what}: output size would be {by(str(o) for o in out)} (must be at least {by('1' for _ in axes)}): "
+            f"input {by(str(i) for i in in_size)} with padding {padding} is smaller than the dilated kernel "
+            f"{by(str(dilation[a] * (kernel[a] - 1) + 1) for a in axes)}"
+        )
+    return out
+
+
 def output_hw(
     in_hw: tuple[int, int],
     kernel: tuple[int, int],
@@ -128,15 +166,8 @@ def output_hw(
     *,
     what: str,
 ) -> tuple[int, int]:
-    """Output (H, W) of a windowed op; a ValueError naming ``what`` if either is below 1."""
-    out = tuple(window_count(in_hw[a], kernel[a], stride[a], padding[a], dilation[a], ceil_mode) for a in (0, 1))
-    if min(out) < 1:
-        raise ValueError(
-            f"{what}: output size would be {out[0]}x{out[1]} (must be at least 1x1): input {in_hw[0]}x{in_hw[1]} "
-            f"with padding {padding} is smaller than the dilated kernel "
-            f"{dilation[0] * (kernel[0] - 1) + 1}x{dilation[1] * (kernel[1] - 1) + 1}"
-        )
-    return out  # type: ignore[return-value]
+    """Output (H, W) of a windowed op; a ValueError naming ``what`` if either is below 1 (``output_size`` in 2-D)."""
+    return output_size(in_hw, kernel, stride, padding, dilation, ceil_mode, what=what)  # type: ignore[return-value]
 
 
 def span(count: int, stride: int, offset: int, size: int) -> tuple[slice, slice] | None:
@@ -150,3 +181,57 @@ def span(count: int, stride: int, offset: int, size: int) -> tuple[slice, slice]
         return None
     start = lo * stride + offset
     return slice(lo, hi), slice(start, start + (hi - lo - 1) * stride + 1, stride)
+
+
+def check_real(value, name: str) -> float:
+    """``value`` as a float, after checking it is a real number (int, float or a NumPy one; not a bool)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number (int or float), got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def check_choice(value, name: str, choices: tuple[str, ...]) -> str:
+    """``value`` after checking it is one of the strings ``choices``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {choices} (a str), got {type(value).__name__} {value!r}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def check_dim(dim, ndim: int) -> int:
+    """``dim`` as a non-negative axis of an array of ``ndim`` dimensions, torch's way.
+
+    An int in ``[-ndim, ndim)``; negative values count from the end. A 0-d array
+    has one usable dimension, as in torch: ``dim`` 0 or -1.
+    """
+    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, numbers.Integral):
+        raise TypeError(f"dim must be an int, got {type(dim).__name__} {dim!r}")
+    rank = max(ndim, 1)
+    if not -rank <= dim < rank:
+        raise ValueError(f"dim must be in [{-rank}, {rank - 1}] for a {ndim}-dimensional x, got {dim}")
+    return int(dim) % rank
+
+
+def check_class_target(target, n: int, classes: int) -> np.ndarray:
+    """``target`` after checking it holds one class index in ``[0, classes)`` per row: an integer array of shape (n,).
+
+    A float array (class probabilities) is a TypeError, an index out of range a
+    ValueError: torch's default ``ignore_index=-100`` is not supported, so -100 is out of range too.
+    """
+    if not isinstance(target, np.ndarray):
+        raise TypeError(f"target must be a numpy.ndarray of class indices, got {type(target).__name__}")
+    if target.dtype.kind not in "iu":
+        raise TypeError(
+            f"target must hold integer class indices (e.g. int64), got dtype {target.dtype} "
+            "(class probabilities are not supported)"
+        )
+    if target.shape != (n,):
+        raise ValueError(f"target must have shape (N,) = ({n},), one class index per row of input, got {target.shape}")
+    if target.size and (target.min() < 0 or target.max() >= classes):
+        bad = target[(target < 0) | (target >= classes)]
+        raise ValueError(
+            f"target must hold class indices in [0, {classes}) (C = {classes}; ignore_index is not supported): "
+            f"{bad.size} out of range, e.g. {bad.flat[0]}"
+        )
+    return target

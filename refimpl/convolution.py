@@ -1,18 +1,22 @@
-"""conv2d and its backward rule, written as the derivation states them.
+"""conv1d, conv2d, conv3d and their backward rule, written once, as the derivation states them.
 
-Forward (cross-correlation, as in every deep-learning framework):
+Forward (cross-correlation, as in every deep-learning framework), for any spatial
+rank r, p and t multi-indices over the r spatial axes (p*s + t*d axis by axis):
 
-    Z[n, o, p, q] = b[o] + sum_{c, i, j} Xpad[n, g(o)*Cg + c, p*s + i*d, q*s + j*d] * W[o, c, i, j]
+    Z[n, o, p] = b[o] + sum_{c, t} Xpad[n, g(o)*Cg + c, p*s + t*d] * W[o, c, t]
+
+in 2-D: ``Z[n, o, p, q] = b[o] + sum_{c, i, j} Xpad[n, g(o)*Cg + c, p*s + i*d, q*s + j*d] * W[o, c, i, j]``.
 
 Backward, for an output gradient G = dL/dZ:
 
-    dL/db = sum of G over N, H, W
-    dL/dW = correlate(Xpad, dilate(G, s))             taken at the filter-dilation offsets i*d
+    dL/db = sum of G over N and the spatial axes
+    dL/dW = correlate(Xpad, dilate(G, s))             taken at the filter-dilation offsets t*d
     dL/dX = crop(correlate(pad(dilate(G, s), d(k-1)), flip(W)), p)
 
 and the stride-s backward *is* the stride-1 backward of ``dilate(G, s)``: the
 rule below is written that way, so the identity holds by construction.
-Groups split the channels into independent convolutions.
+Groups split the channels into independent convolutions. conv1d, conv2d and
+conv3d are the rank-1, -2 and -3 cases of ``conv`` and ``conv_backward``.
 """
 
 from __future__ import annotations
@@ -21,47 +25,67 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from refimpl.arguments import as_pair, check_array, check_grad_output, check_same_dtype, output_hw
+from refimpl.arguments import as_tuple, check_array, check_grad_output, check_same_dtype, output_size
 from refimpl.correlation import correlate, crop, dilate, flip, pad, swap_filter_channels
 from refimpl.nonfinite import exact
+
+# the spatial layout of each rank, for messages
+LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
 
 
 @dataclass(frozen=True)
 class ConvConfig:
-    """A validated conv2d configuration; sizes are (h, w) pairs."""
+    """A validated convolution configuration; sizes are tuples with one entry per spatial axis
+    (``(h, w)`` pairs for conv2d)."""
 
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    dilation: tuple[int, int]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    dilation: tuple[int, ...]
     groups: int
-    kernel: tuple[int, int]
-    in_hw: tuple[int, int]
-    out_hw: tuple[int, int]
+    kernel: tuple[int, ...]
+    in_size: tuple[int, ...]
+    out_size: tuple[int, ...]
     dtype: np.dtype
 
     @property
-    def stride1_out_hw(self) -> tuple[int, int]:
-        """Output size the same convolution would have at stride 1: ``H + 2p - d(k-1)``."""
-        h, w = (self.in_hw[a] + 2 * self.padding[a] - self.dilation[a] * (self.kernel[a] - 1) for a in (0, 1))
-        return h, w
+    def rank(self) -> int:
+        return len(self.stride)
+
+    @property
+    def stride1_out_size(self) -> tuple[int, ...]:
+        """Output size the same convolution would have at stride 1: ``size + 2p - d(k-1)`` per axis."""
+        return tuple(self.in_size[a] + 2 * self.padding[a] - self.dilation[a] * (self.kernel[a] - 1) for a in range(self.rank))
+
+    # the names of the 2-D configuration (conv2d's callers read them)
+    in_hw = property(lambda self: self.in_size)
+    out_hw = property(lambda self: self.out_size)
+    stride1_out_hw = property(lambda self: self.stride1_out_size)
+
+    def lifted(self) -> ConvConfig:
+        """The same configuration with a unit spatial axis in front (rank r -> r + 1): a conv1d as a conv2d with H = kH = 1."""
+        return ConvConfig(
+            (1,) + self.stride, (0,) + self.padding, (1,) + self.dilation, self.groups,
+            (1,) + self.kernel, (1,) + self.in_size, (1,) + self.out_size, self.dtype,
+        )
 
 
-def conv2d_config(x, weight, bias, stride, padding, dilation, groups) -> ConvConfig:
-    """Check every argument of conv2d; the validated configuration, or a ValueError/TypeError naming the culprit."""
-    check_array(x, "x", ndim=4)
-    check_array(weight, "weight", ndim=4)
+def conv_config(x, weight, bias, stride, padding, dilation, groups, *, rank: int, what: str) -> ConvConfig:
+    """Check every argument of a rank-``rank`` convolution (``what`` names it in messages);
+    the validated configuration, or a ValueError/TypeError naming the culprit."""
+    check_array(x, "x", ndim=rank + 2)
+    check_array(weight, "weight", ndim=rank + 2)
     if bias is not None:
         check_array(bias, "bias", ndim=1)
     dtype = check_same_dtype(x=x, weight=weight, bias=bias)
-    stride = as_pair(stride, "stride", minimum=1)
-    padding = as_pair(padding, "padding", minimum=0)
-    dilation = as_pair(dilation, "dilation", minimum=1)
+    stride = as_tuple(stride, "stride", rank, minimum=1)
+    padding = as_tuple(padding, "padding", rank, minimum=0)
+    dilation = as_tuple(dilation, "dilation", rank, minimum=1)
     if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)):
         raise TypeError(f"groups must be an int, got {type(groups).__name__} {groups!r}")
     groups = int(groups)
     if groups < 1:
         raise ValueError(f"groups must be >= 1, got {groups}")
-    c_in, (c_out, c_per_group, kh, kw) = x.shape[1], weight.shape
+    c_in, (c_out, c_per_group, *kernel) = x.shape[1], weight.shape
     if min(weight.shape) < 1:
         raise ValueError(f"weight must have no empty axis, got shape {weight.shape}")
     if c_in % groups:
@@ -76,25 +100,102 @@ def conv2d_config(x, weight, bias, stride, padding, dilation, groups) -> ConvCon
     if bias is not None and bias.shape != (c_out,):
         raise ValueError(f"bias must have shape (C_out,) = ({c_out},), got {bias.shape}")
     if x.shape[0] < 1:
-        raise ValueError(f"x must hold at least one image, got shape {x.shape}")
-    out_hw = output_hw(x.shape[2:], (kh, kw), stride, padding, dilation, what="conv2d")
-    return ConvConfig(stride, padding, dilation, groups, (kh, kw), x.shape[2:], out_hw, dtype)
+        raise ValueError(f"x must hold at least one {'image' if rank == 2 else 'sample'}, got shape {x.shape}")
+    kernel = tuple(kernel)
+    out = output_size(x.shape[2:], kernel, stride, padding, dilation, what=what)
+    return ConvConfig(stride, padding, dilation, groups, kernel, x.shape[2:], out, dtype)
 
 
-def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
-    """2-D convolution (cross-correlation), NCHW, like ``torch.nn.functional.conv2d``.
+def conv1d_config(x, weight, bias, stride, padding, dilation, groups) -> ConvConfig:
+    """``conv_config`` of rank 1."""
+    return conv_config(x, weight, bias, stride, padding, dilation, groups, rank=1, what="conv1d")
 
-        Z = correlate(pad(X, p), W, stride=s, dilation=d, groups) + b[:, None, None]
+
+def conv2d_config(x, weight, bias, stride, padding, dilation, groups) -> ConvConfig:
+    """``conv_config`` of rank 2."""
+    return conv_config(x, weight, bias, stride, padding, dilation, groups, rank=2, what="conv2d")
+
+
+def conv3d_config(x, weight, bias, stride, padding, dilation, groups) -> ConvConfig:
+    """``conv_config`` of rank 3."""
+    return conv_config(x, weight, bias, stride, padding, dilation, groups, rank=3, what="conv3d")
+
+
+def conv(x, weight, bias, cfg: ConvConfig) -> np.ndarray:
+    """The forward rule of any rank, for a validated configuration:
+
+        Z = correlate(pad(X, p), W, stride=s, dilation=d, groups) + b   (b along the channel axis)
     """
-    cfg = conv2d_config(x, weight, bias, stride, padding, dilation, groups)
     z = correlate(pad(x, cfg.padding), weight, stride=cfg.stride, dilation=cfg.dilation, groups=cfg.groups)
     if bias is not None:
-        z += bias[:, None, None]
+        z += bias.reshape((-1,) + (1,) * cfg.rank)
     return z
 
 
+def conv1d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
+    """1-D convolution (cross-correlation), NCL, like ``torch.nn.functional.conv1d``: ``conv`` of rank 1."""
+    return conv(x, weight, bias, conv1d_config(x, weight, bias, stride, padding, dilation, groups))
+
+
+def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
+    """2-D convolution (cross-correlation), NCHW, like ``torch.nn.functional.conv2d``: ``conv`` of rank 2.
+
+        Z = correlate(pad(X, p), W, stride=s, dilation=d, groups) + b[:, None, None]
+    """
+    return conv(x, weight, bias, conv2d_config(x, weight, bias, stride, padding, dilation, groups))
+
+
+def conv3d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
+    """3-D convolution (cross-correlation), NCDHW, like ``torch.nn.functional.conv3d``: ``conv`` of rank 3."""
+    return conv(x, weight, bias, conv3d_config(x, weight, bias, stride, padding, dilation, groups))
+
+
+def gradients(grad_output, x, weight, bias, cfg: ConvConfig, backward):
+    """``(grad_x, grad_weight, grad_bias or None)`` from ``backward(g, x, weight, cfg) -> (dX, dW)``, any rank.
+
+    NaN and inf: the zeros an algorithm inserts (the stride's in ``dilate``, the full
+    padding in ``grad_input``, a buffer's zero border) are not terms of the rule, but
+    ``0 * NaN`` is NaN. They meet only a non-finite W (in dX) or a non-finite x or G
+    (in dW, where every product is summed into some element of dW), so the result is
+    exact when W and dW are finite; otherwise the same steps are evaluated term by term
+    (``refimpl.nonfinite.exact``). The zero padding of x is a term, as in the formula
+    (``Xpad``): a NaN in G makes dW NaN even where its windows read padding only (torch's
+    float64 kernel agrees; oneDNN's float32 one skips the padding).
+    """
+    check_grad_output(grad_output, (x.shape[0], weight.shape[0]) + cfg.out_size, cfg.dtype)
+    grad_x, grad_weight = backward(grad_output, x, weight, cfg)
+    if not (np.isfinite(weight).all() and np.isfinite(grad_weight).all()):
+        # x padded, so that the padding zeros are terms (as in the formula), the algorithm's zeros not
+        unpadded = ConvConfig(
+            cfg.stride, (0,) * cfg.rank, cfg.dilation, cfg.groups, cfg.kernel,
+            tuple(n + 2 * p for n, p in zip(cfg.in_size, cfg.padding)), cfg.out_size, cfg.dtype,
+        )
+        grad_xpad, grad_weight = exact(lambda g, xp, w: backward(g, xp, w, unpadded), grad_output, pad(x, cfg.padding), weight)
+        grad_x = np.ascontiguousarray(crop(grad_xpad, cfg.padding))
+    grad_bias = None if bias is None else grad_output.sum(axis=(0,) + tuple(range(2, 2 + cfg.rank)))
+    return grad_x, grad_weight, grad_bias
+
+
+def conv_backward(g, x, weight, cfg: ConvConfig):
+    """``(dX, dW)`` of any rank, as the derivation states it. A stride-s backward is a stride-1
+    backward of the output gradient dilated by s (s - 1 zeros between elements, and zeros
+    after the last one for input positions the strided windows never reached):
+
+        G1 = dilate(G, s, size=size + 2p - d(k-1))
+        (dX, dW) = stride-1 backward of G1   (see ``stride1_backward``)
+    """
+    g1 = dilate(g, cfg.stride, size=cfg.stride1_out_size)
+    return stride1_backward(g1, x, weight, padding=cfg.padding, dilation=cfg.dilation, groups=cfg.groups)
+
+
+def conv1d_backward(grad_output, x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
+    """Gradients of conv1d: ``(grad_x, grad_weight, grad_bias or None)``; ``conv_backward`` of rank 1."""
+    cfg = conv1d_config(x, weight, bias, stride, padding, dilation, groups)
+    return gradients(grad_output, x, weight, bias, cfg, conv_backward)
+
+
 def conv2d_backward(grad_output, x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
-    """Gradients of conv2d: ``(grad_x, grad_weight, grad_bias or None)``.
+    """Gradients of conv2d: ``(grad_x, grad_weight, grad_bias or None)``; ``conv_backward`` of rank 2.
 
     A stride-s backward is a stride-1 backward of the output gradient dilated by
     s (s - 1 zeros between elements, and zeros after the last one for input
@@ -103,36 +204,23 @@ def conv2d_backward(grad_output, x, weight, bias=None, *, stride=1, padding=0, d
         G1 = dilate(G, s, size=H + 2p - d(k-1))
         (dX, dW, db) = stride-1 backward of G1   (see ``stride1_backward``)
 
-    NaN and inf: the zeros of ``dilate`` (and of the full padding in ``grad_input``)
-    are not terms of the rule, but ``0 * NaN`` is NaN. They meet only a non-finite W
-    (in dX) or a non-finite x or G (in dW, where every product is summed into some
-    element of dW), so the result is exact when W and dW are finite; otherwise the same
-    steps are evaluated term by term (``refimpl.nonfinite.exact``). The zero padding of
-    x is a term, as in the formula (``Xpad``): a NaN in G makes dW NaN even where its
-    windows read padding only (torch's float64 kernel agrees; oneDNN's float32 one
-    skips the padding).
+    NaN and inf as ``gradients`` says.
     """
     cfg = conv2d_config(x, weight, bias, stride, padding, dilation, groups)
-    check_grad_output(grad_output, (x.shape[0], weight.shape[0]) + cfg.out_hw, cfg.dtype)
+    return gradients(grad_output, x, weight, bias, cfg, conv_backward)
 
-    def backward(g, x, weight, padding):
-        g1 = dilate(g, cfg.stride, size=cfg.stride1_out_hw)
-        return stride1_backward(g1, x, weight, padding=padding, dilation=cfg.dilation, groups=cfg.groups)
 
-    grad_x, grad_weight = backward(grad_output, x, weight, cfg.padding)
-    if not (np.isfinite(weight).all() and np.isfinite(grad_weight).all()):
-        # x padded, so that the padding zeros are terms (as in the formula), the dilation's zeros not
-        grad_xpad, grad_weight = exact(lambda g, xp, w: backward(g, xp, w, (0, 0)), grad_output, pad(x, cfg.padding), weight)
-        grad_x = np.ascontiguousarray(crop(grad_xpad, cfg.padding))
-    grad_bias = None if bias is None else grad_output.sum(axis=(0, 2, 3))
-    return grad_x, grad_weight, grad_bias
+def conv3d_backward(grad_output, x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
+    """Gradients of conv3d: ``(grad_x, grad_weight, grad_bias or None)``; ``conv_backward`` of rank 3."""
+    cfg = conv3d_config(x, weight, bias, stride, padding, dilation, groups)
+    return gradients(grad_output, x, weight, bias, cfg, conv_backward)
 
 
 def stride1_backward(g, x, weight, *, padding, dilation, groups):
     """``(dX, dW)`` of a stride-1 convolution with padding p and dilation d, for output gradient ``g``.
 
-        dW[o, c, i, j] = sum_{n, p, q} Xpad[n, c, i*d + p, j*d + q] * g[n, o, p, q]
-                       = correlate(Xpad as (C, N, H, W), g as (O, N, Ho, Wo), stride=d)   per group
+        dW[o, c, t] = sum_{n, p} Xpad[n, c, t*d + p] * g[n, o, p]
+                    = correlate(Xpad as (C, N, *size), g as (O, N, *out), stride=d)   per group
         dX = crop(correlate(pad(g, d(k-1)), flip(W) with in/out channels swapped, dilation=d), p)
     """
     return grad_input(g, weight, padding=padding, dilation=dilation, groups=groups), grad_weight(
@@ -145,26 +233,25 @@ def grad_input(g, weight, *, padding, dilation, groups):
 
         dX = crop(correlate(pad(g, d(k-1)), flip(swap(W)), dilation=d, groups), p)
     """
-    kh, kw = weight.shape[2:]
-    full = (dilation[0] * (kh - 1), dilation[1] * (kw - 1))
+    full = tuple(d * (k - 1) for d, k in zip(dilation, weight.shape[2:]))
     grad_x_padded = correlate(pad(g, full), flip(swap_filter_channels(weight, groups)), dilation=dilation, groups=groups)
     return crop(grad_x_padded, padding)
 
 
 def grad_weight(g, x, *, padding, dilation, groups):
-    """dW: the correlation of the padded input with the stride-1 output gradient, at offsets i*d.
+    """dW: the correlation of the padded input with the stride-1 output gradient, at offsets t*d.
 
     The batch axis is the one summed over, so both operands are taken channels-first:
     the input's channels become the batch, the gradient map becomes the filter.
 
-        dW[o, c] = correlate(Xpad[:, c] as (1, N, H, W), g[:, o] as (1, N, Ho, Wo), stride=d)
+        dW[o, c] = correlate(Xpad[:, c] as (1, N, *size), g[:, o] as (1, N, *out), stride=d)
     """
-    xp = pad(x, padding).transpose(1, 0, 2, 3)  # (C, N, Hp, Wp)
-    gt = g.transpose(1, 0, 2, 3)  # (O, N, Ho, Wo)
+    xp = pad(x, padding).swapaxes(0, 1)  # (C, N, *padded size)
+    gt = g.swapaxes(0, 1)  # (O, N, *out)
     x_groups = np.split(xp, groups)
     g_groups = np.split(gt, groups)
     per_group = [
-        correlate(x_grp, np.ascontiguousarray(g_grp), stride=dilation).transpose(1, 0, 2, 3)  # (Og, Cg, kh, kw)
+        correlate(x_grp, np.ascontiguousarray(g_grp), stride=dilation).swapaxes(0, 1)  # (Og, Cg, *k)
         for x_grp, g_grp in zip(x_groups, g_groups)
     ]
     return np.ascontiguousarray(np.concatenate(per_group, axis=0))

@@ -1,61 +1,69 @@
 """The named steps the convolution rules are built from: dilate, pad, crop, flip, correlate.
 
-Every array here is NCHW (or, for filters, O x C_in/groups x kH x kW). The
-steps do no argument checking: the public rules in ``convolution.py`` validate
-once and then read like the derivation.
+Each step is stated once for any spatial rank r: arrays are (N, C, *spatial)
+and filters (O, C_in/groups, *k), with r = 1 (NCL, conv1d), 2 (NCHW, conv2d)
+or 3 (NCDHW, conv3d); the rank comes from the length of the spatial tuples
+(``factor``, ``padding``) or from the filter's ndim. The steps do no argument
+checking: the public rules in ``convolution.py`` validate once and then read
+like the derivation.
 """
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+# Bytes of the buffers of one chunk of images in ``correlate_taps``: small enough to stay in cache.
+CHUNK_BYTES = 1 << 20
 
-def dilate(a: np.ndarray, factor: tuple[int, int], size: tuple[int, int] | None = None) -> np.ndarray:
-    """Insert ``factor - 1`` zeros between neighbouring elements along H and W.
 
-        dilate(a, s)[..., s*p, s*q] = a[..., p, q], zero elsewhere
+def dilate(a: np.ndarray, factor: tuple[int, ...], size: tuple[int, ...] | None = None) -> np.ndarray:
+    """Insert ``factor - 1`` zeros between neighbouring elements along each spatial axis.
 
-    ``size`` extends the result with trailing zeros to exactly ``size`` (H, W);
-    it must be at least ``s*(n-1) + 1`` on each axis.
+        dilate(a, s)[..., s_1*p_1, ..., s_r*p_r] = a[..., p_1, ..., p_r], zero elsewhere
+
+    The spatial axes are the last ``r = len(factor)`` (H, W for conv2d; L for
+    conv1d; D, H, W for conv3d). ``size`` extends the result with trailing zeros
+    to exactly ``size``; it must be at least ``s*(n-1) + 1`` on each axis.
     """
-    sh, sw = factor
-    h, w = a.shape[-2:]
-    out_h, out_w = size if size is not None else (sh * (h - 1) + 1, sw * (w - 1) + 1)
-    out = np.zeros(a.shape[:-2] + (out_h, out_w), dtype=a.dtype)
-    out[..., : sh * (h - 1) + 1 : sh, : sw * (w - 1) + 1 : sw] = a
+    rank = len(factor)
+    spatial = a.shape[a.ndim - rank :]
+    natural = tuple(s * (n - 1) + 1 for s, n in zip(factor, spatial))
+    out = np.zeros(a.shape[: a.ndim - rank] + tuple(size if size is not None else natural), dtype=a.dtype)
+    out[(...,) + tuple(slice(0, e, s) for e, s in zip(natural, factor))] = a
     return out
 
 
-def pad(a: np.ndarray, padding: tuple[int, int]) -> np.ndarray:
-    """Zero-pad H by ``padding[0]`` and W by ``padding[1]`` on both sides."""
-    ph, pw = padding
-    if ph == 0 and pw == 0:
+def pad(a: np.ndarray, padding: tuple[int, ...]) -> np.ndarray:
+    """Zero-pad each of the last ``len(padding)`` axes by ``padding[axis]`` on both sides."""
+    if not any(padding):
         return a
-    return np.pad(a, [(0, 0)] * (a.ndim - 2) + [(ph, ph), (pw, pw)])
+    return np.pad(a, [(0, 0)] * (a.ndim - len(padding)) + [(p, p) for p in padding])
 
 
-def crop(a: np.ndarray, padding: tuple[int, int]) -> np.ndarray:
-    """Remove ``padding`` rows/columns from both sides of H and W: the inverse of ``pad``."""
-    ph, pw = padding
-    h, w = a.shape[-2:]
-    return a[..., ph : h - ph, pw : w - pw]
+def crop(a: np.ndarray, padding: tuple[int, ...]) -> np.ndarray:
+    """Remove ``padding[axis]`` elements from both ends of each of the last ``len(padding)`` axes: the inverse of ``pad``."""
+    spatial = a.shape[a.ndim - len(padding) :]
+    return a[(...,) + tuple(slice(p, n - p) for p, n in zip(padding, spatial))]
 
 
 def flip(weight: np.ndarray) -> np.ndarray:
-    """Rotate each filter by 180 degrees: flip it vertically and horizontally."""
-    return weight[..., ::-1, ::-1]
+    """Rotate each filter by 180 degrees: reverse every spatial axis (all but the two channel axes)."""
+    return weight[(...,) + (slice(None, None, -1),) * (weight.ndim - 2)]
 
 
 def swap_filter_channels(weight: np.ndarray, groups: int) -> np.ndarray:
     """Exchange the in- and out-channel roles of a grouped filter bank.
 
-    ``(G*Og, Cg, kH, kW) -> (G*Cg, Og, kH, kW)``: within each group the filter
+    ``(G*Og, Cg, *k) -> (G*Cg, Og, *k)``: within each group the filter
     that mapped input channel c to output channel o now maps o back to c.
     """
-    out_ch, cg, kh, kw = weight.shape
+    out_ch, cg, *kernel = weight.shape
     og = out_ch // groups
-    return weight.reshape(groups, og, cg, kh, kw).transpose(0, 2, 1, 3, 4).reshape(groups * cg, og, kh, kw)
+    spatial = tuple(range(3, 3 + len(kernel)))
+    return weight.reshape(groups, og, cg, *kernel).transpose(0, 2, 1, *spatial).reshape(groups * cg, og, *kernel)
 
 
 def _strided_view(a: np.ndarray, first: int, shape: tuple[int, ...], strides: tuple[int, ...]) -> np.ndarray:
@@ -71,11 +79,131 @@ def correlate(
     x: np.ndarray,
     weight: np.ndarray,
     *,
+    stride: tuple[int, ...] | None = None,
+    dilation: tuple[int, ...] | None = None,
+    groups: int = 1,
+) -> np.ndarray:
+    """Valid (unpadded) grouped cross-correlation of any spatial rank r (1, 2, 3, ...).
+
+        out[n, o, p] = sum_{c, t} x[n, g(o)*Cg + c, p*s + t*d] * weight[o, c, t]
+
+    with p and t multi-indices over the r spatial axes (products taken axis by
+    axis), ``Cg = C / groups`` and ``g(o)`` the group of output channel ``o``.
+    ``x`` is (N, C, *size), ``weight`` (O, Cg, *k); the result (N, O, *out) with
+    ``out = (size - d*(k-1) - 1) // s + 1`` per axis. ``stride`` and ``dilation``
+    default to 1 on every axis.
+
+    One formula, three ways of evaluating it (the same sum each time):
+
+    * r = 2: ``correlate2d``, the rank-2 case with its own grouping of the
+      products (row phases, an im2col of a few images), tuned for conv2d;
+    * r = 1: the rank-2 case with a unit first axis (H = kH = 1): the same sum;
+    * any other r: ``correlate_taps``, one matrix product per tap (or per output
+      position when the output is the smaller index set).
+    """
+    rank = weight.ndim - 2
+    if stride is None:
+        stride = (1,) * rank
+    if dilation is None:
+        dilation = (1,) * rank
+    if rank == 2:
+        return correlate2d(x, weight, stride=stride, dilation=dilation, groups=groups)
+    if rank == 1:
+        out = correlate2d(x[:, :, None], weight[:, :, None], stride=(1,) + stride, dilation=(1,) + dilation, groups=groups)
+        return out[:, :, 0]
+    return correlate_taps(x, weight, stride=stride, dilation=dilation, groups=groups)
+
+
+def _taps(kernel: tuple[int, ...]):
+    """Every multi-index of a kernel (or of any box), in row-major order."""
+    return itertools.product(*(range(k) for k in kernel))
+
+
+def correlate_taps(
+    x: np.ndarray,
+    weight: np.ndarray,
+    *,
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+    groups: int = 1,
+) -> np.ndarray:
+    """``correlate`` for any spatial rank, as matrix products over the smaller index set.
+
+    When the filter is smaller (the forward, dX): per tap t of the leading spatial
+    axes, the last axis's k taps stacked on the reduction axis (a k-fold copy of a
+    few images at a time),
+
+        out_g[o, (n, p)] += sum_{j, c} W[g*Og + o, c, t, j] * x[n, g*Cg + c, (t, j)*d + p*s]
+
+    When the output is smaller (dW, where a whole gradient map acts as the filter):
+    per output position p, one product of filter size,
+
+        out[n, g*Og + o, p] = sum_{c, t} window_p[n, g, (c, t)] * W[g*Og + o, c, t]
+    """
+    rank = weight.ndim - 2
+    n, c, *size = x.shape
+    out_ch, cg, *kernel = weight.shape
+    out_size = tuple((size[a] - dilation[a] * (kernel[a] - 1) - 1) // stride[a] + 1 for a in range(rank))
+    og = out_ch // groups
+    dtype = np.result_type(x, weight)
+    positions = int(np.prod(out_size))
+    w_g = weight.reshape(groups, og, cg, *kernel)
+    if int(np.prod(kernel)) <= positions:
+        *lead, kl = kernel
+        x_g = x.reshape(n, groups, cg, *size).transpose(1, 2, 0, *range(3, 3 + rank))  # (G, Cg, N, *size), a view
+        # W_t[g, o, (j, c)] = W[g*Og + o, c, t, j] for a tap t of the leading axes
+        w_t = np.ascontiguousarray(np.moveaxis(w_g, 2 + rank, 2), dtype=dtype)  # (G, Og, kL, Cg, *lead)
+        kc = kl * cg
+        image = positions
+        nb = int(min(n, max(1, CHUNK_BYTES // ((kc + og) * groups * image * dtype.itemsize))))
+        stacked = np.empty((groups, kl, cg, nb) + out_size, dtype=dtype)
+        product = np.empty((groups, og, nb * image), dtype=dtype)
+        out = np.empty((n, out_ch) + out_size, dtype=dtype)
+        out_g = out.reshape(n, groups, og, *out_size).transpose(1, 2, 0, *range(3, 3 + rank))
+        for n0 in range(0, n, nb):
+            m = min(nb, n - n0)
+            acc = out_g[:, :, n0 : n0 + m]
+            for k, t in enumerate(_taps(tuple(lead))):
+                for j in range(kl):
+                    tap = t + (j,)
+                    reads = tuple(
+                        slice(tap[a] * dilation[a], tap[a] * dilation[a] + stride[a] * (out_size[a] - 1) + 1, stride[a])
+                        for a in range(rank)
+                    )
+                    stacked[:, j, :, :m] = x_g[(slice(None), slice(None), slice(n0, n0 + m)) + reads]
+                w_tap = w_t[(slice(None), slice(None), slice(None), slice(None)) + t].reshape(groups, og, kc)
+                s_mat = stacked.reshape(groups, kc, nb * image)[:, :, : m * image]
+                res = product[:, :, : m * image]
+                np.matmul(w_tap, s_mat, out=res)
+                res = res.reshape((groups, og, m) + out_size)
+                if k == 0:
+                    acc[...] = res
+                else:
+                    acc += res
+        return out
+    # per output position: window (N, G, Cg*prod(k)) against filters (G, Cg*prod(k), Og)
+    x_g = x.reshape(n, groups, cg, *size)
+    k_all = cg * int(np.prod(kernel))
+    filters = w_g.reshape(groups, og, k_all).transpose(0, 2, 1)
+    out = np.empty((n, groups, og) + out_size, dtype=dtype)
+    for p in _taps(out_size):
+        reads = tuple(
+            slice(p[a] * stride[a], p[a] * stride[a] + dilation[a] * (kernel[a] - 1) + 1, dilation[a]) for a in range(rank)
+        )
+        window = x_g[(slice(None),) * 3 + reads].reshape(n, groups, k_all).transpose(1, 0, 2)
+        out[(slice(None),) * 3 + p] = (window @ filters).transpose(1, 0, 2)
+    return out.reshape((n, out_ch) + out_size)
+
+
+def correlate2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    *,
     stride: tuple[int, int] = (1, 1),
     dilation: tuple[int, int] = (1, 1),
     groups: int = 1,
 ) -> np.ndarray:
-    """Valid (unpadded) grouped cross-correlation, the forward convolution of deep learning.
+    """``correlate`` of rank 2, the forward convolution of deep learning.
 
         out[n, o, p, q] = sum_{c, i, j} x[n, g(o)*Cg + c, p*s_h + i*d_h, q*s_w + j*d_w] * weight[o, c, i, j]
 

@@ -10,5 +10,5 @@ check the rules themselves: ``bpcheck verify refimpl.derivation``.
 """
 
 from refimpl import *  # noqa: F401,F403 - the rest of the contract, unchanged
-from refimpl.convolution import conv2d_backward  # noqa: F401 - the derivation's rule
+from refimpl.convolution import conv1d_backward, conv2d_backward, conv3d_backward  # noqa: F401 - the derivation's rule
 from refimpl.pooling_derivation import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward  # noqa: F401

@@ -50,20 +50,25 @@ How the products are grouped (the sums above are unchanged, only regrouped):
 * Batch chunks: a few images at a time, with buffers sized to stay in cache
   and reused by every chunk (their zero borders are written once), so the
   peak extra memory is the result plus a few MB.
+
+Other spatial ranks (``fast_backward``): conv1d is the rank-2 case above with
+a unit first axis (H = kH = 1, the same sums); conv3d, and any other rank, runs
+``backward_taps``, the two per-tap lines at the top of this docstring as they
+stand (one pair of GEMMs per filter tap and chunk of images, no stacking). It
+multiplies no inserted zeros at all; tests/test_refimpl_convnd.py checks it
+against the row-phase path at rank 2.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import itertools
 
 import numpy as np
 
-from refimpl.arguments import check_grad_output, span
-from refimpl.convolution import conv2d_config
-from refimpl.correlation import crop, pad
-from refimpl.nonfinite import exact
+from refimpl.arguments import span
+from refimpl.convolution import ConvConfig, conv1d_config, conv2d_config, conv3d_config, gradients
 
-__all__ = ["conv2d_backward"]
+__all__ = ["conv1d_backward", "conv2d_backward", "conv3d_backward"]
 
 # Bytes of the buffers of one chunk of images (at least one image per chunk):
 # small enough to stay in cache, large enough for efficient matrix products.
@@ -89,20 +94,97 @@ def conv2d_backward(grad_output, x, weight, bias=None, *, stride=1, padding=0, d
     ``0 * NaN`` is NaN. They meet only a non-finite weight (in dX) or a non-finite x or G
     (in dW, where every product is summed into some element of dW). So the result is
     exact when W and dW are finite; otherwise it is recomputed term by term
-    (``refimpl.nonfinite.exact``). The zero padding *is* a term (``Xpad``), as in the
-    formula: a NaN in G makes ``dW`` NaN even where its windows read padding only.
+    (``refimpl.nonfinite.exact``, in ``refimpl.convolution.gradients``). The zero padding
+    *is* a term (``Xpad``), as in the formula: a NaN in G makes ``dW`` NaN even where its
+    windows read padding only.
     """
     cfg = conv2d_config(x, weight, bias, stride, padding, dilation, groups)
-    check_grad_output(grad_output, (x.shape[0], weight.shape[0]) + cfg.out_hw, cfg.dtype)
-    grad_x, grad_weight = _backward(grad_output, x, weight, cfg)
-    ph, pw = cfg.padding
-    if not (np.isfinite(weight).all() and np.isfinite(grad_weight).all()):
-        # x padded, so that the padding zeros are terms (as in the formula), the algorithm's zeros not
-        unpadded = replace(cfg, padding=(0, 0), in_hw=(x.shape[2] + 2 * ph, x.shape[3] + 2 * pw))
-        grad_xpad, grad_weight = exact(lambda g, xp, w: _backward(g, xp, w, unpadded), grad_output, pad(x, cfg.padding), weight)
-        grad_x = np.ascontiguousarray(crop(grad_xpad, cfg.padding))
-    grad_bias = None if bias is None else grad_output.sum(axis=(0, 2, 3))
-    return grad_x, grad_weight, grad_bias
+    return gradients(grad_output, x, weight, bias, cfg, fast_backward)
+
+
+def conv1d_backward(grad_output, x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
+    """Gradients of conv1d: ``(grad_x, grad_weight, grad_bias or None)``; ``fast_backward`` of rank 1
+    (the rank-2 row-phase path with a unit first axis)."""
+    cfg = conv1d_config(x, weight, bias, stride, padding, dilation, groups)
+    return gradients(grad_output, x, weight, bias, cfg, fast_backward)
+
+
+def conv3d_backward(grad_output, x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1):
+    """Gradients of conv3d: ``(grad_x, grad_weight, grad_bias or None)``; ``fast_backward`` of rank 3
+    (``backward_taps``: the per-tap adjoint of the forward)."""
+    cfg = conv3d_config(x, weight, bias, stride, padding, dilation, groups)
+    return gradients(grad_output, x, weight, bias, cfg, fast_backward)
+
+
+def fast_backward(g, x, weight, cfg: ConvConfig):
+    """``(grad_x, grad_weight)`` of any rank without the stride's zeros: the rank-2 row-phase
+    GEMMs (``_backward``) for rank 2, and for rank 1 with a unit first axis (the same sums);
+    ``backward_taps`` for any other rank."""
+    if cfg.rank == 2:
+        return _backward(g, x, weight, cfg)
+    if cfg.rank == 1:
+        grad_x, grad_weight = _backward(g[:, :, None], x[:, :, None], weight[:, :, None], cfg.lifted())
+        return grad_x[:, :, 0], grad_weight[:, :, 0]
+    return backward_taps(g, x, weight, cfg)
+
+
+def backward_taps(g_out, x, weight, cfg: ConvConfig):
+    """``(grad_x, grad_weight)`` of any rank, tap by tap: the adjoint of ``correlate``'s per-tap products.
+
+    Per group g and filter tap t (a multi-index over the spatial axes), with
+    ``X_tap[c, (n, p)] = Xpad_g[n, c, p*s + t*d]`` and ``G_mat`` the output gradient as (Og, N*prod(out)):
+
+        dW_g[:, :, t]   = G_mat @ X_tap^T
+        dXpad_g[X_tap] += W_g[:, :, t]^T @ G_mat        (scatter-add into the tap's strided slice)
+        dX = crop(dXpad, p)
+
+    Every product is a term of the rule (no inserted zeros); a few images at a time.
+    """
+    dtype = cfg.dtype
+    rank = cfg.rank
+    n, c = x.shape[:2]
+    out_ch, cg = weight.shape[:2]
+    groups = cfg.groups
+    og = out_ch // groups
+    padded = tuple(size + 2 * p for size, p in zip(cfg.in_size, cfg.padding))
+    out_size = cfg.out_size
+    positions = int(np.prod(out_size))
+    spatial = tuple(range(3, 3 + rank))
+
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in cfg.padding]) if any(cfg.padding) else x
+    x_g = xp.reshape(n, groups, cg, *padded).transpose(1, 2, 0, *spatial)  # (G, Cg, N, *padded)
+    g_g = g_out.reshape(n, groups, og, *out_size).transpose(1, 2, 0, *spatial)  # (G, Og, N, *out)
+    grad_xpad = np.zeros((n, c) + padded, dtype=dtype)
+    dx_g = grad_xpad.reshape(n, groups, cg, *padded).transpose(1, 2, 0, *spatial)
+    w_g = weight.reshape(groups, og, cg, *cfg.kernel)
+    grad_weight = np.zeros((groups, og, cg) + cfg.kernel, dtype=dtype)
+
+    nb = int(min(n, max(1, CHUNK_BYTES // ((2 * cg + og) * groups * positions * dtype.itemsize))))
+    g_buf = np.empty((groups, og, nb) + out_size, dtype=dtype)
+    x_buf = np.empty((groups, cg, nb) + out_size, dtype=dtype)
+    dx_buf = np.empty((groups, cg, nb * positions), dtype=dtype)
+    dw_tmp = np.empty((groups, og, cg), dtype=dtype)
+    everything = (slice(None),) * 3
+    for n0 in range(0, n, nb):
+        m = min(nb, n - n0)
+        width = m * positions
+        g_buf[:, :, :m] = g_g[:, :, n0 : n0 + m]
+        g_mat = g_buf.reshape(groups, og, nb * positions)[:, :, :width]
+        for t in itertools.product(*(range(k) for k in cfg.kernel)):
+            reads = tuple(
+                slice(t[a] * cfg.dilation[a], t[a] * cfg.dilation[a] + cfg.stride[a] * (out_size[a] - 1) + 1, cfg.stride[a])
+                for a in range(rank)
+            )
+            x_buf[:, :, :m] = x_g[(slice(None), slice(None), slice(n0, n0 + m)) + reads]
+            x_mat = x_buf.reshape(groups, cg, nb * positions)[:, :, :width]
+            np.matmul(g_mat, x_mat.transpose(0, 2, 1), out=dw_tmp)
+            grad_weight[everything + t] += dw_tmp
+            ds = dx_buf[:, :, :width]
+            np.matmul(w_g[everything + t].transpose(0, 2, 1), g_mat, out=ds)
+            dx_g[(slice(None), slice(None), slice(n0, n0 + m)) + reads] += ds.reshape((groups, cg, m) + out_size)
+    crop = tuple(slice(p, p + size) for p, size in zip(cfg.padding, cfg.in_size))
+    grad_x = np.ascontiguousarray(grad_xpad[(slice(None), slice(None)) + crop])
+    return grad_x, grad_weight.reshape((out_ch, cg) + cfg.kernel)
 
 
 def _backward(g_out, x, weight, cfg):
@@ -113,7 +195,7 @@ def _backward(g_out, x, weight, cfg):
     groups = cfg.groups
     og = out_ch // groups
     (sh, sw), (ph, pw), (dh, dw) = cfg.stride, cfg.padding, cfg.dilation
-    ho, wo = cfg.out_hw
+    ho, wo = cfg.out_size
 
     # kernel row i reads row phase a_i of the padded input, r_i phase rows further down
     phase = [(i * dh) % sh for i in range(kh)]

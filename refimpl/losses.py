@@ -1,4 +1,5 @@
-"""Binary cross-entropy on probabilities and on logits, with their backward rules.
+"""Losses with their backward rules: binary cross-entropy (on probabilities and on logits),
+cross-entropy over classes (on logits) and the mean squared error.
 
 Semantics are those of ``torch.nn.functional.binary_cross_entropy`` and
 ``binary_cross_entropy_with_logits`` (no ``weight``/``pos_weight``), down to
@@ -11,8 +12,13 @@ torch's clamps, checked against ATen's CPU kernels (``aten/src/ATen/native/Loss.
   clamp is ``float(np.float32(1e-12)) = 9.999999960041972e-13``, not 1e-12;
 * ``'mean'`` divides by the number of elements.
 
-``grad_output`` is a 0-d array for ``'mean'``/``'sum'`` and has the input's
-shape for ``'none'``. Pure NumPy; float32 stays float32; inputs are never modified.
+``cross_entropy`` is ``torch.nn.functional.cross_entropy`` on (N, C) logits
+and (N,) integer class indices (no ``weight``, ``ignore_index``,
+``label_smoothing``); ``mse_loss`` is ``torch.nn.functional.mse_loss`` on
+arrays of one shape (no broadcasting).
+
+``grad_output`` is a 0-d array for ``'mean'``/``'sum'`` and has the per-element
+loss's shape for ``'none'`` (the input's; (N,) for ``cross_entropy``). Pure NumPy; float32 stays float32; inputs are never modified.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from __future__ import annotations
 import numpy as np
 
 from refimpl.activations import _sigmoid
-from refimpl.arguments import check_array, check_grad_output, check_same_dtype
+from refimpl.arguments import check_array, check_class_target, check_grad_output, check_same_dtype
+from refimpl.softmax import _log_softmax, _softmax
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -170,3 +177,99 @@ def binary_cross_entropy_with_logits_backward(
     if reduction == "mean":
         grad = grad / input.dtype.type(input.size)
     return _as_result(grad, input.dtype)
+
+
+# ----------------------------------------------------------------------------- cross-entropy over classes
+
+
+def _check_cross_entropy_args(input, target, reduction) -> None:
+    check_array(input, "input", ndim=2)
+    check_class_target(target, input.shape[0], input.shape[1])
+    check_reduction(reduction)
+
+
+def _rows(n: int) -> np.ndarray:
+    return np.arange(n)
+
+
+def cross_entropy(input: np.ndarray, target: np.ndarray, *, reduction: str = "mean") -> np.ndarray:
+    """Cross-entropy of the logits ``input`` (N, C) against the class indices ``target`` (N,).
+
+        loss_n = -log_softmax(input, dim=1)[n, target_n]
+               = log sum_c exp(input[n, c] - m_n) - (input[n, target_n] - m_n),    m_n = max_c input[n, c]
+
+    as torch does (``nll_loss(log_softmax(input, 1), target)``): the max shift
+    keeps logits of +-1e4 and beyond finite and exact (no overflow, no NaN).
+    ``reduction``: ``'mean'`` (sum / N, 0-d; NaN for N = 0, as torch), ``'sum'``
+    (0-d) or ``'none'`` ((N,)). ``target`` is an integer array (any integer
+    dtype; torch wants int64) of values in [0, C); not differentiated. A row of
+    ``input`` holding NaN or +inf gives NaN.
+    """
+    _check_cross_entropy_args(input, target, reduction)
+    n = input.shape[0]
+    if input.size == 0:  # N = 0 (C = 0 with N > 0 has no valid target): no row to reduce
+        return _reduce(np.zeros((0,), dtype=input.dtype), reduction)
+    log_probabilities = _log_softmax(input, 1)
+    return _reduce(-log_probabilities[_rows(n), target], reduction)
+
+
+def cross_entropy_backward(
+    grad_output: np.ndarray, input: np.ndarray, target: np.ndarray, *, reduction: str = "mean"
+) -> np.ndarray:
+    """Gradient of ``cross_entropy`` w.r.t. the logits ``input``.
+
+        grad_input[n, c] = (softmax(input, dim=1)[n, c] - [c == target_n]) * g_n
+        g_n = g / N for 'mean', g for 'sum', g[n] for 'none'
+
+    Exact for any finite logits (each entry of the softmax is in [0, 1]).
+    """
+    _check_cross_entropy_args(input, target, reduction)
+    n = input.shape[0]
+    check_grad_output(grad_output, (n,) if reduction == "none" else (), input.dtype)
+    if input.size == 0:
+        return np.zeros_like(input)
+    dt = input.dtype.type
+    weight = grad_output.reshape(-1, 1) if reduction == "none" else grad_output.reshape(1, 1)
+    if reduction == "mean":
+        weight = weight / dt(n)
+    grad = _softmax(input, 1) * weight
+    grad[_rows(n), target] -= np.broadcast_to(weight[:, 0], (n,))
+    return _as_result(grad, input.dtype)
+
+
+# ----------------------------------------------------------------------------- mean squared error
+
+
+def _check_mse_args(input, target, reduction) -> None:
+    check_array(input, "input")
+    check_array(target, "target")
+    check_same_dtype(input=input, target=target)
+    check_same_shape(input, "input", target, "target")
+    check_reduction(reduction)
+
+
+def mse_loss(input: np.ndarray, target: np.ndarray, *, reduction: str = "mean") -> np.ndarray:
+    """Mean squared error between ``input`` and ``target`` (same shape, same dtype).
+
+        loss = (input - target)^2     element-wise; 'mean' sums and divides by input.size, 'sum' sums
+
+    ``'mean'`` of an empty input is NaN, as torch.
+    """
+    _check_mse_args(input, target, reduction)
+    difference = input - target
+    return _reduce(difference * difference, reduction)
+
+
+def mse_loss_backward(
+    grad_output: np.ndarray, input: np.ndarray, target: np.ndarray, *, reduction: str = "mean"
+) -> np.ndarray:
+    """Gradient of ``mse_loss`` w.r.t. ``input`` (``target`` is not differentiated).
+
+        grad_input = norm * (input - target) * g,    norm = 2 / input.size for 'mean', 2 otherwise
+
+    As ATen's ``mse_loss_backward`` (``norm`` computed in double, then in the input's dtype).
+    """
+    _check_mse_args(input, target, reduction)
+    check_grad_output(grad_output, _grad_output_shape(input, reduction), input.dtype)
+    norm = 2.0 / input.size if reduction == "mean" and input.size else 2.0
+    return _as_result(input.dtype.type(norm) * (input - target) * grad_output, input.dtype)

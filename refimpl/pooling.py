@@ -139,12 +139,14 @@ def _as_planes(a: np.ndarray) -> np.ndarray:
 
 
 def _planes_per_chunk(planes: np.ndarray) -> int:
-    """About ``_CHUNK_BYTES`` of input planes (at least one).
+    """About ``_CHUNK_BYTES`` of input planes (at least one, at most all of them).
 
     Pure performance: every offset makes a pass over the chunk, and a chunk
-    small enough for the CPU cache is read from memory once, not per pass.
+    small enough for the CPU cache is read from memory once, not per pass. The
+    chunk's scratch buffers are sized by this count, so a small input must not
+    get buffers for a megabyte of planes it does not have.
     """
-    return max(1, _CHUNK_BYTES // max(1, planes[0].nbytes if len(planes) else 1))
+    return max(1, min(len(planes), _CHUNK_BYTES // max(1, planes[0].nbytes if len(planes) else 1)))
 
 
 def _plane_chunks(planes: np.ndarray) -> list[slice]:

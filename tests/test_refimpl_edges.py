@@ -141,9 +141,20 @@ def _zero_d_calls(dtype):
         "relu_backward": lambda: refimpl.relu_backward(g, x),
         "sigmoid": lambda: refimpl.sigmoid(x),
         "sigmoid_backward": lambda: refimpl.sigmoid_backward(g, x),
+        "tanh": lambda: refimpl.tanh(x),
+        "tanh_backward": lambda: refimpl.tanh_backward(g, x),
+        "leaky_relu": lambda: refimpl.leaky_relu(x, negative_slope=0.1),
+        "leaky_relu_backward": lambda: refimpl.leaky_relu_backward(g, x, negative_slope=0.1),
     }
+    for approximate in ("none", "tanh"):
+        calls[f"gelu {approximate}"] = lambda a=approximate: refimpl.gelu(x, approximate=a)
+        calls[f"gelu_backward {approximate}"] = lambda a=approximate: refimpl.gelu_backward(g, x, approximate=a)
+    for name in ("softmax", "log_softmax"):
+        forward, backward = getattr(refimpl, name), getattr(refimpl, name + "_backward")
+        calls[name] = lambda f=forward: f(x, dim=0)
+        calls[name + "_backward"] = lambda b=backward: b(g, x, dim=-1)
     for reduction in ("mean", "sum", "none"):
-        for name in ("binary_cross_entropy", "binary_cross_entropy_with_logits"):
+        for name in ("binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss"):
             forward, backward = getattr(refimpl, name), getattr(refimpl, name + "_backward")
             calls[f"{name} {reduction}"] = lambda f=forward, r=reduction: f(x, y, reduction=r)
             calls[f"{name}_backward {reduction}"] = lambda b=backward, r=reduction: b(g, x, y, reduction=r)
@@ -167,6 +178,10 @@ def test_every_other_public_function_refuses_0d_arguments():
         "conv2d": lambda: refimpl.conv2d(z, z),
         "conv2d_backward": lambda: refimpl.conv2d_backward(z, z, z),
         "conv2d_backward_by_derivation": lambda: refimpl.conv2d_backward_by_derivation(z, z, z),
+        "conv1d": lambda: refimpl.conv1d(z, z),
+        "conv1d_backward": lambda: refimpl.conv1d_backward(z, z, z),
+        "conv3d": lambda: refimpl.conv3d(z, z),
+        "conv3d_backward": lambda: refimpl.conv3d_backward(z, z, z),
         "max_pool2d": lambda: refimpl.max_pool2d(z, kernel_size=1),
         "max_pool2d_backward": lambda: refimpl.max_pool2d_backward(z, z, kernel_size=1),
         "avg_pool2d": lambda: refimpl.avg_pool2d(z, kernel_size=1),
@@ -175,6 +190,12 @@ def test_every_other_public_function_refuses_0d_arguments():
         "linear_backward": lambda: refimpl.linear_backward(z, z, z),
         "flatten": lambda: refimpl.flatten(z),
         "flatten_backward": lambda: refimpl.flatten_backward(z, z),
+        "cross_entropy": lambda: refimpl.cross_entropy(z, np.array(0)),
+        "cross_entropy_backward": lambda: refimpl.cross_entropy_backward(z, z, np.array(0)),
+        "batch_norm": lambda: refimpl.batch_norm(z, None, None),
+        "batch_norm_backward": lambda: refimpl.batch_norm_backward(z, z, None, None),
+        "layer_norm": lambda: refimpl.layer_norm(z, None, None, normalized_shape=(1,)),
+        "layer_norm_backward": lambda: refimpl.layer_norm_backward(z, z, None, None, normalized_shape=(1,)),
         "conv_transpose2d": lambda: refimpl.conv_transpose2d(z, z),
         "conv_transpose2d_backward": lambda: refimpl.conv_transpose2d_backward(z, z, z),
         "adaptive_avg_pool2d": lambda: refimpl.adaptive_avg_pool2d(z, output_size=1),
@@ -184,7 +205,7 @@ def test_every_other_public_function_refuses_0d_arguments():
     functions = set(refimpl.__all__) - {"network", "CONTRACT"}
     assert functions == covered | set(refusing), functions ^ (covered | set(refusing))
     for name, call in refusing.items():
-        with pytest.raises(ValueError, match="dimensional"):
+        with pytest.raises(ValueError, match="dimensional|trailing dimensions"):
             call()
 
 

@@ -1,5 +1,5 @@
 """refimpl against torch (CPU, autograd): conv2d, pooling, normalization, activations, softmax and losses,
-forward and forward+backward.
+conv_transpose2d and adaptive_avg_pool2d, forward and forward+backward.
 
     python benchmarks/bench.py                       # full run, float64 and float32
     python benchmarks/bench.py --quick               # fewer repeats, shorter samples
@@ -7,6 +7,7 @@ forward and forward+backward.
     python benchmarks/bench.py --only resnet,pool    # a subset, by substring of the case name
     python benchmarks/bench.py --only _norm           # batch_norm and layer_norm only
     python benchmarks/bench.py --only act,loss       # the activations, softmax and losses only
+    python benchmarks/bench.py --only transposed,adaptive --no-memory   # conv_transpose2d and adaptive pooling only
     python benchmarks/bench.py --threads 1 --clock cpu   # on a busy machine: one thread, CPU time
 
 Every time is the median of ``--repeat`` samples (each sample runs the call often
@@ -194,6 +195,14 @@ POOL_CASES = [
     ("avg_pool k2 s2", "avg", 2, 2, 0),
     ("avg_pool k3 s2 p1", "avg", 3, 2, 1),
 ]
+# issue 12: (name, op, input shape, configuration)
+#   conv_transpose2d: weight (C_in, C_out, k, k); adaptive_avg_pool2d: output_size
+UPSAMPLE_CASES = [
+    ("transposed decoder 8x64x28 -> 32 k4 s2", "conv_transpose2d", (8, 64, 28, 28), dict(out=32, k=4, stride=2, padding=1, output_padding=0)),
+    ("transposed 8x64x28 -> 32 k3 s2 op1", "conv_transpose2d", (8, 64, 28, 28), dict(out=32, k=3, stride=2, padding=1, output_padding=1)),
+    ("adaptive 32x512x7 -> 1x1", "adaptive_avg_pool2d", (32, 512, 7, 7), dict(output_size=(1, 1))),
+    ("adaptive 32x64x30 -> 7x7", "adaptive_avg_pool2d", (32, 64, 30, 30), dict(output_size=(7, 7))),
+]
 
 # (name, op, x shape, normalized_shape): batch_norm in training mode, weight and bias (C,);
 # layer_norm over the trailing normalized_shape, weight and bias of that shape
@@ -225,7 +234,7 @@ class Row:
     case: str
     shape: str
     dtype: str
-    kind: str  # "conv", "pool", "norm", "act" or "loss"
+    kind: str  # "conv", "pool", "norm", "act", "loss", "convT" (conv_transpose2d) or "adaptive" (adaptive_avg_pool2d)
     pass_: str  # "fwd", "fwd+bwd derivation", "fwd+bwd fast", "fwd+bwd"
     torch: Timing
     ref: Timing
@@ -449,6 +458,62 @@ def act_rows(np, torch, refimpl, case, dtype, args) -> list[Row]:
     ]
 
 
+def upsample_rows(np, torch, refimpl, case, dtype, args) -> list[Row]:
+    """conv_transpose2d and adaptive_avg_pool2d (issue 12): forward and forward+backward against torch."""
+    import torch.nn.functional as F
+
+    name, op, in_shape, cfg = case
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(in_shape).astype(dtype)
+    if op == "conv_transpose2d":
+        cfg = dict(cfg)
+        out, k = cfg.pop("out"), cfg.pop("k")
+        w = (rng.standard_normal((in_shape[1], out, k, k)) / np.sqrt(in_shape[1] * k * k)).astype(dtype)
+        b = rng.standard_normal(out).astype(dtype)
+        args_np, fwd_torch = (x, w, b), F.conv_transpose2d
+        shape = "N{} C{} {}x{}".format(*in_shape) + f" -> {out}, k{k} s{cfg['stride']} p{cfg['padding']} op{cfg['output_padding']}"
+    else:
+        args_np, fwd_torch = (x,), F.adaptive_avg_pool2d
+        shape = "N{} C{} {}x{}".format(*in_shape) + " -> {}x{}".format(*cfg["output_size"])
+    fwd_ref, bwd_ref = getattr(refimpl, op), getattr(refimpl, op + "_backward")
+    y = fwd_ref(*args_np, **cfg)
+    gout = rng.standard_normal(y.shape).astype(dtype)
+    ts = [torch.from_numpy(a) for a in args_np]
+    tg = [t.clone().requires_grad_(True) for t in ts]
+    gt = torch.from_numpy(gout)
+    tol = 1e-9 if dtype == "float64" else 2e-3
+    assert np.allclose(y, fwd_torch(*ts, **cfg).numpy(), rtol=tol, atol=tol), f"{name}: forward differs from torch"
+    grads_t = torch.autograd.grad(fwd_torch(*tg, **cfg), tg, gt)
+    grads = bwd_ref(gout, *args_np, **cfg)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    for a, t in zip(grads, grads_t):
+        assert np.allclose(a, t.numpy(), rtol=tol, atol=tol * max(1.0, float(np.abs(a).max()))), f"{name}: backward differs from torch"
+
+    def torch_fwd():
+        with torch.no_grad():
+            fwd_torch(*ts, **cfg)
+
+    def torch_fwd_bwd():
+        torch.autograd.grad(fwd_torch(*tg, **cfg), tg, gt)
+
+    def ref_fwd():
+        fwd_ref(*args_np, **cfg)
+
+    def ref_fwd_bwd():
+        fwd_ref(*args_np, **cfg)
+        bwd_ref(gout, *args_np, **cfg)
+
+    # conv_transpose2d's flops are those of the conv2d it is the adjoint of
+    flops = 2.0 * x.size * w.shape[1] * w.shape[2] * w.shape[3] if op == "conv_transpose2d" else None
+    kind = "convT" if op == "conv_transpose2d" else "adaptive"
+    t1 = time_alternating({"torch": torch_fwd, "ref": ref_fwd}, args.repeat, args.min_time)
+    t2 = time_alternating({"torch": torch_fwd_bwd, "ref": ref_fwd_bwd}, args.repeat, args.min_time)
+    return [
+        Row(name, shape, dtype, kind, "fwd", t1["torch"], t1["ref"], flops),
+        Row(name, shape, dtype, kind, "fwd+bwd", t2["torch"], t2["ref"], flops and 3 * flops),
+    ]
+
+
 def conv_backward_memory(np, refimpl, fast, case, dtype) -> dict:
     """Peak bytes numpy allocates inside each conv2d_backward (tracemalloc sees numpy's allocations)."""
     from refimpl import convolution  # the derivation
@@ -508,7 +573,8 @@ def summarize(rows: list[Row], memory: dict, peaks: dict) -> tuple[list[str], li
     for dt in dtypes:
         for kind, pass_ in (("conv", "fwd"), ("conv", "fwd+bwd derivation"), ("conv", "fwd+bwd fast"), ("pool", "fwd"), ("pool", "fwd+bwd"),
                             ("norm", "fwd"), ("norm", "fwd+bwd"),
-                            ("act", "fwd"), ("act", "fwd+bwd"), ("loss", "fwd"), ("loss", "fwd+bwd")):
+                            ("act", "fwd"), ("act", "fwd+bwd"), ("loss", "fwd"), ("loss", "fwd+bwd"),
+                            ("convT", "fwd"), ("convT", "fwd+bwd"), ("adaptive", "fwd"), ("adaptive", "fwd+bwd")):
             ratios = [r.ratio for r in rows if r.dtype == dt and r.kind == kind and r.pass_ == pass_]
             if ratios:
                 lines.append(
@@ -626,6 +692,10 @@ def main(argv=None) -> int:
             if selected(case[0]):
                 console.print(f"[dim]{case[0]} {dt}...[/dim]")
                 rows += act_rows(np, torch, refimpl, case, dt, args)
+        for case in UPSAMPLE_CASES:
+            if selected(case[0]):
+                console.print(f"[dim]{case[0]} {dt}...[/dim]")
+                rows += upsample_rows(np, torch, refimpl, case, dt, args)
 
     memory = {}
     if not args.no_memory:

@@ -19,6 +19,10 @@ from refimpl.fast import conv1d_backward, conv2d_backward, conv3d_backward
 
 # --- pooling ---
 from refimpl.pooling import max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward
+from refimpl.adaptive_pooling import adaptive_avg_pool2d, adaptive_avg_pool2d_backward
+
+# --- transposed convolution: conv2d's rules read the other way round (refimpl/transposed.py) ---
+from refimpl.transposed import conv_transpose2d, conv_transpose2d_backward
 
 # --- dense, activations, losses ---
 from refimpl.dense import linear, linear_backward
@@ -42,7 +46,9 @@ from refimpl import network
 __all__ = [
     "conv2d", "conv2d_backward", "conv2d_backward_by_derivation",
     "conv1d", "conv1d_backward", "conv3d", "conv3d_backward",
+    "conv_transpose2d", "conv_transpose2d_backward",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+    "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward",
     "linear", "linear_backward", "relu", "relu_backward", "sigmoid", "sigmoid_backward",
     "flatten", "flatten_backward",
     "binary_cross_entropy", "binary_cross_entropy_backward",

@@ -196,6 +196,10 @@ def test_every_other_public_function_refuses_0d_arguments():
         "batch_norm_backward": lambda: refimpl.batch_norm_backward(z, z, None, None),
         "layer_norm": lambda: refimpl.layer_norm(z, None, None, normalized_shape=(1,)),
         "layer_norm_backward": lambda: refimpl.layer_norm_backward(z, z, None, None, normalized_shape=(1,)),
+        "conv_transpose2d": lambda: refimpl.conv_transpose2d(z, z),
+        "conv_transpose2d_backward": lambda: refimpl.conv_transpose2d_backward(z, z, z),
+        "adaptive_avg_pool2d": lambda: refimpl.adaptive_avg_pool2d(z, output_size=1),
+        "adaptive_avg_pool2d_backward": lambda: refimpl.adaptive_avg_pool2d_backward(z, z, output_size=1),
     }
     covered = {name.split()[0] for name in _zero_d_calls(np.float64)}
     functions = set(refimpl.__all__) - {"network", "CONTRACT"}

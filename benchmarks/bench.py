@@ -306,6 +306,17 @@ def conv_rows(np, torch, refimpl, fast, case, dtype, args) -> list[Row]:
     return rows
 
 
+def timed_rows(name, shape, dtype, kind, torch_fns, ref_fns, args, flops=None) -> list[Row]:
+    """The "fwd" and "fwd+bwd" rows of one case: torch's and refimpl's ``(forward, forward+backward)``, each pair
+    timed alternately (``flops``: of the forward; forward+backward counts three times as many)."""
+    t1 = time_alternating({"torch": torch_fns[0], "ref": ref_fns[0]}, args.repeat, args.min_time)
+    t2 = time_alternating({"torch": torch_fns[1], "ref": ref_fns[1]}, args.repeat, args.min_time)
+    return [
+        Row(name, shape, dtype, kind, "fwd", t1["torch"], t1["ref"], flops),
+        Row(name, shape, dtype, kind, "fwd+bwd", t2["torch"], t2["ref"], flops and 3 * flops),
+    ]
+
+
 def pool_rows(np, torch, refimpl, case, dtype, args) -> list[Row]:
     import torch.nn.functional as F
 
@@ -342,12 +353,7 @@ def pool_rows(np, torch, refimpl, case, dtype, args) -> list[Row]:
         bwd_ref(gout, x, **cfg)
 
     shape = "N{} C{} {}x{}".format(*POOL_INPUT) + f", k{k} s{s} p{p}"
-    t1 = time_alternating({"torch": torch_fwd, "ref": ref_fwd}, args.repeat, args.min_time)
-    t2 = time_alternating({"torch": torch_fwd_bwd, "ref": ref_fwd_bwd}, args.repeat, args.min_time)
-    return [
-        Row(name, shape, dtype, "pool", "fwd", t1["torch"], t1["ref"]),
-        Row(name, shape, dtype, "pool", "fwd+bwd", t2["torch"], t2["ref"]),
-    ]
+    return timed_rows(name, shape, dtype, "pool", (torch_fwd, torch_fwd_bwd), (ref_fwd, ref_fwd_bwd), args)
 
 
 def norm_rows(np, torch, refimpl, case, dtype, args) -> list[Row]:
@@ -396,12 +402,7 @@ def norm_rows(np, torch, refimpl, case, dtype, args) -> list[Row]:
         bwd_ref(gout, x, w, b, **cfg)
 
     shape = "x " + "x".join(map(str, xshape)) + (f", over {normalized_shape}" if normalized_shape else ", training")
-    t1 = time_alternating({"torch": torch_fwd, "ref": ref_fwd}, args.repeat, args.min_time)
-    t2 = time_alternating({"torch": torch_fwd_bwd, "ref": ref_fwd_bwd}, args.repeat, args.min_time)
-    return [
-        Row(name, shape, dtype, "norm", "fwd", t1["torch"], t1["ref"]),
-        Row(name, shape, dtype, "norm", "fwd+bwd", t2["torch"], t2["ref"]),
-    ]
+    return timed_rows(name, shape, dtype, "norm", (torch_fwd, torch_fwd_bwd), (ref_fwd, ref_fwd_bwd), args)
 
 
 def act_rows(np, torch, refimpl, case, dtype, args) -> list[Row]:
@@ -450,12 +451,7 @@ def act_rows(np, torch, refimpl, case, dtype, args) -> list[Row]:
     kind = "loss" if is_loss else "act"
     described = ", ".join(f"{k}={v}" for k, v in cfg.items())
     shape_text = "x".join(map(str, shape)) + (f", {described}" if described else "")
-    t1 = time_alternating({"torch": torch_fwd, "ref": ref_fwd}, args.repeat, args.min_time)
-    t2 = time_alternating({"torch": torch_fwd_bwd, "ref": ref_fwd_bwd}, args.repeat, args.min_time)
-    return [
-        Row(name, shape_text, dtype, kind, "fwd", t1["torch"], t1["ref"]),
-        Row(name, shape_text, dtype, kind, "fwd+bwd", t2["torch"], t2["ref"]),
-    ]
+    return timed_rows(name, shape_text, dtype, kind, (torch_fwd, torch_fwd_bwd), (ref_fwd, ref_fwd_bwd), args)
 
 
 def upsample_rows(np, torch, refimpl, case, dtype, args) -> list[Row]:
@@ -506,12 +502,7 @@ def upsample_rows(np, torch, refimpl, case, dtype, args) -> list[Row]:
     # conv_transpose2d's flops are those of the conv2d it is the adjoint of
     flops = 2.0 * x.size * w.shape[1] * w.shape[2] * w.shape[3] if op == "conv_transpose2d" else None
     kind = "convT" if op == "conv_transpose2d" else "adaptive"
-    t1 = time_alternating({"torch": torch_fwd, "ref": ref_fwd}, args.repeat, args.min_time)
-    t2 = time_alternating({"torch": torch_fwd_bwd, "ref": ref_fwd_bwd}, args.repeat, args.min_time)
-    return [
-        Row(name, shape, dtype, kind, "fwd", t1["torch"], t1["ref"], flops),
-        Row(name, shape, dtype, kind, "fwd+bwd", t2["torch"], t2["ref"], flops and 3 * flops),
-    ]
+    return timed_rows(name, shape, dtype, kind, (torch_fwd, torch_fwd_bwd), (ref_fwd, ref_fwd_bwd), args, flops)
 
 
 def conv_backward_memory(np, refimpl, fast, case, dtype) -> dict:

@@ -59,17 +59,25 @@ def softmax(x: np.ndarray, *, dim: int) -> np.ndarray:
     return _softmax(_as_1d_if_0d(x), axis).reshape(x.shape)
 
 
+def _backward_operands(grad_output, x, dim) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Both backwards' checked operands: ``(s, g, axis)``, s = softmax(x) along ``dim`` (a 0-d x and g as 1-d);
+    None for an empty x (nothing to compute)."""
+    axis = _check_x_dim(x, dim)
+    check_grad_output(grad_output, x.shape, x.dtype)
+    if x.size == 0:
+        return None
+    return _softmax(_as_1d_if_0d(x), axis), _as_1d_if_0d(grad_output), axis
+
+
 def softmax_backward(grad_output: np.ndarray, x: np.ndarray, *, dim: int) -> np.ndarray:
     """Gradient of ``softmax`` w.r.t. ``x`` (the Jacobian diag(s) - s s^T applied to g).
 
         grad_x = s * (g - sum_j g_j s_j),    s = softmax(x, dim), the sum along dim
     """
-    axis = _check_x_dim(x, dim)
-    check_grad_output(grad_output, x.shape, x.dtype)
-    if x.size == 0:
+    operands = _backward_operands(grad_output, x, dim)
+    if operands is None:
         return np.empty_like(x)
-    s = _softmax(_as_1d_if_0d(x), axis)
-    g = _as_1d_if_0d(grad_output)
+    s, g, axis = operands
     return (s * (g - np.sum(g * s, axis=axis, keepdims=True))).reshape(x.shape)
 
 
@@ -89,10 +97,8 @@ def log_softmax_backward(grad_output: np.ndarray, x: np.ndarray, *, dim: int) ->
 
         grad_x = g - softmax(x, dim) * sum_j g_j     (the sum along dim)
     """
-    axis = _check_x_dim(x, dim)
-    check_grad_output(grad_output, x.shape, x.dtype)
-    if x.size == 0:
+    operands = _backward_operands(grad_output, x, dim)
+    if operands is None:
         return np.empty_like(x)
-    s = _softmax(_as_1d_if_0d(x), axis)
-    g = _as_1d_if_0d(grad_output)
+    s, g, axis = operands
     return (g - s * np.sum(g, axis=axis, keepdims=True)).reshape(x.shape)

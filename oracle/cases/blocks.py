@@ -9,6 +9,7 @@ events. Each op's own strategy lives with its record in its family module.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,21 +29,36 @@ SMALL_SIDE = 4
 # --------------------------------------------------------------------------- building blocks
 
 
+def reused(factory):
+    """The strategy ``factory(*args)`` made once per distinct arguments and reused (as Hypothesis' own ``cacheable``).
+
+    Strategies are immutable, and the op strategies call these factories inside every draw: a fresh object
+    would be validated (and its properties computed) again at each draw, a large share of the drawing time.
+    The draws themselves do not change.
+    """
+    return functools.lru_cache(maxsize=None)(factory)
+
+
+
+@reused
 def dtypes() -> st.SearchStrategy[str]:
     """A dtype name of the contract: ``"float64"`` or ``"float32"`` (shrinks to float64)."""
     return st.sampled_from(DTYPES)
 
 
+@reused
 def seeds() -> st.SearchStrategy[int]:
     """A seed for ``Case.arrays()``: an integer in ``[0, 2**32 - 1]``."""
     return st.integers(0, 2**32 - 1)
 
 
+@reused
 def pairs(min_value: int, max_value: int) -> st.SearchStrategy[tuple[int, int]]:
     """An ``(h, w)`` pair of Python ints, each drawn independently from ``[min_value, max_value]``."""
     return st.tuples(st.integers(min_value, max_value), st.integers(min_value, max_value))
 
 
+@reused
 def sometimes(strategy: st.SearchStrategy, one_in: int = 4) -> st.SearchStrategy:
     """``None`` most of the time; a value of ``strategy`` about once in ``one_in`` draws.
 
@@ -69,10 +85,16 @@ def recipes(weights: dict[str, int]) -> st.SearchStrategy[str]:
         raise ValueError(f"unknown value recipes {sorted(unknown)}; known: {', '.join(RECIPES)}")
     if not weights or min(weights.values()) < 1:
         raise ValueError(f"recipe weights must be a non-empty mapping to positive ints, got {weights!r}")
-    names = [name for name, w in weights.items() for _ in range(w)]
+    return _weighted(tuple(weights.items()))
+
+
+@reused
+def _weighted(weights: tuple[tuple[str, int], ...]) -> st.SearchStrategy[str]:
+    names = tuple(name for name, w in weights for _ in range(w))
     return st.integers(0, len(names) - 1).map(names.__getitem__)
 
 
+@reused
 def reductions() -> st.SearchStrategy[str]:
     """A loss reduction: ``"mean"``, ``"sum"`` or ``"none"`` (shrinks to mean)."""
     return st.sampled_from(("mean", "sum", "none"))
@@ -218,6 +240,7 @@ def geometry_of(case: Case) -> Geometry:
     )
 
 
+@reused
 def spatial_sizes(kernel: int, padding: int, dilation: int, max_side: int) -> st.SearchStrategy[int]:
     """An input length along one axis that fits at least one window: ``size + 2p >= d(k-1) + 1``.
 
@@ -229,6 +252,7 @@ def spatial_sizes(kernel: int, padding: int, dilation: int, max_side: int) -> st
     return st.integers(low, max(low, max_side))
 
 
+@reused
 @st.composite
 def _input_hw(draw, kernel, padding, dilation, max_side) -> tuple[int, int]:
     return tuple(draw(spatial_sizes(kernel[a], padding[a], dilation[a], max_side)) for a in (0, 1))
@@ -256,6 +280,7 @@ def _label_geometry(op: str, g: Geometry) -> None:
         _label(f"{op}: h/w differ")
 
 
+@reused
 def _small_shapes(min_dims: int, max_dims: int) -> st.SearchStrategy[tuple[int, ...]]:
     """A shape of ``min_dims``-``max_dims`` dimensions, each 1-``SMALL_SIDE``."""
     return array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=1, max_side=SMALL_SIDE)

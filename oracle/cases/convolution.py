@@ -13,7 +13,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from oracle.case import Case
-from oracle.cases.blocks import Geometry, _dtype_strategy, _input_hw, _label, _label_geometry, pairs, seeds
+from oracle.cases.blocks import Geometry, _dtype_strategy, _input_hw, _label, _label_geometry, pairs, reused, seeds
 from oracle.cases.mistake import Mistake, _axes, mistakes
 from oracle.cases.record import OpSpec, _differs, _no, _pair
 from refimpl.arguments import check_grad_output, window_count
@@ -59,6 +59,7 @@ SPECS: list[OpSpec] = [
 # --------------------------------------------------------------------------- strategy
 
 
+@reused
 @st.composite
 def conv_geometry(draw, max_side: int = CONV_MAX_SIDE) -> Geometry:
     """The window geometry of a ``conv2d`` call, each axis drawn independently.
@@ -76,6 +77,7 @@ def conv_geometry(draw, max_side: int = CONV_MAX_SIDE) -> Geometry:
     return Geometry(input_hw, kernel, stride, padding, dilation)
 
 
+@reused
 @st.composite
 def conv_channels(draw, max_groups: int = 4, max_per_group: int = 3) -> tuple[int, int, int]:
     """``(groups, in_channels, out_channels)``: groups 1-``max_groups``, each group 1-``max_per_group`` channels in and out."""

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from oracle.case import Case
 from oracle.cases.blocks import (
-    Geometry, _dtype_strategy, _input_hw, _label, _label_geometry, _values, pairs, recipes, seeds, sometimes,
+    Geometry, _dtype_strategy, _input_hw, _label, _label_geometry, _values, pairs, recipes, reused, seeds, sometimes,
     spatial_sizes,
 )
 from oracle.cases.mistake import Mistake, _axes, _validated, mistakes
@@ -78,6 +78,7 @@ SPECS: list[OpSpec] = [
 # --------------------------------------------------------------------------- strategies
 
 
+@reused
 def pool_geometry(kind: str, max_side: int = POOL_MAX_SIDE) -> st.SearchStrategy[Geometry]:
     """The window geometry of a ``max_pool2d`` (``kind="max"``) or ``avg_pool2d`` (``kind="avg"``) call.
 
@@ -139,6 +140,7 @@ def _label_pool_geometry(op: str, g: Geometry) -> None:
         _label("pool: default stride")
 
 
+@reused
 def _pool_batch() -> st.SearchStrategy[tuple[int, int]]:
     """(N, C) of a pooling input: 1-3 each."""
     return st.tuples(st.integers(1, 3), st.integers(1, 3))

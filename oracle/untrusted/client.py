@@ -236,7 +236,7 @@ class _Worker:
         for reply in replies:
             if not isinstance(reply, dict) or type(reply.get("a")) is not int or not 0 <= reply["a"] <= len(arrays):
                 raise protocol.ProtocolError("a malformed reply")
-            self.replies.append((reply, arrays[reply["a"]:] if reply["a"] else arrays))
+            self.replies.append((reply, arrays[reply["a"]:]))
         return self.replies.popleft()
 
     def ended(self) -> _Exit | None:

@@ -480,9 +480,10 @@ def _replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", nargs="?", default=None, metavar="FILE",
                         help="corpus file (default: the corpus shipped with bpcheck, oracle/data/corpus.npz)")
     parser.add_argument("--ops", nargs="+", choices=list(SPECS), metavar="OP", help="replay only these ops (default: all)")
-    from oracle.verify import add_sandbox_argument  # noqa: PLC0415
+    from oracle.verify import add_device_argument, add_sandbox_argument  # noqa: PLC0415
 
     add_sandbox_argument(parser)
+    add_device_argument(parser)
 
 
 def _run_replay(args: argparse.Namespace) -> int:
@@ -492,8 +493,13 @@ def _run_replay(args: argparse.Namespace) -> int:
     except CorpusError as exc:
         print(f"bpcheck replay: error: {exc}", file=sys.stderr)
         return 2
-    from oracle.verify import resolve_sandbox  # noqa: PLC0415
+    from oracle.verify import resolve_device, resolve_sandbox  # noqa: PLC0415
 
+    try:
+        resolve_device(args.module, args.device)
+    except ValueError as exc:
+        print(f"bpcheck replay: error: {exc}", file=sys.stderr)
+        return 2
     try:
         impl = Implementation.load(args.module, sandbox=resolve_sandbox(args.sandbox, "replay"))
     except LoadError as exc:

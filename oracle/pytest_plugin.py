@@ -45,7 +45,15 @@ def pytest_addoption(parser):
         default="refimpl",
         metavar="MODULE",
         help="implementation under test: a module (package.module) or a .py file implementing the contract "
-        "(default: refimpl); it is imported and called only in a worker process of its own",
+        "(default: refimpl), or torch:MODULE for a module of torch ops (gradients by torch autograd); it is "
+        "imported and called only in a worker process of its own",
+    )
+    group.addoption(
+        "--device",
+        choices=("cpu", "cuda"),
+        default=None,
+        help="where the ops of a torch:MODULE implementation run (default: cpu, $BPCHECK_DEVICE); cuda without a "
+        "GPU stops the session with exit 2",
     )
     group.addoption(
         "--shrink-time",
@@ -109,7 +117,13 @@ def impl(request):
     from oracle.implementation import Implementation, LoadError  # noqa: PLC0415
     from oracle.untrusted.client import sandbox_unavailable  # noqa: PLC0415
 
+    from oracle.verify import resolve_device  # noqa: PLC0415
+
     target = request.config.getoption("--impl")
+    try:
+        resolve_device(target, request.config.getoption("--device"))
+    except ValueError as exc:
+        pytest.exit(f"--impl={target}: {exc}", returncode=2)
     sandbox = request.config.getoption("--sandbox")
     if sandbox and sandbox_unavailable():
         warnings.warn(f"--sandbox unavailable, running without it: {sandbox_unavailable()}", stacklevel=1)

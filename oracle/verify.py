@@ -130,6 +130,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML to FILE")
     add_sandbox_argument(parser)
+    add_device_argument(parser)
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device``, shared by the subcommands that run an implementation."""
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help="where the ops of a torch:MODULE implementation run (default: cpu, $BPCHECK_DEVICE); "
+                        "cuda without a GPU stops the run with exit 2, having checked nothing")
+
+
+def resolve_device(target: str, device: str | None) -> None:
+    """Send a ``torch:`` implementation's ops to ``device`` (its workers inherit ``BPCHECK_DEVICE``).
+
+    ValueError, naming the reason, for a device an implementation of NumPy functions cannot use, or CUDA where
+    there is none: a CUDA check that silently ran on the CPU would be a verdict about something else.
+    """
+    from oracle.untrusted import native  # noqa: PLC0415
+
+    device = device or os.environ.get("BPCHECK_DEVICE")
+    if not device:
+        return
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"--device / BPCHECK_DEVICE must be cpu or cuda, got {device!r}")
+    if device != "cpu" and not native.is_native(target):
+        raise ValueError(f"--device {device} applies to torch:MODULE implementations only; {target} is NumPy code")
+    if device == "cuda":
+        from oracle.torch_oracle import cuda_available  # noqa: PLC0415
+
+        if not cuda_available():
+            raise ValueError("--device cuda: torch.cuda.is_available() is False on this machine, nothing was checked")
+    os.environ["BPCHECK_DEVICE"] = device
 
 
 def add_sandbox_argument(parser: argparse.ArgumentParser) -> None:
@@ -449,6 +480,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         ops = parse_ops(args.ops)
         config = resolve_settings(args)
+        resolve_device(args.module, args.device)
     except ValueError as exc:
         return _fail_usage(str(exc))
     dtypes = list(DTYPES) if args.dtype == "both" else [args.dtype]

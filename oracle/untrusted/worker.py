@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from oracle.untrusted import protocol
+from oracle.untrusted import native, protocol
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -150,7 +150,12 @@ def _init(worker: int, status_fd: int) -> None:
 
 
 def load(target: str):
-    """Import ``target``: a dotted module name, or a path to a ``.py`` file."""
+    """Import ``target``: a dotted module name, or a path to a ``.py`` file; ``torch:`` before either names a module
+    of torch ops, seen through ``oracle.untrusted.native`` as the contract's NumPy functions."""
+    if native.is_native(target):
+        from oracle.ops import SPECS  # noqa: PLC0415 - which inputs each op differentiates
+
+        return native.adapt(load(native.module_of(target)), SPECS)
     path = Path(target)
     if target.endswith(".py") or path.is_file():
         if not path.is_file():
@@ -300,7 +305,8 @@ def serve(channel: socket.socket, target: str, names: list[str]) -> None:
     try:
         module = load(target)
     except BaseException as exc:  # noqa: BLE001 - any failure to load, SystemExit included, is reported as one line
-        is_file = target.endswith(".py") or Path(target).is_file()
+        plain = native.module_of(target) if native.is_native(target) else target
+        is_file = plain.endswith(".py") or Path(plain).is_file()
         what = f"importing {target} failed" if is_file else f"cannot import {target!r}"
         message = str(exc) if isinstance(exc, ImportError) and str(exc).startswith("no such file") else (
             f"{what}: {type(exc).__name__}: {exc}")

@@ -1,0 +1,156 @@
+"""``torch:MODULE``: a module of torch ops checked as it is, its gradients taken by torch autograd (issue 13, section 1).
+
+The adapter (``oracle.untrusted.native``) is tested in this process on purpose-built torch ops for what only the
+native side can see; the whole path (worker, checks, verdicts, diagnosis) through ``bpcheck verify`` and
+``pytest --impl`` on the examples in ``examples/native/``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from oracle.cli import main
+from oracle.ops import SPECS
+from oracle.torch_oracle import cuda_available
+from oracle.untrusted import native
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "native"
+ROOT = EXAMPLES.parent.parent
+
+
+def _adapted(**ops):
+    return native.adapt(types.SimpleNamespace(**ops), SPECS)
+
+
+def test_backward_is_torch_autograd_through_the_op():
+    impl = _adapted(relu=torch.relu, linear=torch.nn.functional.linear)
+    x = np.array([[-1.0, 2.0, 0.5]])
+    w = np.arange(6.0).reshape(2, 3)
+    g = np.array([[1.0, -2.0]])
+    gx, gw, gb = impl.linear_backward(g, x, w, None)
+    np.testing.assert_array_equal(gx, g @ w)
+    np.testing.assert_array_equal(gw, g.T @ x)
+    assert gb is None
+    np.testing.assert_array_equal(impl.relu_backward(np.ones(3), np.array([-1.0, 0.0, 2.0])), [0.0, 0.0, 1.0])
+    assert impl.relu(np.array([-1.0], np.float32)).dtype == np.float32
+
+
+def test_a_module_backward_of_its_own_is_ignored():
+    def relu_backward(g, x):  # what autograd runs is what is checked, not a NumPy backward next to it
+        return np.full_like(x, 42.0)
+
+    impl = native.adapt(types.SimpleNamespace(relu=torch.relu, relu_backward=relu_backward), SPECS)
+    assert impl.relu_backward(np.ones(2), np.array([1.0, -1.0])).tolist() == [1.0, 0.0]
+    assert not hasattr(impl, "conv2d")
+
+
+def test_an_input_the_output_does_not_use_gets_zeros():
+    impl = _adapted(linear=lambda x, w, b=None: x @ w.T)  # the bias is dropped: autograd's gradient of it is "unused"
+    _, _, gb = impl.linear_backward(np.ones((1, 2)), np.ones((1, 3)), np.ones((2, 3)), np.ones(2))
+    np.testing.assert_array_equal(gb, np.zeros(2))
+
+
+def test_a_result_that_is_not_a_tensor_is_named():
+    impl = _adapted(relu=lambda x: x.detach().numpy())
+    with pytest.raises(TypeError, match="relu must return a torch.Tensor, got numpy.ndarray"):
+        impl.relu(np.ones(2))
+    with pytest.raises(TypeError, match="relu must return a torch.Tensor"):
+        impl.relu_backward(np.ones(2), np.ones(2))
+
+
+def test_an_output_cut_from_the_graph_is_named():
+    impl = _adapted(relu=lambda x: torch.relu(x).detach())
+    with pytest.raises(RuntimeError, match="cut from the autograd graph"):
+        impl.relu_backward(np.ones(2), np.ones(2))
+
+
+def test_a_result_on_another_device_is_named():
+    impl = _adapted(relu=lambda x: torch.relu(x).to("meta"))
+    with pytest.raises(TypeError, match="relu returned a tensor on meta, the inputs were on cpu"):
+        impl.relu(np.ones(2))
+
+
+def test_a_gradient_of_the_wrong_dtype_is_refused():
+    class Relu(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x.clamp(min=0)
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return (g * (x > 0)).float()  # float32 for a float64 input: torch casts it back, or we say so
+
+    impl = _adapted(relu=Relu.apply)
+    got = impl.relu_backward(np.ones(2), np.array([1.0, -1.0]))
+    assert got.dtype == np.float64 and got.tolist() == [1.0, 0.0]
+
+
+def test_integer_inputs_stay_integer():
+    seen = {}
+
+    def conv2d(x, weight, bias=None, **config):
+        seen["dtypes"] = (x.dtype, weight.dtype)
+        return torch.nn.functional.conv2d(x, weight, bias, **config)
+
+    impl = _adapted(conv2d=conv2d)
+    impl.conv2d(np.ones((1, 1, 2, 2), np.float32), np.ones((1, 1, 1, 1), np.float32), None)
+    assert seen["dtypes"] == (torch.float32, torch.float32)
+    assert native._tensor(torch, np.array([1, 2]), "cpu").dtype == torch.int64
+
+
+def test_functional_passes_every_check_in_both_dtypes(capsys):
+    assert main(["verify", f"torch:{EXAMPLES / 'functional.py'}", "--profile", "ci", "--examples", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "FAIL" not in out and "not implemented" not in out.split("OK:")[-1].split("pass")[0]
+
+
+def test_a_custom_function_that_is_right_passes(capsys):
+    target = f"torch:{EXAMPLES / 'conv2d_function.py'}"
+    assert main(["verify", target, "--profile", "ci", "--examples", "15", "--ops", "conv2d"]) == 0
+    assert "FAIL" not in capsys.readouterr().out
+
+
+def test_a_custom_function_with_a_classic_mistake_is_caught_and_named(capsys):
+    target = f"torch:{EXAMPLES / 'conv2d_function_buggy.py'}"
+    assert main(["verify", target, "--profile", "ci", "--examples", "40", "--ops", "conv2d", "--dtype", "float64",
+                 "--shrink-time", "20"]) == 1
+    out = capsys.readouterr().out
+    assert "conv_grad_x_stride_not_dilated" in out
+
+
+def test_pytest_impl_takes_a_torch_module():
+    target = f"torch:{EXAMPLES / 'conv2d_function_buggy.py'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-x", str(ROOT / "tests" / "test_properties.py"),
+         f"--impl={target}", "-k", "conv2d and backward and float64"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "BPCHECK_PROFILE": "ci"},
+    )
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "grad_x" in done.stdout
+
+
+@pytest.mark.skipif(cuda_available(), reason="this machine has CUDA: the refusal is for machines without one")
+def test_device_cuda_without_a_gpu_checks_nothing_and_says_so(capsys):
+    assert main(["verify", f"torch:{EXAMPLES / 'functional.py'}", "--device", "cuda"]) == 2
+    assert "torch.cuda.is_available() is False" in capsys.readouterr().err
+
+
+def test_device_is_for_torch_modules_only(capsys):
+    assert main(["verify", "refimpl", "--device", "cuda"]) == 2
+    assert "torch:MODULE implementations only" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not cuda_available(), reason="no CUDA device here (torch.cuda.is_available() is False)")
+def test_functional_passes_on_cuda(capsys):
+    assert main(["verify", f"torch:{EXAMPLES / 'functional.py'}", "--profile", "ci", "--examples", "10",
+                 "--device", "cuda"]) == 0

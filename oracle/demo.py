@@ -454,7 +454,7 @@ NETWORKS = {
             "  on the same batch (float64), each relative to its term scale (accuracies: batch_norm on each set's "
             "own statistics)"
         ),
-        defaults={"epochs": 3, "lr": 0.5, "batch_size": 16, "samples": 320, "noise": 0.1},
+        defaults={"epochs": 4, "lr": 0.2, "batch_size": 16, "samples": 320, "noise": 0.1},
         min_batch=2,
         make_data=lambda n, rng, noise: make_strokes(n, rng, noise=noise),
         init=lambda rng: lenet.init(rng, len(STROKE_CLASSES)),

@@ -413,3 +413,43 @@ def fd_error(noise: float, step: float, truncation: float = 0.0) -> float:
     if not math.isfinite(noise):
         return 0.0  # a non-finite forward is judged by the forward check, not widened here
     return NOISE_SIGMAS * noise / step + 2.0 * truncation
+
+
+# --------------------------------------------------------------------------- a whole network's gradient (bpcheck demo)
+
+#: the largest deviation of a whole network's float64 gradient from torch autograd's, per tensor, relative to the
+#: largest term scale of that tensor (see ``chain_rounding``): sqrt(u), the line of the imprecise band ("Three
+#: outcomes" above), 1.05e-8: far above the chain's rounding (~1e-11 for the demo's LeNet), far below a wrong rule
+NETWORK_GRADIENT_BOUND = math.sqrt(UNIT_ROUNDOFF["float64"])
+
+
+def chain_rounding(fan_ins: list[int], amplification: float = 1.0) -> float:
+    """The rounding bound of a chain of backward rules in float64, relative to the gradients' term scales.
+
+    A backward rule is linear in its ``grad_output`` g: ``grad_input = J^T g``. Its term
+    scale is ``|J|^T |g|`` (``oracle.magnitudes``: the rule on magnitudes), and float64
+    makes it err by at most ``rho(n) |J|^T |g|`` on its own (``rho``, fan-in ``n``) plus
+    ``|J|^T |e|`` for an error ``e`` already in g. Run the whole backward on magnitudes,
+    ``M_k = |J_k|^T M_{k+1}`` from ``M = |dL/dlogits|`` (``|g_k| <= M_k`` all along), and by
+    induction the error of every gradient is within ``sum_k rho(n_k) M`` of its exact value;
+    torch's float64 autograd sums the same terms, so the two differ by at most twice that.
+    The Jacobians are also evaluated at two slightly different forward passes: a relative
+    perturbation of each of them of the forward's rounding (``rho`` of the forward's fan-in,
+    no more than the backward's), magnified by ``amplification``: 1 for linear maps, routes
+    and masks (ReLU, max-pool: the same in both, except within rounding of a kink or a tie,
+    of probability ~1e-13 per element on continuous data); for batch_norm the ratio of its
+    input's term scale to its standard deviation (a perturbation ``d`` of ``x`` moves ``xhat``
+    by ``d inv_std``). So
+
+        |ours - torch| <= (2 + amplification) * sum_k rho(float64, n_k) * M
+
+    ``NETWORK_GRADIENT_BOUND`` (sqrt(u)) sits far above this (the demo's tests check it
+    on their networks' fan-ins) and far below a wrong rule, which is off by a whole term:
+    ``>= 1e-4`` of the term scale on O(1) values (see "Three outcomes" above; the demo's
+    tests run wrong rules through it).
+    """
+    if not fan_ins or min(fan_ins) < 1:
+        raise ValueError(f"fan_ins must be a non-empty list of positive fan-ins, got {fan_ins!r}")
+    if not (math.isfinite(amplification) and amplification >= 1):
+        raise ValueError(f"amplification must be a finite number >= 1, got {amplification!r}")
+    return (2 + amplification) * sum(rho("float64", n) for n in fan_ins)

@@ -40,8 +40,9 @@ from refimpl.activations import tanh, tanh_backward, leaky_relu, leaky_relu_back
 from refimpl.softmax import softmax, softmax_backward, log_softmax, log_softmax_backward
 from refimpl.losses import cross_entropy, cross_entropy_backward, mse_loss, mse_loss_backward
 
-# --- the worked network ---
+# --- the worked networks: the derivation's (15 parameters) and a LeNet-style CNN with batch_norm ---
 from refimpl import network
+from refimpl import lenet
 
 __all__ = [
     "conv2d", "conv2d_backward", "conv2d_backward_by_derivation",
@@ -57,7 +58,7 @@ __all__ = [
     "tanh", "tanh_backward", "leaky_relu", "leaky_relu_backward", "gelu", "gelu_backward",
     "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "cross_entropy", "cross_entropy_backward", "mse_loss", "mse_loss_backward",
-    "network", "CONTRACT",
+    "network", "lenet", "CONTRACT",
 ]
 
 CONTRACT = (

@@ -1,4 +1,4 @@
-"""Kernels where they live: a torch module's ops, called as the contract's NumPy functions, in the worker.
+"""Kernels where they live: a torch or JAX module's ops, called as the contract's NumPy functions, in the worker.
 
 ``bpcheck verify torch:MODULE`` (and ``pytest --impl torch:MODULE``, ``bpcheck
 replay torch:MODULE``) checks a module whose contract ops take and return torch
@@ -21,6 +21,13 @@ tensor, a tensor on another device, an output cut from the autograd graph (no
 device. Inputs are made on ``BPCHECK_DEVICE`` (``cpu`` by default; the
 ``--device`` option of ``bpcheck verify`` and pytest sets it), with the case's
 dtype; integer arrays (class indices) stay integer (``torch.long``).
+
+``jax:MODULE`` is the same for a module of JAX functions (a ``custom_vjp``, a
+Pallas kernel, ``jax.nn`` itself): ``NAME_backward`` is ``jax.vjp`` through
+the op, float64 enabled (``jax_enable_x64``) before the module is imported.
+Each (op, configuration, which inputs are None) gets one ``jax.jit`` of its
+forward and one of its VJP, so XLA compiles once per shape and configuration
+and every later case of that shape reuses it.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ import numpy as np
 
 #: the prefix of a target whose ops are torch functions
 PREFIX = "torch:"
+#: the prefix of a target whose ops are JAX functions
+JAX_PREFIX = "jax:"
 
 
 def device() -> str:
@@ -40,12 +49,17 @@ def device() -> str:
 
 
 def is_native(target: str) -> bool:
-    return target.startswith(PREFIX)
+    return target.startswith((PREFIX, JAX_PREFIX))
+
+
+def framework(target: str) -> str | None:
+    """``torch``, ``jax`` or None (NumPy functions) for a target."""
+    return "torch" if target.startswith(PREFIX) else "jax" if target.startswith(JAX_PREFIX) else None
 
 
 def module_of(target: str) -> str:
-    """The module (dotted name or ``.py`` path) of a ``torch:MODULE`` target."""
-    return target[len(PREFIX):]
+    """The module (dotted name or ``.py`` path) of a ``torch:MODULE`` or ``jax:MODULE`` target."""
+    return target.split(":", 1)[1] if is_native(target) else target
 
 
 def _torch():
@@ -144,4 +158,103 @@ def adapt(module, specs) -> types.SimpleNamespace:
             continue
         functions[spec.name] = forward(torch, op, spec.name)
         functions[spec.backward_name] = backward(torch, op, spec.name, spec.inputs, spec.differentiable)
+    return types.SimpleNamespace(**functions)
+
+
+# --------------------------------------------------------------------------- JAX
+
+
+def jax_setup():
+    """jax with float64 enabled: to be called before the module under test is imported."""
+    import jax  # noqa: PLC0415 - only a jax: target needs it
+
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+def _static_key(config: dict) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in config.items()))
+
+
+def _jax_array(jax, t, what: str) -> np.ndarray:
+    if not isinstance(t, jax.Array):
+        raise TypeError(f"{what} must return a jax.Array, got {type(t).__module__}.{type(t).__qualname__}")
+    return np.asarray(t)
+
+
+def jax_forward(jax, op, name: str):
+    """The contract's NumPy forward ``name`` of the JAX op ``op``, jitted once per configuration."""
+    compiled: dict = {}
+
+    def run(*arrays, **config):
+        present = tuple(a is not None for a in arrays)
+        key = (present, _static_key(config))
+        if key not in compiled:
+            def call(*given, _present=present, _config=config):
+                it = iter(given)
+                return op(*[next(it) if p else None for p in _present], **_config)
+
+            compiled[key] = jax.jit(call)
+        return _jax_array(jax, compiled[key](*[np.asarray(a) for a in arrays if a is not None]), name)
+
+    run.__name__ = name
+    return run
+
+
+def jax_backward(jax, op, name: str, inputs: tuple[str, ...], differentiable: tuple[str, ...]):
+    """The contract's ``NAME_backward``: ``jax.vjp`` through ``op``, jitted once per configuration."""
+    what = f"{name}_backward"
+    compiled: dict = {}
+
+    def run(grad_output, *arrays, **config):
+        present = tuple(a is not None for a in arrays)
+        wanted = tuple(i for i, input_name in enumerate(inputs[: len(arrays)]) if input_name in differentiable and present[i])
+        key = (present, _static_key(config))
+        if key not in compiled:
+            def vjp(g, *given, _present=present, _wanted=wanted, _config=config):
+                full = list(given)
+
+                def of_differentiable(*diff):
+                    args = list(full)
+                    for i, d in zip(_wanted, diff):
+                        args[i] = d
+                    return op(*args, **_config)
+
+                out, pullback = jax.vjp(of_differentiable, *[full[i] for i in _wanted])
+                return pullback(g.astype(out.dtype) if hasattr(out, "dtype") else g)
+
+            def call(g, *given, _present=present):
+                it = iter(given)
+                return vjp(g, *[next(it) if p else None for p in _present])
+
+            compiled[key] = jax.jit(call)
+        grads = compiled[key](np.asarray(grad_output), *[np.asarray(a) for a in arrays if a is not None])
+        by_index = dict(zip(wanted, grads))
+        results = []
+        for i, input_name in enumerate(inputs):
+            if input_name not in differentiable:
+                continue
+            if i >= len(arrays) or arrays[i] is None:
+                results.append(None)
+                continue
+            g = _jax_array(jax, by_index[i], f"{what} ({input_name})")
+            if g.dtype != np.asarray(arrays[i]).dtype:
+                raise TypeError(f"{what}: the gradient of {input_name} has dtype {g.dtype}, the input {np.asarray(arrays[i]).dtype}")
+            results.append(g)
+        return results[0] if len(results) == 1 else tuple(results)
+
+    run.__name__ = what
+    return run
+
+
+def adapt_jax(module, specs) -> types.SimpleNamespace:
+    """As ``adapt``, for a module of JAX functions."""
+    jax = jax_setup()
+    functions = {}
+    for spec in specs.values():
+        op = getattr(module, spec.name, None)
+        if not callable(op):
+            continue
+        functions[spec.name] = jax_forward(jax, op, spec.name)
+        functions[spec.backward_name] = jax_backward(jax, op, spec.name, spec.inputs, spec.differentiable)
     return types.SimpleNamespace(**functions)

@@ -150,11 +150,14 @@ def _init(worker: int, status_fd: int) -> None:
 
 
 def load(target: str):
-    """Import ``target``: a dotted module name, or a path to a ``.py`` file; ``torch:`` before either names a module
-    of torch ops, seen through ``oracle.untrusted.native`` as the contract's NumPy functions."""
+    """Import ``target``: a dotted module name, or a path to a ``.py`` file; ``torch:`` or ``jax:`` before either names
+    a module of torch or JAX ops, seen through ``oracle.untrusted.native`` as the contract's NumPy functions."""
     if native.is_native(target):
         from oracle.ops import SPECS  # noqa: PLC0415 - which inputs each op differentiates
 
+        if native.framework(target) == "jax":
+            native.jax_setup()  # float64 on before the module makes any array
+            return native.adapt_jax(load(native.module_of(target)), SPECS)
         return native.adapt(load(native.module_of(target)), SPECS)
     path = Path(target)
     if target.endswith(".py") or path.is_file():

@@ -30,6 +30,10 @@ TORCH = {
     "flatten": lambda x: torch.flatten(x, 1),
     "binary_cross_entropy": F.binary_cross_entropy,
     "binary_cross_entropy_with_logits": F.binary_cross_entropy_with_logits,
+    "softmax": F.softmax,
+    "log_softmax": F.log_softmax,
+    "cross_entropy": F.cross_entropy,
+    "mse_loss": F.mse_loss,
 }
 
 CONFIG_KEYS = {
@@ -42,6 +46,10 @@ CONFIG_KEYS = {
     "flatten": set(),
     "binary_cross_entropy": {"reduction"},
     "binary_cross_entropy_with_logits": {"reduction"},
+    "softmax": {"dim"},
+    "log_softmax": {"dim"},
+    "cross_entropy": {"reduction"},
+    "mse_loss": {"reduction"},
 }
 
 SHAPE_KEYS = {
@@ -49,6 +57,8 @@ SHAPE_KEYS = {
     "linear": ["x", "weight", "bias", "grad_output"],
     "binary_cross_entropy": ["input", "target", "grad_output"],
     "binary_cross_entropy_with_logits": ["input", "target", "grad_output"],
+    "cross_entropy": ["input", "target", "grad_output"],
+    "mse_loss": ["input", "target", "grad_output"],
 }
 
 FAST = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -65,7 +75,7 @@ def _forward(case: Case, *, requires_grad: bool = False):
     inputs = list(tensors.values())
     if requires_grad:
         for t in inputs:
-            if t is not None:
+            if t is not None and t.is_floating_point():  # class indices are not differentiated
                 t.requires_grad_(True)
     # the declared shape: a 0-d grad_output must stay 0-d (see test_arrays_have_the_declared_shapes)
     grad_output = grad_output.reshape(case.shapes["grad_output"])
@@ -108,15 +118,18 @@ def test_torch_accepts_every_case(op):
         assert out.dtype == getattr(torch, case.dtype)
         out.backward(grad_output)
         for t in inputs:
-            if t is not None:
+            if t is not None and t.is_floating_point():
                 assert t.grad is not None and t.grad.shape == t.shape
+            elif t is not None:
+                assert t.dtype == torch.long and t.grad is None
 
     check()
 
 
 @pytest.mark.parametrize("op", sorted(S.CASES))
 def test_arrays_have_the_declared_shapes(op):
-    """``Case.arrays()`` builds every array with exactly its declared shape and the case's dtype (0-d included)."""
+    """``Case.arrays()`` builds every array with exactly its declared shape and the case's dtype (0-d included),
+    class indices int64 whatever the case's dtype."""
 
     @settings(max_examples=20, deadline=None, database=None)
     @given(S.CASES[op]())
@@ -126,7 +139,8 @@ def test_arrays_have_the_declared_shapes(op):
             assert (a is None) == (shape is None)
             if a is not None:
                 assert a.shape == shape, f"{name}: declared {shape}, built {a.shape}"
-                assert a.dtype == np.dtype(case.dtype)
+                assert a.dtype == case.dtype_of(name)
+                assert a.dtype == (np.int64 if case.values.get(name) == "class_indices" else np.dtype(case.dtype))
 
     check()
 

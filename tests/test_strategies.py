@@ -325,7 +325,32 @@ CORNERS = {
         lambda c: c.values.get("target") == "soft" and c.config["reduction"] == "sum",
     ),
     "float32": ("conv2d", lambda c: c.dtype == "float32"),
+    "softmax: 4-d along a negative dim": ("softmax", lambda c: len(c.shapes["x"]) == 4 and c.config["dim"] < 0),
+    "softmax: 3-d along dim 0": ("softmax", lambda c: len(c.shapes["x"]) == 3 and c.config["dim"] == 0),
+    "softmax: 1-d": ("softmax", lambda c: len(c.shapes["x"]) == 1),
+    "softmax: |x| >= 1e4, float32": ("softmax", lambda c: c.dtype == "float32" and (np.abs(c.arrays()["x"]) >= 1e4).any()),
+    "softmax: tie at the maximum": ("softmax", lambda c: _tie_at_max(c.arrays()["x"], c.config["dim"])),
+    "log_softmax: 4-d along a negative dim": ("log_softmax", lambda c: len(c.shapes["x"]) == 4 and c.config["dim"] < 0),
+    "log_softmax: |x| >= 1e4": ("log_softmax", lambda c: (np.abs(c.arrays()["x"]) >= 1e4).any()),
+    "log_softmax: tie at the maximum": ("log_softmax", lambda c: _tie_at_max(c.arrays()["x"], c.config["dim"])),
+    "cross_entropy: |z| >= 1e4": ("cross_entropy", lambda c: (np.abs(c.arrays()["input"]) >= 1e4).any()),
+    "cross_entropy: C = 1": ("cross_entropy", lambda c: c.shapes["input"][1] == 1),
+    "cross_entropy: N = 1, C > 1": ("cross_entropy", lambda c: c.shapes["input"][0] == 1 and c.shapes["input"][1] > 1),
+    "cross_entropy: mean, N > 1, C > 1": (
+        "cross_entropy", lambda c: c.config["reduction"] == "mean" and min(c.shapes["input"]) > 1),
+    "cross_entropy: sum": ("cross_entropy", lambda c: c.config["reduction"] == "sum"),
+    "cross_entropy: none, N > 1": ("cross_entropy", lambda c: c.config["reduction"] == "none" and c.shapes["input"][0] > 1),
+    "cross_entropy: float32 with an int64 target": (
+        "cross_entropy", lambda c: c.dtype == "float32" and c.arrays()["target"].dtype == np.int64),
+    "mse_loss: mean": ("mse_loss", lambda c: c.config["reduction"] == "mean" and len(c.shapes["input"]) > 1),
+    "mse_loss: sum": ("mse_loss", lambda c: c.config["reduction"] == "sum"),
+    "mse_loss: none, 3-d": ("mse_loss", lambda c: c.config["reduction"] == "none" and len(c.shapes["input"]) == 3),
+    "mse_loss: input == target somewhere": ("mse_loss", lambda c: (lambda a: (a["input"] == a["target"]).any())(c.arrays())),
 }
+
+
+def _tie_at_max(x: np.ndarray, dim: int) -> bool:
+    return bool(((x == x.max(axis=dim, keepdims=True)).sum(axis=dim) > 1).any())
 
 
 @pytest.mark.parametrize("corner", sorted(CORNERS))

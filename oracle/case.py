@@ -28,7 +28,8 @@ class Case:
     gradient last as ``grad_output``) to its shape, or to ``None`` for an
     optional argument left out (``bias=None``). ``values`` names the recipe of
     ``oracle.values`` that fills each array (e.g. ``{"x": "ties"}``); arrays not
-    named there are ``"normal"``.
+    named there are ``"normal"``. An index recipe (``"class_indices"``) gives
+    int64 whatever ``dtype`` is (``dtype_of``): ``with_(dtype=...)`` keeps it int64.
     """
 
     op: str
@@ -49,8 +50,12 @@ class Case:
             if shape is None:
                 out[name] = None
             else:
-                out[name] = values.make(self.values.get(name, "normal"), shape, np.dtype(self.dtype), rng)
+                out[name] = values.make(self.values.get(name, "normal"), shape, np.dtype(self.dtype), rng, self.shapes)
         return out
+
+    def dtype_of(self, name: str) -> np.dtype:
+        """The dtype of the case's array ``name``: the case's ``dtype``, or int64 for class indices."""
+        return values.dtype_of(self.values.get(name, "normal"), self.dtype)
 
     def arrays(self) -> dict[str, np.ndarray | None]:
         """Fresh copies of every array of the case (callers may hand them to untrusted code)."""
@@ -66,8 +71,10 @@ class Case:
         """Python lines that rebuild this exact call, for a bug report."""
         shapes = ", ".join(f"{k}={v}" for k, v in self.shapes.items())
         config = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+        own = ", ".join(f"{k} {self.dtype_of(k)}" for k, v in self.shapes.items()
+                        if v is not None and self.dtype_of(k) != np.dtype(self.dtype))
         return (
-            f"op={self.op} dtype={self.dtype} config: {config or '(defaults)'}\n"
+            f"op={self.op} dtype={self.dtype}{f' ({own})' if own else ''} config: {config or '(defaults)'}\n"
             f"shapes: {shapes}   values: {self.values or 'normal'}   seed={self.seed}\n"
             f"rebuild: from oracle.case import Case; case = {self!r}; arrays = case.arrays()"
         )

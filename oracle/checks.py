@@ -291,6 +291,11 @@ def _forward_failed_first(spec: OpSpec, case: Case, base: dict, f_base) -> Verdi
                    f"fix the forward (its row) first")
 
 
+def _float64_unless_index(a: np.ndarray | None) -> np.ndarray | None:
+    """``a`` as float64 for finite differences; integer arrays (class indices) as they are: never perturbed."""
+    return a if a is None or a.dtype.kind in "iub" else a.astype(np.float64)
+
+
 def _fd_steps(h: float) -> list[float]:
     """The points of a central difference at ``h`` along a direction; with a step other than the quiet one, also at
     2h, so that the truncation can be measured."""
@@ -335,7 +340,7 @@ def finite_differences(impl: Implementation, spec: OpSpec, case: Case) -> Verdic
     case = fd_case(spec, case)
     arrays = case.arrays()
     grad_output = arrays["grad_output"]
-    base = {k: (None if v is None else v.astype(np.float64)) for k, v in arrays.items()}
+    base = {k: _float64_unless_index(v) for k, v in arrays.items()}
     g64 = base["grad_output"]
     rng = np.random.default_rng(case.seed ^ 0x5EED)
     noise_rng = np.random.default_rng(case.seed ^ 0x401E)

@@ -189,9 +189,9 @@ def _read_case(archive, record: dict) -> StoredCase:
             arrays[name] = None
             continue
         a = archive[f"{cid}/{name}"]
-        if a.shape != tuple(shape) or a.dtype != np.dtype(case.dtype):
+        if a.shape != tuple(shape) or a.dtype != case.dtype_of(name):  # class indices stay int64 in a float32 case
             raise CorpusError(
-                f"corrupt corpus: case {cid} array {name} is {a.dtype}{list(a.shape)}, its recipe says {case.dtype}{list(shape)}"
+                f"corrupt corpus: case {cid} array {name} is {a.dtype}{list(a.shape)}, its recipe says {case.dtype_of(name)}{list(shape)}"
             )
         arrays[name] = a
     output = archive[f"{cid}/expected/output"]

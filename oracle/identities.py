@@ -10,6 +10,11 @@ max_pool2d   each output gradient lands on exactly one input: sum(dL/dX) = sum(G
 flatten      dL/dX = reshape(G, X.shape)
 binary_cross_entropy
              sigmoid_backward(bce_backward(1, sigmoid(z), y)) = (sigmoid(z) - y) / N   (the A2 - Y collapse)
+softmax      dL/dX sums to 0 along dim (the softmax's rows sum to 1 whatever x is)
+log_softmax  dL/dX = G - softmax(X) * sum(G) along dim, which sums to 0 along dim
+cross_entropy
+             dL/dZ = (softmax(Z) - onehot(target)) * g_n (g / N for 'mean'), which sums to 0 over each row's classes
+mse_loss     dL/dX = 2 (X - Y) G (/ numel for 'mean')
 """
 
 from __future__ import annotations
@@ -167,11 +172,93 @@ def bce_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
     return _verdict(spec, case, [(identity, d_z2, collapsed, tolerances.for_sum(case.dtype, 8, collapsed))])
 
 
+def _softmax64(x: np.ndarray, dim: int) -> np.ndarray:
+    """torch's float64 softmax of ``x`` (the oracle's, not the implementation's)."""
+    torch = torch_oracle._torch()
+    return torch.softmax(torch.tensor(np.asarray(x, np.float64)), dim=dim).numpy()
+
+
+def _gradient_terms(spec: OpSpec, case: Case, a: dict, name: str) -> np.ndarray | None:
+    scales = magnitudes.backward(spec.name, a, case.config).get(name)
+    return None if scales is None else scales[0]
+
+
+def _sums_to_zero(case: Case, fan_in: int, what: str, grad: np.ndarray, axis: int, terms: np.ndarray | None):
+    """``(identity, sum of grad along axis, 0, tolerance)``: the gradient's elements each within their own terms,
+    so their sum within the sum of those."""
+    total = np.asarray(grad, np.float64).sum(axis=axis)
+    zero = np.zeros_like(total)
+    scale = None if terms is None else np.asarray(terms, np.float64).sum(axis=axis)
+    return (f"{what} sums to 0 along axis {axis}", total, zero, tolerances.for_sum(case.dtype, fan_in, zero, scale=scale))
+
+
+def _like(case: Case, fan_in: int, identity: str, got: np.ndarray, expected: np.ndarray, terms: np.ndarray | None):
+    return (identity, got, expected, tolerances.for_sum(case.dtype, fan_in, expected, scale=terms))
+
+
+@_identity()
+def softmax_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
+    a = case.arrays()
+    gx = run_backward(impl, spec, a["grad_output"], a, case)
+    terms = _gradient_terms(spec, case, a, "x")
+    return _verdict(spec, case, [_sums_to_zero(case, spec.fan_in(case), "grad_x", gx, case.config["dim"], terms)])
+
+
+@_identity()
+def log_softmax_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
+    a = case.arrays()
+    dim = case.config["dim"]
+    gx = run_backward(impl, spec, a["grad_output"], a, case)
+    g = a["grad_output"].astype(np.float64)
+    expected = g - _softmax64(a["x"], dim) * g.sum(axis=dim, keepdims=True)
+    terms = _gradient_terms(spec, case, a, "x")
+    fan_in = spec.fan_in(case)
+    return _verdict(spec, case, [
+        _like(case, fan_in, "grad_x == G - softmax(X) * sum(G) along dim", gx, expected, terms),
+        _sums_to_zero(case, fan_in, "grad_x", gx, dim, terms),
+    ])
+
+
+@_identity()
+def cross_entropy_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
+    a = case.arrays()
+    z, target = a["input"], a["target"]
+    n, c = z.shape
+    gz = run_backward(impl, spec, a["grad_output"], a, case)
+    g = a["grad_output"].astype(np.float64)
+    reduction = case.config["reduction"]
+    weight = g.reshape(-1, 1) if reduction == "none" else g.reshape(1, 1) / (n if reduction == "mean" else 1)
+    expected = (_softmax64(z, 1) - np.eye(c)[target]) * weight
+    terms = _gradient_terms(spec, case, a, "input")
+    fan_in = spec.fan_in(case)
+    return _verdict(spec, case, [
+        _like(case, fan_in, "grad_input == (softmax(input) - onehot(target)) * g_n (g / N for 'mean')", gz, expected, terms),
+        _sums_to_zero(case, fan_in, "grad_input", gz, 1, terms),
+    ])
+
+
+@_identity()
+def mse_loss_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
+    a = case.arrays()
+    x, y = a["input"].astype(np.float64), a["target"].astype(np.float64)
+    gx = run_backward(impl, spec, a["grad_output"], a, case)
+    expected = 2 * (x - y) * a["grad_output"].astype(np.float64)
+    if case.config["reduction"] == "mean":
+        expected = expected / x.size
+    terms = _gradient_terms(spec, case, a, "input")
+    return _verdict(spec, case, [_like(case, spec.fan_in(case), "grad_input == 2 (input - target) G (/ numel for 'mean')",
+                                       gx, expected, terms)])
+
+
 IDENTITIES = {
     "conv2d": conv2d_identities,
     "linear": linear_identities,
     "max_pool2d": max_pool2d_identities,
     "flatten": flatten_identities,
     "binary_cross_entropy": bce_identities,
+    "softmax": softmax_identities,
+    "log_softmax": log_softmax_identities,
+    "cross_entropy": cross_entropy_identities,
+    "mse_loss": mse_loss_identities,
 }
 assert set(IDENTITIES) <= set(SPECS)

@@ -213,6 +213,93 @@ def _bce_logits_backward(a, cfg):
     return {"input": (_per_element(g, t, reduction), _per_element(g, t + 1, reduction))}
 
 
+# --------------------------------------------------------------------------- softmax and its losses
+
+
+def _log_softmax_terms(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(s, e)`` along ``axis``: the softmax ``s`` and the log-softmax's term scale ``e = 1 + |x| + |m| + log sum``.
+
+    ``log_softmax = x - m - log sum_j exp(x_j - m)`` adds the terms ``x``, ``m`` and ``log sum`` (``>= 0``, the
+    maximum's own term is 1) in some order: ``x - m`` first (torch), ``x - (m + log sum)`` (a logsumexp), or
+    without the shift; the 1 covers the log's own ulps and the sum's ``gamma_C`` (``log(sum (1 + d)) = log sum + d``).
+    ``s = exp(log_softmax)`` carries that absolute error as a relative one: ``s e``.
+    """
+    m = np.max(x, axis=axis, keepdims=True)
+    z = np.exp(x - m)
+    total = np.sum(z, axis=axis, keepdims=True)
+    return z / total, 1 + np.abs(x) + np.abs(m) + np.log(total)
+
+
+def _softmax_forward(a, cfg):
+    """``s = exp(x - m) / sum``: right to ``u s e`` (``_log_softmax_terms``), each exponent off by ``u e``."""
+    s, e = _log_softmax_terms(a["x"], cfg["dim"])
+    return _same(s * e)
+
+
+def _softmax_backward(a, cfg):
+    """``s (g - sum_j g_j s_j)`` (torch), or the Jacobian ``diag(s) - s s^T`` applied to ``g``: terms ``s_i |g_i|``
+    and ``s_i sum_j |g_j| s_j``; each ``s`` off by ``u s e`` adds ``s_i e_i (|g_i| + sum_j |g_j| s_j)`` and
+    ``s_i sum_j |g_j| s_j e_j``: ``s_i ((1 + e_i)(|g_i| + S) + sum_j |g_j| s_j e_j)``, ``S = sum_j |g_j| s_j``."""
+    axis = cfg["dim"]
+    s, e = _log_softmax_terms(a["x"], axis)
+    g = np.abs(a["grad_output"])
+    total = np.sum(g * s, axis=axis, keepdims=True)
+    carried = np.sum(g * s * e, axis=axis, keepdims=True)
+    return {"x": _same(s * ((1 + e) * (g + total) + carried))}
+
+
+def _log_softmax_forward(a, cfg):
+    """``x - m - log sum``: terms ``e = 1 + |x| + |m| + log sum`` (``_log_softmax_terms``)."""
+    return _same(_log_softmax_terms(a["x"], cfg["dim"])[1])
+
+
+def _log_softmax_backward(a, cfg):
+    """``g - s sum_j g_j`` (torch; or ``g - exp(log_softmax) sum g``): terms ``|g_i| + s_i sum_j |g_j|``, and ``s``
+    off by ``u s e``: ``|g_i| + s_i (1 + e_i) sum_j |g_j|``."""
+    axis = cfg["dim"]
+    s, e = _log_softmax_terms(a["x"], axis)
+    g = np.abs(a["grad_output"])
+    return {"x": _same(g + s * (1 + e) * np.sum(g, axis=axis, keepdims=True))}
+
+
+def _picked(a: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``a[n, target_n]`` per row (the target's float64 copy holds exact small integers)."""
+    return a[np.arange(a.shape[0]), target.astype(np.int64)]
+
+
+def _cross_entropy_forward(a, cfg):
+    """``loss_n = log sum_c exp(z_nc - m_n) + m_n - z_n,t``: the log-softmax's terms at the target,
+    ``1 + |z_t| + |m| + log sum`` (``_log_softmax_terms``), summed over the rows for 'sum' and 'mean' (/ N)."""
+    _, e = _log_softmax_terms(a["input"], 1)
+    return _same(_reduced(_picked(e, a["target"]), cfg["reduction"]))
+
+
+def _cross_entropy_backward(a, cfg):
+    """``(softmax - onehot) w_n``, ``w_n = g / N`` ('mean'), ``g`` ('sum'), ``g_n`` ('none'): terms ``|w_n| (s + [c = t])``,
+    ``s`` off by ``u s e``: ``|w_n| (s (1 + e) + [c = t])``; the same for the log-softmax backward of ``-w onehot``."""
+    z, target = a["input"], a["target"]
+    s, e = _log_softmax_terms(z, 1)
+    onehot = np.zeros_like(z)
+    onehot[np.arange(z.shape[0]), target.astype(np.int64)] = 1
+    g = np.abs(a["grad_output"])
+    reduction = cfg["reduction"]
+    w = g.reshape(-1, 1) if reduction == "none" else g.reshape(1, 1) / (z.shape[0] if reduction == "mean" else 1)
+    return {"input": _same(w * (s * (1 + e) + onehot))}
+
+
+def _mse_forward(a, cfg):
+    """``d^2``, ``d = x - y`` off by ``u (|x| + |y|)``: ``d^2 + 2 |d| (|x| + |y|)``, reduced."""
+    x, y = a["input"], a["target"]
+    d = np.abs(x - y)
+    return _same(_reduced(d * d + 2 * d * (np.abs(x) + np.abs(y)), cfg["reduction"]))
+
+
+def _mse_backward(a, cfg):
+    """``2 (x - y) g`` (/ numel for 'mean'): terms ``2 |g| (|x| + |y|)`` (the subtraction's)."""
+    x, y = a["input"], a["target"]
+    return {"input": _same(_per_element(a["grad_output"], 2 * (np.abs(x) + np.abs(y)), cfg["reduction"]))}
+
+
 # --------------------------------------------------------------------------- the table
 
 
@@ -234,6 +321,10 @@ RULES: dict[str, Rule] = {
     "flatten": Rule(_flatten_forward, _flatten_backward),
     "binary_cross_entropy": Rule(_bce_forward, _bce_backward),
     "binary_cross_entropy_with_logits": Rule(_bce_logits_forward, _bce_logits_backward),
+    "softmax": Rule(_softmax_forward, _softmax_backward),
+    "log_softmax": Rule(_log_softmax_forward, _log_softmax_backward),
+    "cross_entropy": Rule(_cross_entropy_forward, _cross_entropy_backward),
+    "mse_loss": Rule(_mse_forward, _mse_backward),
 }
 assert set(RULES) == set(SPECS), f"every op needs a term-scale rule: missing {set(SPECS) - set(RULES)}"
 

@@ -71,7 +71,8 @@ def run(
     """``(forward output, {name: gradient})`` of ``op`` computed by torch.
 
     ``inputs`` are the positional arrays in the op's order (``None`` for an
-    absent optional one). Gradients are returned for ``differentiable`` names,
+    absent optional one); an integer array (class indices) goes to torch as
+    ``torch.long``, whatever ``dtype`` is. Gradients are returned for ``differentiable`` names,
     ``None`` for an absent input; with no ``grad_output`` only the forward runs.
     """
     torch = _torch()
@@ -83,6 +84,9 @@ def run(
     for name, a in inputs.items():
         if a is None:
             tensors[name] = None
+            continue
+        if np.asarray(a).dtype.kind in "iu":  # class indices: torch.long whatever the float dtype, never differentiated
+            tensors[name] = torch.tensor(np.array(a, dtype=np.int64, copy=True), dtype=torch.long, device=device)
             continue
         t = torch.tensor(np.array(a, copy=True), dtype=tdtype, device=device)
         if grad_output is not None and name in differentiable:

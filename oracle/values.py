@@ -4,6 +4,12 @@ Each recipe targets one corner of the rules: exact ties (max-pool's tie rule),
 exact zeros (relu'(0)), guaranteed gaps (finite differences stay away from
 kinks), probabilities at exactly 0 and 1 and logits at +-1e4 (BCE's edges).
 
+Most recipes fill an array of the case's floating dtype. An *index* recipe
+(``INDEX_RECIPES``, e.g. ``"class_indices"``) always gives its own dtype
+(int64) whatever the case's, and reads the case's other shapes (the number of
+classes is the second side of ``input``): ``dtype_of`` says which dtype a
+recipe gives, ``make`` takes the case's shapes for it.
+
 ``GAP`` is the smallest distance a ``gapped`` array keeps between any two of its
 values and from zero; finite differences use steps far below it (see
 ``oracle.tolerances``), so no kink is crossed.
@@ -92,6 +98,17 @@ def _with_nan(shape, rng):
     return a
 
 
+def _class_indices(shape, rng, shapes):
+    """Class indices in [0, C), C = ``shapes["input"][1]`` (cross_entropy's (N, C) logits): one per target element."""
+    try:
+        classes = shapes["input"][1]
+    except (KeyError, IndexError, TypeError):
+        raise ValueError(f"the 'class_indices' recipe needs an input of shape (N, C) among the case's shapes, got {shapes}") from None
+    if classes < 1:
+        raise ValueError(f"the 'class_indices' recipe needs at least one class, got input shape {shapes['input']}")
+    return rng.integers(0, classes, size=shape)
+
+
 RECIPES: dict[str, Callable] = {
     "normal": _normal,
     "ones": _ones,
@@ -107,14 +124,30 @@ RECIPES: dict[str, Callable] = {
     "nan": _with_nan,
 }
 
+#: index recipes: name -> (fill(shape, rng, shapes), the dtype they always give, whatever the case's)
+INDEX_RECIPES: dict[str, tuple[Callable, np.dtype]] = {
+    "class_indices": (_class_indices, np.dtype(np.int64)),
+}
+
 #: recipes whose arrays keep finite differences away from every kink of every op
 FD_SAFE = frozenset({"gapped", "probabilities_safe", "binary", "soft", "logits"})
 
 
-def make(recipe: str, shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
-    """An array of ``shape`` and ``dtype`` filled by ``recipe`` from ``rng``."""
+def dtype_of(recipe: str, dtype: np.dtype | str) -> np.dtype:
+    """The dtype of an array filled by ``recipe`` in a case of ``dtype``: the case's, or an index recipe's own."""
+    return INDEX_RECIPES[recipe][1] if recipe in INDEX_RECIPES else np.dtype(dtype)
+
+
+def make(recipe: str, shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generator,
+         shapes: dict[str, tuple[int, ...] | None] | None = None) -> np.ndarray:
+    """An array of ``shape`` filled by ``recipe`` from ``rng``: of ``dtype``, or of an index recipe's own dtype
+    (int64; those read ``shapes``, the case's shape of every array)."""
+    if recipe in INDEX_RECIPES:
+        fill, own = INDEX_RECIPES[recipe]
+        return np.array(fill(tuple(shape), rng, shapes or {}), dtype=own, order="C").reshape(tuple(shape))
     try:
         fill = RECIPES[recipe]
     except KeyError:
-        raise ValueError(f"unknown value recipe {recipe!r}; known: {', '.join(RECIPES)}") from None
+        known = ", ".join([*RECIPES, *INDEX_RECIPES])
+        raise ValueError(f"unknown value recipe {recipe!r}; known: {known}") from None
     return np.array(fill(tuple(shape), rng), dtype=dtype, order="C").reshape(tuple(shape))

@@ -35,7 +35,7 @@ from refimpl.losses import (
 # --- normalization (not part of the contract: exported, but not in CONTRACT) ---
 from refimpl.normalization import batch_norm, batch_norm_backward, layer_norm, layer_norm_backward
 
-# --- more activations, softmax, losses (issue 12; not yet in CONTRACT: no oracle records for them yet) ---
+# --- more activations, softmax, losses (issue 12; softmax, log_softmax, cross_entropy, mse_loss are in CONTRACT) ---
 from refimpl.activations import tanh, tanh_backward, leaky_relu, leaky_relu_backward, gelu, gelu_backward
 from refimpl.softmax import softmax, softmax_backward, log_softmax, log_softmax_backward
 from refimpl.losses import cross_entropy, cross_entropy_backward, mse_loss, mse_loss_backward
@@ -64,4 +64,5 @@ __all__ = [
 CONTRACT = (
     "conv2d", "max_pool2d", "avg_pool2d", "linear", "relu", "sigmoid", "flatten",
     "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "softmax", "log_softmax", "cross_entropy", "mse_loss",
 )

@@ -30,6 +30,10 @@ TORCH = {
     "flatten": lambda x: torch.flatten(x, 1),
     "binary_cross_entropy": F.binary_cross_entropy,
     "binary_cross_entropy_with_logits": F.binary_cross_entropy_with_logits,
+    "softmax": F.softmax,
+    "log_softmax": F.log_softmax,
+    "cross_entropy": F.cross_entropy,
+    "mse_loss": F.mse_loss,
 }
 
 CONFIG_KEYS = {
@@ -42,6 +46,10 @@ CONFIG_KEYS = {
     "flatten": set(),
     "binary_cross_entropy": {"reduction"},
     "binary_cross_entropy_with_logits": {"reduction"},
+    "softmax": {"dim"},
+    "log_softmax": {"dim"},
+    "cross_entropy": {"reduction"},
+    "mse_loss": {"reduction"},
 }
 
 SHAPE_KEYS = {
@@ -49,6 +57,8 @@ SHAPE_KEYS = {
     "linear": ["x", "weight", "bias", "grad_output"],
     "binary_cross_entropy": ["input", "target", "grad_output"],
     "binary_cross_entropy_with_logits": ["input", "target", "grad_output"],
+    "cross_entropy": ["input", "target", "grad_output"],
+    "mse_loss": ["input", "target", "grad_output"],
 }
 
 FAST = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -65,7 +75,7 @@ def _forward(case: Case, *, requires_grad: bool = False):
     inputs = list(tensors.values())
     if requires_grad:
         for t in inputs:
-            if t is not None:
+            if t is not None and t.is_floating_point():  # class indices are not differentiated
                 t.requires_grad_(True)
     # the declared shape: a 0-d grad_output must stay 0-d (see test_arrays_have_the_declared_shapes)
     grad_output = grad_output.reshape(case.shapes["grad_output"])
@@ -108,15 +118,18 @@ def test_torch_accepts_every_case(op):
         assert out.dtype == getattr(torch, case.dtype)
         out.backward(grad_output)
         for t in inputs:
-            if t is not None:
+            if t is not None and t.is_floating_point():
                 assert t.grad is not None and t.grad.shape == t.shape
+            elif t is not None:
+                assert t.dtype == torch.long and t.grad is None
 
     check()
 
 
 @pytest.mark.parametrize("op", sorted(S.CASES))
 def test_arrays_have_the_declared_shapes(op):
-    """``Case.arrays()`` builds every array with exactly its declared shape and the case's dtype (0-d included)."""
+    """``Case.arrays()`` builds every array with exactly its declared shape and the case's dtype (0-d included),
+    class indices int64 whatever the case's dtype."""
 
     @settings(max_examples=20, deadline=None, database=None)
     @given(S.CASES[op]())
@@ -126,7 +139,8 @@ def test_arrays_have_the_declared_shapes(op):
             assert (a is None) == (shape is None)
             if a is not None:
                 assert a.shape == shape, f"{name}: declared {shape}, built {a.shape}"
-                assert a.dtype == np.dtype(case.dtype)
+                assert a.dtype == case.dtype_of(name)
+                assert a.dtype == (np.int64 if case.values.get(name) == "class_indices" else np.dtype(case.dtype))
 
     check()
 
@@ -311,7 +325,32 @@ CORNERS = {
         lambda c: c.values.get("target") == "soft" and c.config["reduction"] == "sum",
     ),
     "float32": ("conv2d", lambda c: c.dtype == "float32"),
+    "softmax: 4-d along a negative dim": ("softmax", lambda c: len(c.shapes["x"]) == 4 and c.config["dim"] < 0),
+    "softmax: 3-d along dim 0": ("softmax", lambda c: len(c.shapes["x"]) == 3 and c.config["dim"] == 0),
+    "softmax: 1-d": ("softmax", lambda c: len(c.shapes["x"]) == 1),
+    "softmax: |x| >= 1e4, float32": ("softmax", lambda c: c.dtype == "float32" and (np.abs(c.arrays()["x"]) >= 1e4).any()),
+    "softmax: tie at the maximum": ("softmax", lambda c: _tie_at_max(c.arrays()["x"], c.config["dim"])),
+    "log_softmax: 4-d along a negative dim": ("log_softmax", lambda c: len(c.shapes["x"]) == 4 and c.config["dim"] < 0),
+    "log_softmax: |x| >= 1e4": ("log_softmax", lambda c: (np.abs(c.arrays()["x"]) >= 1e4).any()),
+    "log_softmax: tie at the maximum": ("log_softmax", lambda c: _tie_at_max(c.arrays()["x"], c.config["dim"])),
+    "cross_entropy: |z| >= 1e4": ("cross_entropy", lambda c: (np.abs(c.arrays()["input"]) >= 1e4).any()),
+    "cross_entropy: C = 1": ("cross_entropy", lambda c: c.shapes["input"][1] == 1),
+    "cross_entropy: N = 1, C > 1": ("cross_entropy", lambda c: c.shapes["input"][0] == 1 and c.shapes["input"][1] > 1),
+    "cross_entropy: mean, N > 1, C > 1": (
+        "cross_entropy", lambda c: c.config["reduction"] == "mean" and min(c.shapes["input"]) > 1),
+    "cross_entropy: sum": ("cross_entropy", lambda c: c.config["reduction"] == "sum"),
+    "cross_entropy: none, N > 1": ("cross_entropy", lambda c: c.config["reduction"] == "none" and c.shapes["input"][0] > 1),
+    "cross_entropy: float32 with an int64 target": (
+        "cross_entropy", lambda c: c.dtype == "float32" and c.arrays()["target"].dtype == np.int64),
+    "mse_loss: mean": ("mse_loss", lambda c: c.config["reduction"] == "mean" and len(c.shapes["input"]) > 1),
+    "mse_loss: sum": ("mse_loss", lambda c: c.config["reduction"] == "sum"),
+    "mse_loss: none, 3-d": ("mse_loss", lambda c: c.config["reduction"] == "none" and len(c.shapes["input"]) == 3),
+    "mse_loss: input == target somewhere": ("mse_loss", lambda c: (lambda a: (a["input"] == a["target"]).any())(c.arrays())),
 }
+
+
+def _tie_at_max(x: np.ndarray, dim: int) -> bool:
+    return bool(((x == x.max(axis=dim, keepdims=True)).sum(axis=dim) > 1).any())
 
 
 @pytest.mark.parametrize("corner", sorted(CORNERS))

@@ -41,6 +41,7 @@ import numpy as np
 #: where refimpl's contract functions live, searched in order (the package first)
 _REFIMPL_MODULES = (
     "refimpl", "refimpl.convolution", "refimpl.pooling", "refimpl.dense", "refimpl.activations", "refimpl.losses",
+    "refimpl.softmax",
 )
 
 

@@ -38,5 +38,7 @@ COUNTERPARTS: dict[str, str] = {
         ("bce_log1mp", "binary_cross_entropy"),
         ("bce_logits_logaddexp", "binary_cross_entropy_with_logits"),
         ("bce_logits_rearranged", "binary_cross_entropy_with_logits"),
+        ("log_softmax_logsumexp", "log_softmax"),
+        ("cross_entropy_jacobian", "cross_entropy"),
     ]
 }

@@ -63,4 +63,5 @@ __all__ = [
 CONTRACT = (
     "conv2d", "max_pool2d", "avg_pool2d", "linear", "relu", "sigmoid", "flatten",
     "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "tanh", "leaky_relu", "gelu", "adaptive_avg_pool2d",
 )

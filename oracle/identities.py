@@ -10,6 +10,14 @@ max_pool2d   each output gradient lands on exactly one input: sum(dL/dX) = sum(G
 flatten      dL/dX = reshape(G, X.shape)
 binary_cross_entropy
              sigmoid_backward(bce_backward(1, sigmoid(z), y)) = (sigmoid(z) - y) / N   (the A2 - Y collapse)
+tanh         dL/dX = G (1 - t^2) with t = tanh(X) from the implementation's own forward
+leaky_relu   dL/dX = relu_backward(G, X) + slope (G - relu_backward(G, X));
+             with negative_slope = 0 it is relu_backward(G, X)
+gelu         gelu(x) - gelu(-x) = x in both forms (Phi(x) + Phi(-x) = 1, tanh is odd):
+             gelu_backward(G, X) + gelu_backward(G, -X) = G
+adaptive_avg_pool2d
+             each output's gradient is spread over its bin with weights summing to 1:
+             sum of dL/dX over H, W = sum of G over Ho, Wo (per plane)
 softmax      dL/dX sums to 0 along dim (the softmax's rows sum to 1 whatever x is)
 log_softmax  dL/dX = G - softmax(X) * sum(G) along dim, which sums to 0 along dim
 cross_entropy
@@ -250,12 +258,70 @@ def mse_loss_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdi
                                        gx, expected, terms)])
 
 
+@_identity("tanh")
+def tanh_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
+    a = case.arrays()
+    x, g = a["x"], a["grad_output"]
+    running = submit(impl, [backward_call(spec, g, a, case), ("tanh", [x], {})])
+    gx, t = running.result(0), np.asarray(running.result(1), np.float64)
+    expected = g.astype(np.float64) * (1 - t * t)
+    scale, naive = magnitudes.backward(spec.name, a, case.config)["x"]
+    tolerance = tolerances.for_pair(case.dtype, spec.fan_in(case), expected, scale=scale, naive_scale=naive)
+    return _verdict(spec, case, [("grad_x == G (1 - t^2), t = the implementation's tanh(X)", gx, expected, tolerance)])
+
+
+@_identity("relu_backward")
+def leaky_relu_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
+    a = case.arrays()
+    x, g = a["x"], a["grad_output"]
+    running = submit(impl, [backward_call(spec, g, a, case), backward_call(spec, g, a, case.with_(config={"negative_slope": 0.0})),
+                            ("relu_backward", [g, x], {})])
+    gx, gx0, relu = running.result(0), running.result(1), np.asarray(running.result(2), np.float64)
+    slope = case.config["negative_slope"]
+    g64 = g.astype(np.float64)
+    expected = relu + slope * (g64 - relu)
+    scale, naive = magnitudes.backward(spec.name, a, case.config)["x"]
+    return _verdict(spec, case, [
+        ("grad_x with negative_slope = 0 == relu_backward(G, X)", gx0, relu, _sum_of(case, 1, relu, np.abs(g64))),
+        ("grad_x == relu_backward(G, X) + slope (G - relu_backward(G, X))", gx, expected,
+         tolerances.for_sum(case.dtype, spec.fan_in(case), expected, scale=scale, naive_scale=naive)),
+    ])
+
+
+@_identity()
+def gelu_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
+    a = case.arrays()
+    x, g = a["x"], a["grad_output"]
+    running = submit(impl, [backward_call(spec, g, a, case), backward_call(spec, g, {**a, "x": -x}, case)])
+    total = np.asarray(running.result(0), np.float64) + np.asarray(running.result(1), np.float64)
+    expected = g.astype(np.float64)
+    scale, naive = magnitudes.backward(spec.name, a, case.config)["x"]  # the terms at x and at -x are the same
+    tolerance = tolerances.for_pair(case.dtype, spec.fan_in(case), expected, scale=2 * scale, naive_scale=2 * naive)
+    return _verdict(spec, case, [("gelu_backward(G, X) + gelu_backward(G, -X) == G", total, expected, tolerance)])
+
+
+@_identity()
+def adaptive_avg_pool2d_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
+    a = case.arrays()
+    gx = np.asarray(run_backward(impl, spec, a["grad_output"], a, case), np.float64)
+    g = a["grad_output"].astype(np.float64)
+    expected = g.sum(axis=(-2, -1))
+    h, w = a["x"].shape[-2:]
+    tolerance = _sum_of(case, spec.fan_in(case) + h * w + g.shape[-2] * g.shape[-1], expected, np.abs(g).sum(axis=(-2, -1)))
+    identity = "sum of grad_x over H, W == sum of G over Ho, Wo: each bin spreads its gradient with weights summing to 1"
+    return _verdict(spec, case, [(identity, gx.sum(axis=(-2, -1)), expected, tolerance)])
+
+
 IDENTITIES = {
     "conv2d": conv2d_identities,
     "linear": linear_identities,
     "max_pool2d": max_pool2d_identities,
     "flatten": flatten_identities,
     "binary_cross_entropy": bce_identities,
+    "tanh": tanh_identities,
+    "leaky_relu": leaky_relu_identities,
+    "gelu": gelu_identities,
+    "adaptive_avg_pool2d": adaptive_avg_pool2d_identities,
     "softmax": softmax_identities,
     "log_softmax": log_softmax_identities,
     "cross_entropy": cross_entropy_identities,

@@ -13,7 +13,7 @@ at most ``u T[i]``); ``Tn[i] >= T[i]`` is the same for the naive textbook
 formula, which also forms ``1 - p`` or ``1 + exp(-z)``: the scale of the
 imprecise band.
 
-Sums (conv2d, linear, avg_pool2d, flatten, relu, max_pool2d) are the op itself
+Sums (conv2d, linear, avg_pool2d, adaptive_avg_pool2d, flatten, relu, max_pool2d) are the op itself
 on absolute values, as Higham's bound has it: ``conv(|x|, |w|) + |b|``, the
 backward rules on ``|grad_output|`` with ``|x|``, ``|w|``; max-pool routes by
 the arg-max of ``x`` itself. They are computed by refimpl (pure NumPy, float64,
@@ -90,6 +90,14 @@ def _avg_backward(a, cfg):
     return {"x": _same(_reference().avg_pool2d_backward(_abs(a["grad_output"]), a["x"], **cfg))}
 
 
+def _adaptive_forward(a, cfg):
+    return _same(_reference().adaptive_avg_pool2d(_abs(a["x"]), **cfg))
+
+
+def _adaptive_backward(a, cfg):
+    return {"x": _same(_reference().adaptive_avg_pool2d_backward(_abs(a["grad_output"]), a["x"], **cfg))}
+
+
 def _max_forward(a, cfg):  # no arithmetic: the result is one of the inputs
     return _same(np.abs(_reference().max_pool2d(a["x"], **cfg)))
 
@@ -156,6 +164,87 @@ def _sigmoid_backward(a, cfg):
     where ``s`` rounds to 1, although the derivative is not."""
     s = _sigmoid(a["x"])
     return {"x": _same(np.abs(a["grad_output"]) * (s * (1 - s) + np.maximum(s, 1 - s) * np.abs(1 - 2 * s)))}
+
+
+def _tanh_forward(a, cfg):
+    """``|t|``: torch's tanh is right to ``u |t|``. Naive ``1 + |t|``: ``2 sigmoid(2x) - 1`` or
+    ``(e^2x - 1) / (e^2x + 1)`` add terms of size about 1 and cancel to ``t``, right to ``u`` absolute only."""
+    t = np.abs(np.tanh(a["x"]))
+    return t, 1 + t
+
+
+def _tanh_backward(a, cfg):
+    """torch: ``g (1 - t^2)``: terms ``1`` and ``t^2``, and ``t`` carrying ``u |t|`` propagated by ``d(t^2)/dt = 2t``:
+    ``|g| (1 + 3 t^2)``. At saturation this is ``2|g|``: torch's own ``1 - t^2`` is 0 where ``t`` rounds to +-1,
+    although the derivative ``4 e^(-2|x|)`` is not."""
+    t = np.tanh(a["x"])
+    return {"x": _same(np.abs(a["grad_output"]) * (1 + 3 * t * t))}
+
+
+def _leaky_relu_forward(a, cfg):
+    """``x`` or ``slope * x``: one product, ``|leaky_relu(x)|``."""
+    x = a["x"]
+    return _same(np.abs(np.where(x > 0, x, cfg["negative_slope"] * x)))
+
+
+def _leaky_relu_backward(a, cfg):
+    """``g`` or ``slope * g``: one product, ``|g|`` or ``|slope g|``."""
+    g = np.abs(a["grad_output"])
+    return {"x": _same(np.where(a["x"] > 0, g, abs(cfg["negative_slope"]) * g))}
+
+
+_SQRT_2_OVER_PI = np.sqrt(2 / np.pi)
+_KAPPA = 0.044715
+
+
+def _gelu_parts(x, approximate):
+    """``(P, t)``: the form's CDF factor, ``Phi(x)`` for 'none' (``t`` None) or ``0.5 (1 + t)`` for 'tanh' with
+    ``t = tanh(sqrt(2/pi) (x + kappa x^3))``."""
+    if approximate == "tanh":
+        t = np.tanh(_SQRT_2_OVER_PI * (x + _KAPPA * x**3))
+        return 0.5 * (1 + t), t
+    from refimpl.erf import erf  # noqa: PLC0415 - pure NumPy, loaded on first use
+
+    return 0.5 * (1 + erf(x / np.sqrt(2))), None
+
+
+def _phi(x):
+    return np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+
+
+def _gelu_forward(a, cfg):
+    """'none', torch: ``x * 0.5 * (1 + erf(x / sqrt2))``: ``1 + erf`` has terms ``1`` and ``|erf|``, so ``Phi`` is
+    right to ``u max(Phi, 1 - Phi)`` (absolute: ``-0.0`` where it rounds to 0, x < -8.4), and the rounding of
+    ``x / sqrt2`` moves it by ``u |x| phi(x)``: ``|x| (max(Phi, 1 - Phi) + |x| phi(x))``. (``0.5 x erfc(-x/sqrt2)``
+    has fewer terms: covered.)
+    'tanh': ``0.5 x (1 + t)``, ``t = tanh(sqrt(2/pi) (x + kappa x^3))``: terms ``|x| max(P, 1 - P)``,
+    ``P = 0.5 (1 + t)``, and the inner sum's terms ``sqrt(2/pi) (|x| + kappa |x|^3)`` propagated by
+    ``0.5 |x| (1 - t^2)``: ``|x| (max(P, 1 - P) + (1 - t^2) sqrt(2/pi) (|x| + kappa |x|^3))``."""
+    x = a["x"]
+    p, t = _gelu_parts(x, cfg["approximate"])
+    spread = np.maximum(p, 1 - p)
+    if t is None:
+        return _same(np.abs(x) * (spread + np.abs(x) * _phi(x)))
+    return _same(np.abs(x) * (spread + (1 - t * t) * _SQRT_2_OVER_PI * (np.abs(x) + _KAPPA * np.abs(x) ** 3)))
+
+
+def _gelu_backward(a, cfg):
+    """'none', torch: ``g (Phi(x) + x phi(x))``: ``Phi`` right to ``u (max(Phi, 1 - Phi) + |x| phi)`` (above);
+    ``x phi(x) = x exp(-x^2 / 2) / sqrt(2 pi)`` with ``x^2 / 2`` right to ``u x^2 / 2``, which ``exp`` turns into a
+    relative error ``u x^2 / 2`` (the tail term, right to a few ulps only for |x| ~ 10): ``|g| (max(Phi, 1 - Phi)
+    + |x| phi(x) (2 + x^2))``.
+    'tanh', torch: ``g (0.5 (1 + t) + 0.5 x (1 - t^2) b (1 + 3 kappa x^2))``, ``b = sqrt(2/pi)``: terms
+    ``0.5 (1 + |t|)`` and ``0.5 |x| (1 + t^2) b (1 + 3 kappa x^2)`` (``1 - t^2`` cancels at saturation), and ``t``
+    carrying ``u (|t| + (1 - t^2) b (|x| + kappa |x|^3))`` propagated by ``|d/dt| <= 0.5 + |x t| b (1 + 3 kappa x^2)``."""
+    x, g = a["x"], np.abs(a["grad_output"])
+    p, t = _gelu_parts(x, cfg["approximate"])
+    ax = np.abs(x)
+    if t is None:
+        return {"x": _same(g * (np.maximum(p, 1 - p) + ax * _phi(x) * (2 + x * x)))}
+    slope = _SQRT_2_OVER_PI * (1 + 3 * _KAPPA * x * x)
+    t_error = np.abs(t) + (1 - t * t) * _SQRT_2_OVER_PI * (ax + _KAPPA * ax**3)
+    terms = 0.5 * (1 + np.abs(t)) + 0.5 * ax * (1 + t * t) * slope + (0.5 + ax * np.abs(t) * slope) * t_error
+    return {"x": _same(g * terms)}
 
 
 # --------------------------------------------------------------------------- losses
@@ -325,6 +414,10 @@ RULES: dict[str, Rule] = {
     "log_softmax": Rule(_log_softmax_forward, _log_softmax_backward),
     "cross_entropy": Rule(_cross_entropy_forward, _cross_entropy_backward),
     "mse_loss": Rule(_mse_forward, _mse_backward),
+    "tanh": Rule(_tanh_forward, _tanh_backward),
+    "leaky_relu": Rule(_leaky_relu_forward, _leaky_relu_backward),
+    "gelu": Rule(_gelu_forward, _gelu_backward),
+    "adaptive_avg_pool2d": Rule(_adaptive_forward, _adaptive_backward),
 }
 assert set(RULES) == set(SPECS), f"every op needs a term-scale rule: missing {set(SPECS) - set(RULES)}"
 

@@ -55,6 +55,14 @@ def _sigmoid_tanh(a, cfg):
     return half + half * np.tanh(half * x)
 
 
+def _tanh_sigmoid(a, cfg):
+    x = a["x"]
+    one = x.dtype.type(1)
+    e = np.exp(-np.abs(2 * x))
+    s = np.where(x >= 0, one / (one + e), e / (one + e))
+    return 2 * s - one
+
+
 CATALOGUE = [
     Unstable("binary_cross_entropy", "forward", "-(y log p + (1 - y) log(1 - p))",
              "(y - 1) * log1p(-p) - y * log(p): log1p(-p) keeps the digits log(1 - p) loses for small p",
@@ -65,6 +73,10 @@ CATALOGUE = [
     Unstable("sigmoid", "forward", "0.5 + 0.5 tanh(x / 2)",
              "1 / (1 + exp(-x)) for x >= 0 and exp(x) / (1 + exp(x)) for x < 0: right to u relative everywhere",
              _sigmoid_tanh),
+    Unstable("tanh", "forward", "2 sigmoid(2x) - 1",
+             "np.tanh, or expm1(2x) / (expm1(2x) + 2) (odd-symmetric): right to u relative near 0, where 2 sigmoid(2x) - 1 "
+             "cancels terms of size 1",
+             _tanh_sigmoid),
     Unstable("sigmoid", "backward", "g s (1 - s) with an s right to u absolute only",
              "g * s * (1 - s) with s from the stable sigmoid (exp(-|x|) / (1 + exp(-|x|)) on the small side)"),
     Unstable("binary_cross_entropy", "backward", "g (-y / p + (1 - y) / (1 - p))",

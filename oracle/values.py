@@ -91,6 +91,19 @@ def _logits_wide(shape, rng):
     return a
 
 
+def _tails(shape, rng):
+    """Magnitudes log-uniform over [1e-6, 50] with random signs, and a sixth of them at +-10, +-20 or +-40.
+
+    Near 0, through the middle and far in the tails of the smooth activations: tanh saturates (rounds to
+    +-1 beyond |x| ~ 19 in float64, ~ 9 in float32), gelu's exp(-x^2/2) underflows (|x| > ~38 in float64,
+    ~ 14 in float32) and its 1 + erf(x/sqrt2) cancels to 0 (x < -8.4 in float64, -5.5 in float32).
+    """
+    a = np.exp(rng.uniform(np.log(1e-6), np.log(50.0), size=shape)) * rng.choice([-1.0, 1.0], size=shape)
+    pick = rng.random(shape) < 1 / 6
+    a[pick] = rng.choice([-40.0, -20.0, -10.0, 10.0, 20.0, 40.0], size=int(pick.sum()))
+    return a
+
+
 def _with_nan(shape, rng):
     """Normal values with a few NaNs (NaN propagation)."""
     a = rng.standard_normal(shape)
@@ -121,6 +134,7 @@ RECIPES: dict[str, Callable] = {
     "soft": _soft,
     "logits": _logits,
     "logits_wide": _logits_wide,
+    "tails": _tails,
     "nan": _with_nan,
 }
 

@@ -63,6 +63,7 @@ __all__ = [
 
 CONTRACT = (
     "conv2d", "max_pool2d", "avg_pool2d", "linear", "relu", "sigmoid", "flatten",
+    "tanh", "leaky_relu", "gelu", "adaptive_avg_pool2d",
     "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "softmax", "log_softmax", "cross_entropy", "mse_loss",
 )

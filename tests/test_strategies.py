@@ -30,6 +30,10 @@ TORCH = {
     "flatten": lambda x: torch.flatten(x, 1),
     "binary_cross_entropy": F.binary_cross_entropy,
     "binary_cross_entropy_with_logits": F.binary_cross_entropy_with_logits,
+    "tanh": torch.tanh,
+    "leaky_relu": F.leaky_relu,
+    "gelu": F.gelu,
+    "adaptive_avg_pool2d": F.adaptive_avg_pool2d,
     "softmax": F.softmax,
     "log_softmax": F.log_softmax,
     "cross_entropy": F.cross_entropy,
@@ -42,6 +46,10 @@ CONFIG_KEYS = {
     "avg_pool2d": {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"},
     "linear": set(),
     "relu": set(),
+    "tanh": set(),
+    "leaky_relu": {"negative_slope"},
+    "gelu": {"approximate"},
+    "adaptive_avg_pool2d": {"output_size"},
     "sigmoid": set(),
     "flatten": set(),
     "binary_cross_entropy": {"reduction"},
@@ -105,7 +113,7 @@ def test_torch_accepts_every_case(op):
         assert set(case.config) == CONFIG_KEYS[op]
         assert set(case.values) <= set(case.shapes) - {"grad_output"}
         for key, v in case.config.items():
-            if key in ("kernel_size", "padding", "dilation") or (key == "stride" and v is not None):
+            if key in ("kernel_size", "padding", "dilation", "output_size") or (key == "stride" and v is not None):
                 assert _is_pair(v), (key, v)
             elif key in ("ceil_mode", "count_include_pad"):
                 assert type(v) is bool
@@ -113,6 +121,10 @@ def test_torch_accepts_every_case(op):
                 assert type(v) is int and v >= 1
             elif key == "divisor_override":
                 assert v is None or (type(v) is int and v >= 1)
+            elif key == "negative_slope":
+                assert type(v) is float
+            elif key == "approximate":
+                assert v in ("none", "tanh")
         out, inputs, grad_output = _forward(case, requires_grad=True)
         assert tuple(out.shape) == case.shapes["grad_output"]
         assert out.dtype == getattr(torch, case.dtype)
@@ -265,6 +277,16 @@ def _conv_unused_rows(case: Case) -> bool:
     return (h + 2 * p - d * (k - 1) - 1) % s != 0
 
 
+def _adaptive_overlap(case: Case) -> bool:
+    """Two of torch's bins [floor(i H/Ho), ceil((i+1) H/Ho)) share an input row or column."""
+    for size, out in zip(case.shapes["x"][2:], case.config["output_size"]):
+        ends = [-((-(i + 1) * size) // out) for i in range(out)]
+        starts = [(i * size) // out for i in range(out)]
+        if any(starts[i + 1] < ends[i] for i in range(out - 1)) and out < size:
+            return True
+    return False
+
+
 CORNERS = {
     "conv2d: stride>1 & dilation>1": ("conv2d", lambda c: any(s > 1 and d > 1 for s, d in zip(c.config["stride"], c.config["dilation"]))),
     "conv2d: groups>1": ("conv2d", lambda c: c.config["groups"] > 1),
@@ -325,6 +347,26 @@ CORNERS = {
         lambda c: c.values.get("target") == "soft" and c.config["reduction"] == "sum",
     ),
     "float32": ("conv2d", lambda c: c.dtype == "float32"),
+    "tanh: saturated in float32": ("tanh", lambda c: c.dtype == "float32" and (np.abs(np.tanh(c.arrays()["x"])) == 1).any()),
+    "tanh: saturated in float64": ("tanh", lambda c: c.dtype == "float64" and (np.abs(np.tanh(c.arrays()["x"])) == 1).any()),
+    "tanh: |x| < 1e-3": ("tanh", lambda c: (np.abs(c.arrays()["x"]) < 1e-3).any()),
+    "leaky_relu: exact zeros, slope not 1": (
+        "leaky_relu", lambda c: c.config["negative_slope"] != 1 and (c.arrays()["x"] == 0).any()),
+    "leaky_relu: negative_slope 0": ("leaky_relu", lambda c: c.config["negative_slope"] == 0),
+    "leaky_relu: negative_slope 1": ("leaky_relu", lambda c: c.config["negative_slope"] == 1),
+    "leaky_relu: negative_slope < 0": ("leaky_relu", lambda c: c.config["negative_slope"] < 0),
+    "leaky_relu: negative_slope > 1": ("leaky_relu", lambda c: c.config["negative_slope"] > 1),
+    "gelu none: x <= -10": ("gelu", lambda c: c.config["approximate"] == "none" and (c.arrays()["x"] <= -10).any()),
+    "gelu tanh: x <= -10": ("gelu", lambda c: c.config["approximate"] == "tanh" and (c.arrays()["x"] <= -10).any()),
+    "gelu none: x >= 10": ("gelu", lambda c: c.config["approximate"] == "none" and (c.arrays()["x"] >= 10).any()),
+    "gelu tanh: |x| < 1e-3": ("gelu", lambda c: c.config["approximate"] == "tanh" and (np.abs(c.arrays()["x"]) < 1e-3).any()),
+    "gelu none: |x| < 1e-3": ("gelu", lambda c: c.config["approximate"] == "none" and (np.abs(c.arrays()["x"]) < 1e-3).any()),
+    "adaptive_avg_pool2d: overlapping bins": ("adaptive_avg_pool2d", _adaptive_overlap),
+    "adaptive_avg_pool2d: output larger than input": (
+        "adaptive_avg_pool2d", lambda c: any(o > s for s, o in zip(c.shapes["x"][2:], c.config["output_size"]))),
+    "adaptive_avg_pool2d: output 1x1": ("adaptive_avg_pool2d", lambda c: c.config["output_size"] == (1, 1)),
+    "adaptive_avg_pool2d: output equal to input": (
+        "adaptive_avg_pool2d", lambda c: c.config["output_size"] == c.shapes["x"][2:]),
     "softmax: 4-d along a negative dim": ("softmax", lambda c: len(c.shapes["x"]) == 4 and c.config["dim"] < 0),
     "softmax: 3-d along dim 0": ("softmax", lambda c: len(c.shapes["x"]) == 3 and c.config["dim"] == 0),
     "softmax: 1-d": ("softmax", lambda c: len(c.shapes["x"]) == 1),

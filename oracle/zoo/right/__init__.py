@@ -38,6 +38,10 @@ COUNTERPARTS: dict[str, str] = {
         ("bce_log1mp", "binary_cross_entropy"),
         ("bce_logits_logaddexp", "binary_cross_entropy_with_logits"),
         ("bce_logits_rearranged", "binary_cross_entropy_with_logits"),
+        ("tanh_sigmoid", "tanh"),
+        ("leaky_relu_maxmin", "leaky_relu"),
+        ("gelu_erfc", "gelu"),
+        ("adaptive_loops", "adaptive_avg_pool2d"),
         ("log_softmax_logsumexp", "log_softmax"),
         ("cross_entropy_jacobian", "cross_entropy"),
     ]

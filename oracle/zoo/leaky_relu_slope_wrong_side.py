@@ -1,0 +1,3 @@
+from oracle.zoo._mutant import build
+
+build(__name__, "leaky_relu_slope_wrong_side")

@@ -154,3 +154,46 @@ def test_device_is_for_torch_modules_only(capsys):
 def test_functional_passes_on_cuda(capsys):
     assert main(["verify", f"torch:{EXAMPLES / 'functional.py'}", "--profile", "ci", "--examples", "10",
                  "--device", "cuda"]) == 0
+
+
+# --------------------------------------------------------------------------- jax:MODULE
+
+jax_missing = pytest.mark.skipif(
+    __import__("importlib").util.find_spec("jax") is None,
+    reason="jax is not installed (pip install 'bpcheck[jax]'; .ci/run installs it)")
+
+
+@jax_missing
+def test_jax_ops_pass_every_check(capsys):
+    target = f"jax:{EXAMPLES / 'jax_functional.py'}"
+    assert main(["verify", target, "--profile", "ci", "--examples", "10", "--ops", "conv2d,linear,sigmoid"]) == 0
+    out = capsys.readouterr().out
+    assert "FAIL" not in out and "OK: 26 op/check/dtype results: 26 pass" in out
+
+
+@jax_missing
+def test_jax_custom_vjp_right_passes_and_buggy_is_named(capsys):
+    assert main(["verify", f"jax:{EXAMPLES / 'jax_custom_vjp.py'}", "--profile", "ci", "--examples", "20"]) == 0
+    capsys.readouterr()
+    assert main(["verify", f"jax:{EXAMPLES / 'jax_custom_vjp_buggy.py'}", "--profile", "ci", "--examples", "50",
+                 "--ops", "relu", "--dtype", "float64"]) == 1
+    assert "relu_grad_at_zero_one" in capsys.readouterr().out
+
+
+@jax_missing
+def test_jax_backward_is_the_vjp_and_keeps_the_dtype():
+    jax = native.jax_setup()
+    impl = native.adapt_jax(types.SimpleNamespace(linear=lambda x, w, b=None: x @ w.T), SPECS)
+    x = np.array([[1.0, 2.0]], np.float32)
+    w = np.array([[3.0, 4.0]], np.float32)
+    gx, gw, gb = impl.linear_backward(np.ones((1, 1), np.float32), x, w, None)
+    assert gx.dtype == np.float32 and gx.tolist() == [[3.0, 4.0]] and gw.tolist() == [[1.0, 2.0]] and gb is None
+    assert jax.config.jax_enable_x64
+    assert impl.linear(x.astype(np.float64), w.astype(np.float64)).dtype == np.float64
+
+
+@jax_missing
+def test_a_jax_result_that_is_not_an_array_is_named():
+    impl = native.adapt_jax(types.SimpleNamespace(relu=lambda x: [x]), SPECS)
+    with pytest.raises(TypeError, match="relu must return a jax.Array, got builtins.list"):
+        impl.relu(np.ones(2))

@@ -65,4 +65,5 @@ CONTRACT = (
     "conv2d", "max_pool2d", "avg_pool2d", "linear", "relu", "sigmoid", "flatten",
     "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "softmax", "log_softmax", "cross_entropy", "mse_loss",
+    "conv1d", "conv3d", "conv_transpose2d",
 )

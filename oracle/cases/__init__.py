@@ -22,12 +22,12 @@ from __future__ import annotations
 from typing import Callable
 
 from oracle.case import Case
-from oracle.cases import activations, convolution, dense, heads, losses, pooling, softmax
+from oracle.cases import activations, convolution, convolution_nd, dense, heads, losses, pooling, softmax, transposed
 from oracle.cases.mistake import Mistake
 from oracle.cases.record import OpSpec
 
 #: the op family modules
-FAMILIES = (convolution, pooling, dense, activations, losses, softmax, heads)
+FAMILIES = (convolution, pooling, dense, activations, losses, softmax, heads, convolution_nd, transposed)
 
 #: the order the ops are listed in everywhere (reports, test ids, the corpus, the zoo): the contract's;
 #: an op not named here comes after these, in ``FAMILIES`` order

@@ -40,5 +40,8 @@ COUNTERPARTS: dict[str, str] = {
         ("bce_logits_rearranged", "binary_cross_entropy_with_logits"),
         ("log_softmax_logsumexp", "log_softmax"),
         ("cross_entropy_jacobian", "cross_entropy"),
+        ("conv1d_fft", "conv1d"),
+        ("conv3d_fft", "conv3d"),
+        ("conv_transpose2d_fft", "conv_transpose2d"),
     ]
 }

@@ -1,10 +1,14 @@
 """The derivation's identities, checked on any implementation of the contract.
 
-conv2d
-  * dL/db = sum of G over N, H, W
+conv1d, conv2d, conv3d (one rule for any spatial rank)
+  * dL/db = sum of G over N and the spatial axes
   * a stride-s backward equals the stride-1 backward of G dilated by s
   * dL/dW = correlate(Xpad, dilate(G, s)) at offsets i*d       (the correlation done by torch's forward conv)
   * dL/dX = crop(correlate(pad(dilate(G, s), d(k-1)), flip(W)), p)
+conv_transpose2d (the adjoint of conv2d on an input of its output's size)
+  * dL/dX = conv2d(G, W, s, p, d, groups)[:, :, :H, :W]        (its backward is conv2d's forward)
+  * dL/dW = conv2d's grad_weight rule with x and G exchanged: correlate(Gpad, dilate(x, s)) at offsets i*d
+  * dL/db = sum of G over N, Ho, Wo
 linear       dL/db = sum of G over the batch
 max_pool2d   each output gradient lands on exactly one input: sum(dL/dX) = sum(G)
 flatten      dL/dX = reshape(G, X.shape)
@@ -71,32 +75,38 @@ def _identity(*needs: str):
     return wrap
 
 
-def _torch_correlate(x: np.ndarray, w: np.ndarray, *, stride=(1, 1), dilation=(1, 1), groups=1) -> np.ndarray:
+def _torch_correlate(x: np.ndarray, w: np.ndarray, *, stride=None, dilation=None, groups=1) -> np.ndarray:
+    """torch's forward convolution of the filter's rank (conv1d/2d/3d), unpadded, in float64."""
     torch = torch_oracle._torch()
-    out = torch.nn.functional.conv2d(
+    rank = w.ndim - 2
+    conv = getattr(torch.nn.functional, f"conv{rank}d")
+    out = conv(
         torch.tensor(np.array(x, np.float64)), torch.tensor(np.array(w, np.float64)),
-        stride=stride, dilation=dilation, groups=groups,
+        stride=stride or (1,) * rank, dilation=dilation or (1,) * rank, groups=groups,
     )
     return out.numpy()
 
 
-@_identity()
-def conv2d_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
-    a = case.arrays()
-    x, w, g = a["x"], a["weight"], a["grad_output"]
-    cfg = case.config
-    s, p, d, groups = cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"]
-    kh, kw = w.shape[2:]
-    stride1_hw = (x.shape[2] + 2 * p[0] - d[0] * (kh - 1), x.shape[3] + 2 * p[1] - d[1] * (kw - 1))
-    g1 = dilate(g, s, size=stride1_hw)
-    # both backwards in one request, run by the worker while torch computes the correlations below
-    running = submit(impl, [backward_call(spec, g, a, case),
-                            backward_call(spec, g1, a, case.with_(config={**cfg, "stride": (1, 1)}))])
+def _grad_weight_by_correlation(xp: np.ndarray, g1: np.ndarray, dilation, groups: int) -> np.ndarray:
+    """dW per group, by torch's forward conv: the padded input's channels as the batch, the (stride-1) output
+    gradient map as the filter, stride ``dilation``: ``dW[o, c] = correlate(Xpad[:, c], G1[:, o], stride=d)``."""
+    xp_t = xp.astype(np.float64).swapaxes(0, 1)
+    g1_t = g1.astype(np.float64).swapaxes(0, 1)
+    cg, og = xp_t.shape[0] // groups, g1_t.shape[0] // groups
+    return np.concatenate(
+        [
+            _torch_correlate(xp_t[k * cg : (k + 1) * cg], g1_t[k * og : (k + 1) * og], stride=dilation).swapaxes(0, 1)
+            for k in range(groups)
+        ]
+    )
+
+
+def _tolerances(spec: OpSpec, case: Case, a: dict, fan_in1: int):
+    """``tolerance(name, expected, pair=False)``: the case's term scales (an identity's other side adds zeros
+    only) for a result of ``spec.fan_in`` terms, or, with ``pair``, for two results of up to ``fan_in1`` terms."""
+    scales = magnitudes.backward(spec.name, a, case.config)
+    normwise = magnitudes.normwise(spec.name, a, case.config)
     fan_in = spec.fan_in(case)
-    fan_in1 = max(fan_in, x.shape[0] * stride1_hw[0] * stride1_hw[1])  # the stride-1 backward's sums
-    # every result below has the case's term scales: the dilated G adds zeros only
-    scales = magnitudes.backward(spec.name, a, cfg)
-    normwise = magnitudes.normwise(spec.name, a, cfg)
 
     def tolerance(name: str, expected: np.ndarray, pair: bool = False) -> Tolerance:
         scale, naive = scales.get(name) or (None, None)
@@ -105,19 +115,40 @@ def conv2d_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict
         make = tolerances.for_pair if pair else tolerances.for_sum
         return make(case.dtype, fan_in1 if pair else fan_in, expected, scale=scale, naive_scale=naive, normwise=normwise.get(name))
 
-    c_in = x.shape[1]
-    cg = c_in // groups
-    # dW per group: the input's channels as the batch, the dilated gradient map as the filter
-    xp_t = pad(x.astype(np.float64), p).transpose(1, 0, 2, 3)
-    g1_t = g1.astype(np.float64).transpose(1, 0, 2, 3)
-    og = w.shape[0] // groups
-    gw_corr = np.concatenate(
-        [
-            _torch_correlate(xp_t[k * cg : (k + 1) * cg], g1_t[k * og : (k + 1) * og], stride=d).transpose(1, 0, 2, 3)
-            for k in range(groups)
-        ]
-    )
-    full = (d[0] * (kh - 1), d[1] * (kw - 1))
+    return tolerance
+
+
+def _bias_identity(case: Case, fan_in: int, g: np.ndarray, gb) -> list:
+    """``grad_bias == sum of G over every axis but 1`` (nothing to compare without a bias)."""
+    if gb is None:
+        return []
+    g64 = g.astype(np.float64)
+    axes = (0,) + tuple(range(2, g.ndim))
+    total = g64.sum(axis=axes)
+    return [("grad_bias == sum of G over every axis but the channels", gb, total,
+             _sum_of(case, fan_in, total, np.abs(g64).sum(axis=axes)))]
+
+
+@_identity()
+def conv_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
+    """conv1d, conv2d, conv3d: the stride identity, grad_weight and grad_x by torch's forward correlation, grad_bias."""
+    a = case.arrays()
+    x, w, g = a["x"], a["weight"], a["grad_output"]
+    cfg = case.config
+    s, p, d, groups = cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"]
+    kernel = w.shape[2:]
+    rank = len(kernel)
+    stride1 = tuple(x.shape[2 + i] + 2 * p[i] - d[i] * (kernel[i] - 1) for i in range(rank))
+    g1 = dilate(g, s, size=stride1)
+    # both backwards in one request, run by the worker while torch computes the correlations below
+    running = submit(impl, [backward_call(spec, g, a, case),
+                            backward_call(spec, g1, a, case.with_(config={**cfg, "stride": (1,) * rank}))])
+    fan_in = spec.fan_in(case)
+    fan_in1 = max(fan_in, x.shape[0] * int(np.prod(stride1)))  # the stride-1 backward's sums
+    # every result below has the case's term scales: the dilated G adds zeros only
+    tolerance = _tolerances(spec, case, a, fan_in1)
+    gw_corr = _grad_weight_by_correlation(pad(x, p), g1, d, groups)
+    full = tuple(d[i] * (kernel[i] - 1) for i in range(rank))
     gx_corr = crop(_torch_correlate(pad(g1, full), flip(swap_filter_channels(w, groups)), dilation=d, groups=groups), p)
     gx, gw, gb = running.result(0)
     gx1, gw1, _ = running.result(1)
@@ -127,11 +158,33 @@ def conv2d_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict
         ("grad_weight == correlate(pad(X), dilate(G, s)) at offsets i*d", gw, gw_corr, tolerance("weight", gw_corr)),
         ("grad_x == crop(correlate(pad(dilate(G, s), d(k-1)), flip(W)), p)", gx, gx_corr, tolerance("x", gx_corr)),
     ]
-    if gb is not None:
-        g64 = g.astype(np.float64)
-        total = g64.sum(axis=(0, 2, 3))
-        comparisons.append(("grad_bias == sum of G over N, H, W", gb, total, _sum_of(case, fan_in, total, np.abs(g64).sum(axis=(0, 2, 3)))))
-    return _verdict(spec, case, comparisons)
+    return _verdict(spec, case, comparisons + _bias_identity(case, fan_in, g, gb))
+
+
+@_identity()
+def conv_transpose2d_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
+    """The derivation's symmetry: the transposed convolution's backward is conv2d's forward (grad_x) and conv2d's
+    grad_weight rule with x and G exchanged (computed here by torch's forward conv2d, in float64); grad_bias."""
+    a = case.arrays()
+    x, w, g = a["x"], a["weight"], a["grad_output"]
+    cfg = case.config
+    s, p, d, groups = cfg["stride"], cfg["padding"], cfg["dilation"], cfg["groups"]
+    running = submit(impl, [backward_call(spec, g, a, case)])
+    h, wd = x.shape[2:]
+    kernel = w.shape[2:]
+    # conv2d's stride-1 output size on the transposed output (Ho, Wo): (H - 1)*s + op + 1 per axis
+    stride1 = tuple(g.shape[2 + i] + 2 * p[i] - d[i] * (kernel[i] - 1) for i in (0, 1))
+    gx_conv = _torch_correlate(pad(g, p), w, stride=s, dilation=d, groups=groups)[:, :, :h, :wd]
+    gw_corr = _grad_weight_by_correlation(pad(g, p), dilate(x, s, size=stride1), d, groups)
+    fan_in = spec.fan_in(case)
+    tolerance = _tolerances(spec, case, a, fan_in)
+    gx, gw, gb = running.result(0)
+    comparisons = [
+        ("grad_x == conv2d(G, W, stride, padding, dilation, groups)[:, :, :H, :W] (conv2d's forward)", gx, gx_conv, tolerance("x", gx_conv)),
+        ("grad_weight == correlate(pad(G), dilate(x, s)) at offsets i*d (conv2d's grad_weight, x and G exchanged)", gw, gw_corr,
+         tolerance("weight", gw_corr)),
+    ]
+    return _verdict(spec, case, comparisons + _bias_identity(case, fan_in, g, gb))
 
 
 @_identity()
@@ -313,7 +366,10 @@ def adaptive_avg_pool2d_identities(impl: Implementation, spec: OpSpec, case: Cas
 
 
 IDENTITIES = {
-    "conv2d": conv2d_identities,
+    "conv2d": conv_identities,
+    "conv1d": conv_identities,
+    "conv3d": conv_identities,
+    "conv_transpose2d": conv_transpose2d_identities,
     "linear": linear_identities,
     "max_pool2d": max_pool2d_identities,
     "flatten": flatten_identities,

@@ -13,9 +13,9 @@ at most ``u T[i]``); ``Tn[i] >= T[i]`` is the same for the naive textbook
 formula, which also forms ``1 - p`` or ``1 + exp(-z)``: the scale of the
 imprecise band.
 
-Sums (conv2d, linear, avg_pool2d, adaptive_avg_pool2d, flatten, relu, max_pool2d) are the op itself
-on absolute values, as Higham's bound has it: ``conv(|x|, |w|) + |b|``, the
-backward rules on ``|grad_output|`` with ``|x|``, ``|w|``; max-pool routes by
+Sums (conv1d/2d/3d, conv_transpose2d, linear, avg_pool2d, adaptive_avg_pool2d,
+flatten, relu, max_pool2d) are the op itself on absolute values, as Higham's
+bound has it: ``conv(|x|, |w|) + |b|``, the backward rules on ``|grad_output|`` with ``|x|``, ``|w|``; max-pool routes by
 the arg-max of ``x`` itself. They are computed by refimpl (pure NumPy, float64,
 no torch: ``bpcheck replay`` needs none), whose rules the suite verifies; a
 magnitude only has to be right within a small factor.
@@ -25,7 +25,7 @@ with the standard formulas it covers: torch's, and TensorFlow's / JAX's where
 they differ (an implementation may follow either).
 
 Bilinear ops whose results a right algorithm may compute by a transform of
-whole operands (conv2d by FFT) also have a normwise rule (``NORMWISE``):
+whole operands (convolutions by FFT) also have a normwise rule (``NORMWISE``):
 
     normwise(a, cfg) -> {result: (||a||_F ||b||_F, m)}   result: 'output' or an input's gradient
 
@@ -61,16 +61,33 @@ def _reference():
     return refimpl
 
 
+class Rule:
+    """An op's term scales: ``forward(arrays, config) -> (T, Tn)``, ``backward(arrays, config) -> {input: (T, Tn)}``."""
+
+    def __init__(self, forward: Callable, backward: Callable):
+        self.forward = forward
+        self.backward = backward
+
+
 # --------------------------------------------------------------------------- sums: the op on absolute values
 
 
-def _conv_forward(a, cfg):
-    return _same(_reference().conv2d(_abs(a["x"]), _abs(a["weight"]), _abs(a["bias"]), **cfg))
+def _conv_rule(op: str) -> Rule:
+    """A convolution of any rank, or the transposed one, on absolute values. Every output element and every
+    gradient element is a sum of products of one element of each operand (the transposed convolution's output
+    is conv2d's grad_x rule, its grad_x conv2d's forward): ``op(|x|, |W|) + |b|`` and the backward rule on
+    ``|G|``, ``|x|``, ``|W|`` add up exactly the terms' magnitudes."""
 
+    def forward(a, cfg):
+        return _same(getattr(_reference(), op)(_abs(a["x"]), _abs(a["weight"]), _abs(a["bias"]), **cfg))
 
-def _conv_backward(a, cfg):
-    gx, gw, gb = _reference().conv2d_backward(_abs(a["grad_output"]), _abs(a["x"]), _abs(a["weight"]), _abs(a["bias"]), **cfg)
-    return {"x": _same(gx), "weight": _same(gw), "bias": None if gb is None else _same(gb)}
+    def backward(a, cfg):
+        gx, gw, gb = getattr(_reference(), f"{op}_backward")(
+            _abs(a["grad_output"]), _abs(a["x"]), _abs(a["weight"]), _abs(a["bias"]), **cfg
+        )
+        return {"x": _same(gx), "weight": _same(gw), "bias": None if gb is None else _same(gb)}
+
+    return Rule(forward, backward)
 
 
 def _linear_forward(a, cfg):
@@ -131,14 +148,38 @@ def _power_of_two(k: int) -> int:
     return 1 << max(int(k) - 1, 0).bit_length()
 
 
+def _transform_points(size, cfg, kernel) -> int:
+    """The points of the largest transform an FFT convolution without wrap-around takes over an input of
+    ``size`` (per axis): the linear convolution's size ``size + 2p + d(k - 1)`` per axis, each rounded up to a
+    power of two, multiplied over the axes."""
+    m = 1
+    for n, p, d, k in zip(size, cfg["padding"], cfg["dilation"], kernel):
+        m *= _power_of_two(n + 2 * p + d * (k - 1))
+    return m
+
+
 def _conv_normwise(a, cfg):
-    """Output: ``(x, W)``; dX: ``(G, W)``; dW: ``(X, G)`` (zero padding, dilation and the stride's zeros add nothing
-    to a norm). ``m``: the linear convolution's size, each dimension rounded up to a power of two, the largest
-    transform an FFT convolution without wrap-around takes (``Hp + d(kH - 1)`` rows, likewise columns)."""
+    """A convolution of any rank. Output: ``(x, W)``; dX: ``(G, W)``; dW: ``(X, G)`` (zero padding, dilation and
+    the stride's zeros add nothing to a norm). ``m``: ``_transform_points`` of x's spatial size (``Hp + d(kH - 1)``
+    rows, likewise every other axis)."""
     x, w, g = a["x"], a["weight"], a.get("grad_output")
-    (ph, pw), (dh, dw) = cfg["padding"], cfg["dilation"]
-    kh, kw = w.shape[2:]
-    m = _power_of_two(x.shape[2] + 2 * ph + dh * (kh - 1)) * _power_of_two(x.shape[3] + 2 * pw + dw * (kw - 1))
+    m = _transform_points(x.shape[2:], cfg, w.shape[2:])
+    nx, nw, ng = _norm(x), _norm(w), _norm(g)
+    return {"output": (nx * nw, m), "x": (ng * nw, m), "weight": (nx * ng, m)}
+
+
+def _transposed_normwise(a, cfg):
+    """conv_transpose2d: the adjoint of conv2d on an input of the transposed output's size ``(Ho, Wo)``, so the same
+    correlations with the roles exchanged. Output (conv2d's grad_x rule): ``(x, W)``; dX (conv2d's forward of G):
+    ``(G, W)``; dW: ``(x, G)``. ``m``: ``_transform_points`` of ``(Ho, Wo)``, the adjoint conv2d's input, whose
+    linear convolution with the dilated filter contains every one of these correlations."""
+    x, w, g = a["x"], a["weight"], a.get("grad_output")
+    kernel = w.shape[2:]
+    out = [
+        (n - 1) * s - 2 * p + d * (k - 1) + op + 1
+        for n, s, p, d, k, op in zip(x.shape[2:], cfg["stride"], cfg["padding"], cfg["dilation"], kernel, cfg["output_padding"])
+    ]
+    m = _transform_points(out, cfg, kernel)
     nx, nw, ng = _norm(x), _norm(w), _norm(g)
     return {"output": (nx * nw, m), "x": (ng * nw, m), "weight": (nx * ng, m)}
 
@@ -392,16 +433,11 @@ def _mse_backward(a, cfg):
 # --------------------------------------------------------------------------- the table
 
 
-class Rule:
-    """An op's term scales: ``forward(arrays, config) -> (T, Tn)``, ``backward(arrays, config) -> {input: (T, Tn)}``."""
-
-    def __init__(self, forward: Callable, backward: Callable):
-        self.forward = forward
-        self.backward = backward
-
-
 RULES: dict[str, Rule] = {
-    "conv2d": Rule(_conv_forward, _conv_backward),
+    "conv2d": _conv_rule("conv2d"),
+    "conv1d": _conv_rule("conv1d"),
+    "conv3d": _conv_rule("conv3d"),
+    "conv_transpose2d": _conv_rule("conv_transpose2d"),
     "max_pool2d": Rule(_max_forward, _max_backward),
     "avg_pool2d": Rule(_avg_forward, _avg_backward),
     "linear": Rule(_linear_forward, _linear_backward),
@@ -422,7 +458,9 @@ RULES: dict[str, Rule] = {
 assert set(RULES) == set(SPECS), f"every op needs a term-scale rule: missing {set(SPECS) - set(RULES)}"
 
 #: ops whose results are correlations of two whole operands: op -> normwise rule (see the module docstring)
-NORMWISE: dict[str, Callable] = {"conv2d": _conv_normwise}
+NORMWISE: dict[str, Callable] = {
+    "conv2d": _conv_normwise, "conv1d": _conv_normwise, "conv3d": _conv_normwise, "conv_transpose2d": _transposed_normwise,
+}
 assert set(NORMWISE) <= set(SPECS)
 
 

@@ -9,7 +9,7 @@ applies to the op
     backward            the backward vs torch autograd
     finite_differences  the backward vs central differences of the forward (float64)
     adjoint             <F dx, dy> = <dx, F^T dy> (ops linear in an input)
-    identities          the derivation's identities (conv2d, linear, max_pool2d, flatten, BCE)
+    identities          the derivation's identities (convolutions, linear, max_pool2d, flatten, BCE)
 
 runs over the op's Hypothesis strategy in each dtype: the profile's number of
 drawn cases, then (if those pass) the op's explicit edge cases and field bugs.

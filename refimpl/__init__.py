@@ -63,7 +63,8 @@ __all__ = [
 
 CONTRACT = (
     "conv2d", "max_pool2d", "avg_pool2d", "linear", "relu", "sigmoid", "flatten",
-    "tanh", "leaky_relu", "gelu", "adaptive_avg_pool2d",
     "binary_cross_entropy", "binary_cross_entropy_with_logits",
-    "softmax", "log_softmax", "cross_entropy", "mse_loss",
+    # issue 12's layers
+    "conv1d", "conv3d", "conv_transpose2d", "adaptive_avg_pool2d",
+    "tanh", "leaky_relu", "gelu", "softmax", "log_softmax", "cross_entropy", "mse_loss",
 )

@@ -112,6 +112,20 @@ def test_features_are_read_from_the_config_against_the_defaults():
     assert SPECS["binary_cross_entropy"].features_of(bce) == ("reduction='none'",)
 
 
+def test_features_of_other_ranks_compare_every_axis_with_the_default():
+    """conv1d's 1-tuples and conv3d's triples: a default on every axis is no feature (not a pair to compare with)."""
+    shapes1 = {"x": (1, 2, 5), "weight": (2, 2, 3), "bias": (2,), "grad_output": (1, 2, 3)}
+    plain1 = {"stride": (1,), "padding": (0,), "dilation": (1,), "groups": 1}
+    assert SPECS["conv1d"].features_of(Case("conv1d", shapes1, plain1)) == ()
+    assert SPECS["conv1d"].features_of(Case("conv1d", shapes1, {**plain1, "stride": (2,)})) == ("stride",)
+    shapes3 = {"x": (1, 2, 5, 5, 5), "weight": (2, 2, 3, 3, 3), "bias": None, "grad_output": (1, 2, 3, 3, 3)}
+    plain3 = {"stride": (1, 1, 1), "padding": (0, 0, 0), "dilation": (1, 1, 1), "groups": 1}
+    assert SPECS["conv3d"].features_of(Case("conv3d", shapes3, {**plain3, "dilation": (1, 1, 2)})) == ("dilation", "bias=None")
+    transposed = {"x": (1, 2, 3, 3), "weight": (2, 1, 2, 2), "bias": (1,), "grad_output": (1, 1, 7, 7)}
+    config = {"stride": (2, 2), "padding": (0, 0), "output_padding": (1, 0), "groups": 1, "dilation": (1, 1)}
+    assert SPECS["conv_transpose2d"].features_of(Case("conv_transpose2d", transposed, config)) == ("stride", "output_padding")
+
+
 def test_declined_features_are_those_no_checked_case_has():
     checked, declined = Counter(), Counter()
     for case in [_conv(padding=(1, 1)), _conv(stride=(2, 2))]:

@@ -38,6 +38,9 @@ TORCH = {
     "log_softmax": F.log_softmax,
     "cross_entropy": F.cross_entropy,
     "mse_loss": F.mse_loss,
+    "conv1d": F.conv1d,
+    "conv3d": F.conv3d,
+    "conv_transpose2d": F.conv_transpose2d,
 }
 
 CONFIG_KEYS = {
@@ -58,7 +61,13 @@ CONFIG_KEYS = {
     "log_softmax": {"dim"},
     "cross_entropy": {"reduction"},
     "mse_loss": {"reduction"},
+    "conv1d": {"stride", "padding", "dilation", "groups"},
+    "conv3d": {"stride", "padding", "dilation", "groups"},
+    "conv_transpose2d": {"stride", "padding", "output_padding", "groups", "dilation"},
 }
+
+#: the spatial rank of the ops whose configuration tuples are not pairs
+RANK = {"conv1d": 1, "conv3d": 3}
 
 SHAPE_KEYS = {
     "conv2d": ["x", "weight", "bias", "grad_output"],
@@ -67,6 +76,9 @@ SHAPE_KEYS = {
     "binary_cross_entropy_with_logits": ["input", "target", "grad_output"],
     "cross_entropy": ["input", "target", "grad_output"],
     "mse_loss": ["input", "target", "grad_output"],
+    "conv1d": ["x", "weight", "bias", "grad_output"],
+    "conv3d": ["x", "weight", "bias", "grad_output"],
+    "conv_transpose2d": ["x", "weight", "bias", "grad_output"],
 }
 
 FAST = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -90,8 +102,8 @@ def _forward(case: Case, *, requires_grad: bool = False):
     return TORCH[case.op](*inputs, **case.config), inputs, grad_output
 
 
-def _is_pair(v) -> bool:
-    return isinstance(v, tuple) and len(v) == 2 and all(type(i) is int for i in v)
+def _is_tuple(v, rank: int = 2) -> bool:
+    return isinstance(v, tuple) and len(v) == rank and all(type(i) is int for i in v)
 
 
 # --------------------------------------------------------------------------- validity
@@ -113,8 +125,8 @@ def test_torch_accepts_every_case(op):
         assert set(case.config) == CONFIG_KEYS[op]
         assert set(case.values) <= set(case.shapes) - {"grad_output"}
         for key, v in case.config.items():
-            if key in ("kernel_size", "padding", "dilation", "output_size") or (key == "stride" and v is not None):
-                assert _is_pair(v), (key, v)
+            if key in ("kernel_size", "padding", "dilation", "output_padding", "output_size") or (key == "stride" and v is not None):
+                assert _is_tuple(v, RANK.get(op, 2)), (key, v)
             elif key in ("ceil_mode", "count_include_pad"):
                 assert type(v) is bool
             elif key == "groups":
@@ -388,6 +400,40 @@ CORNERS = {
     "mse_loss: sum": ("mse_loss", lambda c: c.config["reduction"] == "sum"),
     "mse_loss: none, 3-d": ("mse_loss", lambda c: c.config["reduction"] == "none" and len(c.shapes["input"]) == 3),
     "mse_loss: input == target somewhere": ("mse_loss", lambda c: (lambda a: (a["input"] == a["target"]).any())(c.arrays())),
+    **{
+        f"{op}: {corner}": (op, condition)
+        for op in ("conv1d", "conv3d")
+        for corner, condition in {
+            "groups>1": lambda c: c.config["groups"] > 1,
+            "no bias": lambda c: c.shapes["bias"] is None,
+            "stride > kernel": lambda c: any(s > k for s, k in zip(c.config["stride"], c.shapes["weight"][2:])),
+            "stride>1 & dilation>1": lambda c: any(s > 1 and d > 1 for s, d in zip(c.config["stride"], c.config["dilation"])),
+            "kernel wider than unpadded input": lambda c: any(
+                d * (k - 1) + 1 > n for d, k, n in zip(c.config["dilation"], c.shapes["weight"][2:], c.shapes["x"][2:])
+            ),
+            "padding": lambda c: max(c.config["padding"]) > 0,
+        }.items()
+    },
+    "conv3d: every axis's stride different": ("conv3d", lambda c: len(set(c.config["stride"])) == 3),
+    "conv3d: dilation differs between depth and width": ("conv3d", lambda c: c.config["dilation"][0] != c.config["dilation"][2]),
+    "conv_transpose2d: output_padding >= stride": (
+        "conv_transpose2d", lambda c: any(o >= s > 0 and o > 0 for o, s in zip(c.config["output_padding"], c.config["stride"])),
+    ),
+    "conv_transpose2d: output_padding = max(stride, dilation) - 1 > 0": (
+        "conv_transpose2d",
+        lambda c: any(o == max(s, d) - 1 > 0 for o, s, d in zip(*(c.config[k] for k in ("output_padding", "stride", "dilation")))),
+    ),
+    "conv_transpose2d: output_padding reached by the kernel (0 < op <= p)": (
+        "conv_transpose2d", lambda c: any(0 < o <= p for o, p in zip(c.config["output_padding"], c.config["padding"])),
+    ),
+    "conv_transpose2d: groups>1 with output_padding": (
+        "conv_transpose2d", lambda c: c.config["groups"] > 1 and any(c.config["output_padding"]),
+    ),
+    "conv_transpose2d: stride > kernel": (
+        "conv_transpose2d", lambda c: any(s > k for s, k in zip(c.config["stride"], c.shapes["weight"][2:])),
+    ),
+    "conv_transpose2d: no bias": ("conv_transpose2d", lambda c: c.shapes["bias"] is None),
+    "conv_transpose2d: output 1 on some axis": ("conv_transpose2d", lambda c: 1 in c.shapes["grad_output"][2:]),
 }
 
 

@@ -245,9 +245,9 @@ def test_unloadable_module_exits_2_with_one_line(tmp_path, capsys, target, reaso
 
 
 def test_unknown_op_exits_2(capsys):
-    code, out, err = verify(capsys, "refimpl", "--ops", "conv2d,conv3d")
+    code, out, err = verify(capsys, "refimpl", "--ops", "conv2d,conv4d")
     assert code == 2 and out == ""
-    assert "unknown op 'conv3d'" in err and len(err.strip().splitlines()) == 1
+    assert "unknown op 'conv4d'" in err and len(err.strip().splitlines()) == 1
 
 
 def test_console_script_exit_code():

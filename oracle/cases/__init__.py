@@ -22,18 +22,22 @@ from __future__ import annotations
 from typing import Callable
 
 from oracle.case import Case
-from oracle.cases import activations, adaptive_pooling, convolution, dense, heads, losses, pooling, softmax
+from oracle.cases import (
+    activations, adaptive_pooling, convolution, convolution_nd, dense, heads, losses, pooling, softmax, transposed,
+)
 from oracle.cases.mistake import Mistake
 from oracle.cases.record import OpSpec
 
 #: the op family modules
-FAMILIES = (convolution, pooling, adaptive_pooling, dense, activations, losses, softmax, heads)
+FAMILIES = (convolution, convolution_nd, transposed, pooling, adaptive_pooling, dense, activations, losses, softmax, heads)
 
 #: the order the ops are listed in everywhere (reports, test ids, the corpus, the zoo): the contract's;
 #: an op not named here comes after these, in ``FAMILIES`` order
 ORDER = (
     "conv2d", "max_pool2d", "avg_pool2d", "linear", "relu", "sigmoid", "flatten",
     "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "conv1d", "conv3d", "conv_transpose2d", "adaptive_avg_pool2d", "batch_norm", "layer_norm",
+    "tanh", "leaky_relu", "gelu", "softmax", "log_softmax", "cross_entropy", "mse_loss",
 )
 
 

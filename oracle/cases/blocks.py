@@ -55,7 +55,13 @@ def seeds() -> st.SearchStrategy[int]:
 @reused
 def pairs(min_value: int, max_value: int) -> st.SearchStrategy[tuple[int, int]]:
     """An ``(h, w)`` pair of Python ints, each drawn independently from ``[min_value, max_value]``."""
-    return st.tuples(st.integers(min_value, max_value), st.integers(min_value, max_value))
+    return tuples(2, min_value, max_value)
+
+
+@reused
+def tuples(rank: int, min_value: int, max_value: int) -> st.SearchStrategy[tuple[int, ...]]:
+    """A ``rank``-tuple of Python ints (one per spatial axis), each drawn independently from ``[min_value, max_value]``."""
+    return st.tuples(*(st.integers(min_value, max_value) for _ in range(rank)))
 
 
 @reused
@@ -124,7 +130,7 @@ def _values(**recipe_of: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Geometry:
-    """Where the windows of a convolution or pooling call fall, per axis ``(h, w)``.
+    """Where the windows of a convolution or pooling call fall, per spatial axis (``(h, w)`` in 2-D; any rank).
 
     ``stride`` is the effective stride; ``default_stride`` says the call leaves
     it to its default (pooling: ``stride=None``, meaning the kernel size).
@@ -153,9 +159,14 @@ class Geometry:
         )
 
     @property
-    def output_hw(self) -> tuple[int, int]:
-        """Output ``(H, W)``."""
-        return (self.count(0), self.count(1))
+    def rank(self) -> int:
+        """The number of spatial axes."""
+        return len(self.input_hw)
+
+    @property
+    def output_hw(self) -> tuple[int, ...]:
+        """Output size per axis (``(H, W)`` in 2-D)."""
+        return tuple(self.count(a) for a in range(self.rank))
 
     @property
     def stride_arg(self) -> tuple[int, int] | None:
@@ -173,11 +184,11 @@ class Geometry:
 
     def every_window_reads_input(self) -> bool:
         """Every window, on both axes, has at least one tap on a real input element (not all padding)."""
-        return all(len(w) > 0 for axis in (0, 1) for w in self.windows(axis))
+        return all(len(w) > 0 for axis in range(self.rank) for w in self.windows(axis))
 
     def ceil_adds_window(self) -> bool:
         """``ceil_mode`` makes more windows than floor mode would on some axis."""
-        return self.ceil_mode and any(self.count(a, True) > self.count(a, False) for a in (0, 1))
+        return self.ceil_mode and any(self.count(a, True) > self.count(a, False) for a in range(self.rank))
 
     def overhangs(self) -> bool:
         """Some window reaches past the input and its right padding.
@@ -186,12 +197,12 @@ class Geometry:
         the padded input); avg_pool2d clips their divisor there.
         """
         return any(
-            s + self.extent(a) > self.input_hw[a] + self.padding[a] for a in (0, 1) for s in self.starts(a)
+            s + self.extent(a) > self.input_hw[a] + self.padding[a] for a in range(self.rank) for s in self.starts(a)
         )
 
     def overlapping(self) -> bool:
         """Two windows read the same input element (their gradients add up there)."""
-        for axis in (0, 1):
+        for axis in range(self.rank):
             seen: set[int] = set()
             for w in self.windows(axis):
                 if seen.intersection(w):
@@ -214,9 +225,9 @@ class Geometry:
         return self.extent(axis) > self.input_hw[axis]
 
     def asymmetric(self) -> bool:
-        """Some parameter differs between the two axes (catches h/w mix-ups)."""
+        """Some parameter differs between two axes (catches h/w mix-ups)."""
         fields = (self.input_hw, self.kernel, self.stride, self.padding, self.dilation)
-        return any(f[0] != f[1] for f in fields)
+        return any(len(set(f)) > 1 for f in fields)
 
 
 def geometry_of(case: Case) -> Geometry:
@@ -254,30 +265,36 @@ def spatial_sizes(kernel: int, padding: int, dilation: int, max_side: int) -> st
 
 @reused
 @st.composite
-def _input_hw(draw, kernel, padding, dilation, max_side) -> tuple[int, int]:
-    return tuple(draw(spatial_sizes(kernel[a], padding[a], dilation[a], max_side)) for a in (0, 1))
+def _input_hw(draw, kernel, padding, dilation, max_side) -> tuple[int, ...]:
+    """An input size per axis (as many as ``kernel`` has), each from ``spatial_sizes``."""
+    return tuple(draw(spatial_sizes(kernel[a], padding[a], dilation[a], max_side)) for a in range(len(kernel)))
+
+
+#: the axes' names in the corners' labels, per spatial rank (2-D keeps the historical "rows"/"columns", "h/w")
+_AXIS_NAMES = {1: ("positions",), 2: ("rows", "columns"), 3: ("planes", "rows", "columns")}
+_AXIS_LETTERS = {1: ("l",), 2: ("h", "w"), 3: ("d", "h", "w")}
 
 
 def _label_geometry(op: str, g: Geometry) -> None:
     """Record the corners of window geometry ``g`` as events of ``op``."""
     if any(s > 1 and d > 1 for s, d in zip(g.stride, g.dilation)):
         _label(f"{op}: stride>1 & dilation>1")
-    if g.output_hw == (1, 1):
-        _label(f"{op}: output 1x1")
+    if set(g.output_hw) == {1}:
+        _label(f"{op}: output {'x'.join('1' * g.rank)}")
     elif 1 in g.output_hw:
         _label(f"{op}: output 1 on one axis")
-    if any(g.kernel_wider_than_input(a) for a in (0, 1)):
+    if any(g.kernel_wider_than_input(a) for a in range(g.rank)):
         _label(f"{op}: kernel wider than unpadded input")
     # rows/columns past the last window: floor mode leaves them, unless ceil_mode adds a window for them
-    for axis, what in ((0, "rows"), (1, "columns")):
+    for axis, what in enumerate(_AXIS_NAMES[g.rank]):
         if g.leftover(axis) and g.count(axis) == g.count(axis, ceil_mode=False):
             _label(f"{op}: unused input {what}")
-    if g.unread(0) or g.unread(1):
+    if any(g.unread(a) for a in range(g.rank)):
         _label(f"{op}: some input never read")
     if any(g.padding):
         _label(f"{op}: padding")
     if g.asymmetric():
-        _label(f"{op}: h/w differ")
+        _label(f"{op}: {'/'.join(_AXIS_LETTERS[g.rank])} differ")
 
 
 @reused

@@ -5,6 +5,10 @@ the strategy that draws its cases (``conv2d_cases``, from ``conv_geometry`` and
 ``conv_channels``), its edge examples and field bugs (``EXAMPLES``, built by
 ``conv``), and its classic backward mistakes (``conv2d_scaffold``, written from
 refimpl's named steps, and the ``MISTAKES`` it catalogues).
+
+The building blocks are stated for any spatial rank (``conv_fan_in``, ``conv_geometry``,
+``conv_cases``, ``conv``, ``conv_scaffold``): ``oracle.cases.convolution_nd`` draws
+conv1d and conv3d with them.
 """
 
 from __future__ import annotations
@@ -13,11 +17,11 @@ import numpy as np
 from hypothesis import strategies as st
 
 from oracle.case import Case
-from oracle.cases.blocks import Geometry, _dtype_strategy, _input_hw, _label, _label_geometry, pairs, reused, seeds
+from oracle.cases.blocks import Geometry, _dtype_strategy, _input_hw, _label, _label_geometry, reused, seeds, tuples
 from oracle.cases.mistake import Mistake, _axes, mistakes
-from oracle.cases.record import OpSpec, _differs, _no, _pair
+from oracle.cases.record import OpSpec, _differs, _no
 from refimpl.arguments import check_grad_output, window_count
-from refimpl.convolution import ConvConfig, conv2d_config
+from refimpl.convolution import ConvConfig, conv_config
 from refimpl.correlation import correlate, crop, dilate, flip, pad, swap_filter_channels
 
 
@@ -28,12 +32,24 @@ CONV_MAX_SIDE = 16
 # --------------------------------------------------------------------------- record
 
 
-def _conv_fan_in(case: Case) -> int:
-    n, c_in = case.shapes["x"][:2]
-    c_out, cg, kh, kw = case.shapes["weight"]
-    ho, wo = case.shapes["grad_output"][2:]
+def conv_fan_in(case: Case) -> int:
+    """The longest sum of a convolution of any rank: the forward's ``Cg*prod(k) + 1`` (the bias), dX's
+    ``Og*prod(k)``, dW's (and db's) ``N*prod(out)``."""
+    n = case.shapes["x"][0]
+    c_out, cg, *kernel = case.shapes["weight"]
+    taps = int(np.prod(kernel))
     og = c_out // case.config.get("groups", 1)
-    return max(cg * kh * kw + 1, og * kh * kw, n * ho * wo)
+    return max(cg * taps + 1, og * taps, n * int(np.prod(case.shapes["grad_output"][2:])))
+
+
+#: the configuration features of a convolution of any rank
+CONV_FEATURES = (
+    ("groups", lambda case: case.config.get("groups", 1) > 1),
+    ("dilation", _differs("dilation", 1)),
+    ("stride", _differs("stride", 1)),
+    ("padding", _differs("padding", 0)),
+    ("bias=None", _no("bias")),
+)
 
 
 SPECS: list[OpSpec] = [
@@ -44,14 +60,8 @@ SPECS: list[OpSpec] = [
         config=("stride", "padding", "dilation", "groups"),
         optional=("bias",),
         linear_in=("x", "weight"),
-        fan_in=_conv_fan_in,
-        features=(
-            ("groups", lambda case: case.config.get("groups", 1) > 1),
-            ("dilation", _differs("dilation", 1)),
-            ("stride", _differs("stride", 1)),
-            ("padding", _differs("padding", 0)),
-            ("bias=None", _no("bias")),
-        ),
+        fan_in=conv_fan_in,
+        features=CONV_FEATURES,
     ),
 ]
 
@@ -61,18 +71,22 @@ SPECS: list[OpSpec] = [
 
 @reused
 @st.composite
-def conv_geometry(draw, max_side: int = CONV_MAX_SIDE) -> Geometry:
-    """The window geometry of a ``conv2d`` call, each axis drawn independently.
+def conv_geometry(
+    draw, max_side: int = CONV_MAX_SIDE, rank: int = 2,
+    max_kernel: int = 5, max_stride: int = 4, max_padding: int = 3, max_dilation: int = 3,
+) -> Geometry:
+    """The window geometry of a convolution of spatial rank ``rank`` (conv2d's by default), each axis drawn independently.
 
-    kernel 1-5, stride 1-4, padding 0-3, dilation 1-3, and an input length
-    (``spatial_sizes``) with at least one output position. Output lengths of
-    exactly 1, dilated kernels wider than the unpadded input and strides that
+    kernel 1-``max_kernel`` (5), stride 1-``max_stride`` (4), padding 0-``max_padding`` (3),
+    dilation 1-``max_dilation`` (3), and an input length (``spatial_sizes``, up to
+    ``max_side``) with at least one output position. Output lengths of exactly 1, dilated
+    kernels wider than the unpadded input, strides larger than the kernel and strides that
     leave rows unread at the end all come up often.
     """
-    kernel = draw(pairs(1, 5))
-    stride = draw(pairs(1, 4))
-    padding = draw(pairs(0, 3))
-    dilation = draw(pairs(1, 3))
+    kernel = draw(tuples(rank, 1, max_kernel))
+    stride = draw(tuples(rank, 1, max_stride))
+    padding = draw(tuples(rank, 0, max_padding))
+    dilation = draw(tuples(rank, 1, max_dilation))
     input_hw = draw(_input_hw(kernel, padding, dilation, max_side))
     return Geometry(input_hw, kernel, stride, padding, dilation)
 
@@ -88,13 +102,15 @@ def conv_channels(draw, max_groups: int = 4, max_per_group: int = 3) -> tuple[in
 
 
 @st.composite
-def _conv2d_cases(draw, dtype: st.SearchStrategy[str]):
-    g = draw(conv_geometry())
-    groups, c_in, c_out = draw(conv_channels())
-    n = draw(st.integers(1, 4))
+def conv_cases(draw, op: str, dtype: st.SearchStrategy[str], geometry: st.SearchStrategy[Geometry],
+               channels: st.SearchStrategy[tuple[int, int, int]], max_batch: int = 4):
+    """A case of convolution ``op`` (conv1d, conv2d or conv3d: the rank is the geometry's), corners labelled."""
+    g = draw(geometry)
+    groups, c_in, c_out = draw(channels)
+    n = draw(st.integers(1, max_batch))
     has_bias = draw(st.booleans())
     case = Case(
-        op="conv2d",
+        op=op,
         shapes={
             "x": (n, c_in, *g.input_hw),
             "weight": (c_out, c_in // groups, *g.kernel),
@@ -105,13 +121,15 @@ def _conv2d_cases(draw, dtype: st.SearchStrategy[str]):
         dtype=draw(dtype),
         seed=draw(seeds()),
     )
-    _label_geometry("conv2d", g)
+    _label_geometry(op, g)
+    if any(s > k for s, k in zip(g.stride, g.kernel)):
+        _label(f"{op}: stride > kernel")
     if groups > 1:
-        _label("conv2d: groups>1")
+        _label(f"{op}: groups>1")
         if c_in == groups:
-            _label("conv2d: depthwise")
+            _label(f"{op}: depthwise")
     if not has_bias:
-        _label("conv2d: no bias")
+        _label(f"{op}: no bias")
     _label(f"dtype: {case.dtype}")
     return case
 
@@ -123,7 +141,7 @@ def conv2d_cases(dtype: str | None = None) -> st.SearchStrategy[Case]:
     (``weight`` is ``(C_out, C_in // groups, kh, kw)``); bias ``(C_out,)`` or
     ``None``; all values ``"normal"``. ``dtype`` None draws it.
     """
-    return _conv2d_cases(_dtype_strategy(dtype))
+    return conv_cases("conv2d", _dtype_strategy(dtype), conv_geometry(), conv_channels())
 
 
 #: op name -> its ``*_cases(dtype=None)`` strategy
@@ -133,12 +151,18 @@ CASES = {"conv2d": conv2d_cases}
 # --------------------------------------------------------------------------- examples
 
 
+def _spatial(value, rank: int) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * rank
+
+
 def conv(x, weight, *, bias=True, stride=1, padding=0, dilation=1, groups=1, values=None, seed=0) -> Case:
-    s, p, d = _pair(stride), _pair(padding), _pair(dilation)
-    out = tuple(window_count(x[2 + a], weight[2 + a], s[a], p[a], d[a]) for a in (0, 1))
+    """A convolution case of x's rank (``x`` (N, C, *size): conv1d, conv2d or conv3d)."""
+    rank = len(x) - 2
+    s, p, d = _spatial(stride, rank), _spatial(padding, rank), _spatial(dilation, rank)
+    out = tuple(window_count(x[2 + a], weight[2 + a], s[a], p[a], d[a]) for a in range(rank))
     shapes = {"x": x, "weight": weight, "bias": (weight[0],) if bias else None, "grad_output": (x[0], weight[0]) + out}
     config = {"stride": s, "padding": p, "dilation": d, "groups": groups}
-    return Case("conv2d", shapes, config, seed=seed, values=values or {})
+    return Case(f"conv{rank}d", shapes, config, seed=seed, values=values or {})
 
 
 EXAMPLES: dict[str, list[Case]] = {
@@ -160,12 +184,12 @@ EXAMPLES: dict[str, list[Case]] = {
 # --------------------------------------------------------------------------- mistakes
 
 
-def _fit(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``a`` cut or zero-extended at the bottom/right to exactly ``size`` (H, W): how a mistake is made to fit."""
-    h, w = size
-    out = np.zeros(a.shape[:-2] + (h, w), dtype=a.dtype)
-    hh, ww = min(h, a.shape[-2]), min(w, a.shape[-1])
-    out[..., :hh, :ww] = a[..., :hh, :ww]
+def _fit(a: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
+    """``a`` cut or zero-extended at the end of its last ``len(size)`` axes to exactly ``size``: how a mistake is made to fit."""
+    rank = len(size)
+    out = np.zeros(a.shape[: a.ndim - rank] + tuple(size), dtype=a.dtype)
+    common = (...,) + tuple(slice(0, min(n, m)) for n, m in zip(size, a.shape[a.ndim - rank :]))
+    out[common] = a[common]
     return out
 
 
@@ -174,9 +198,9 @@ def _stride1_gradient(grad_output: np.ndarray, cfg: ConvConfig, mode: str) -> np
 
     right    dilate(G, s): s - 1 zeros between neighbours, zeros after the last
     dense    G placed as it is (the strided subsampling ignored), zero-extended to the stride-1 size
-    swapped  G dilated by (s_w, s_h), fitted to the stride-1 size
+    swapped  G dilated by the stride with its axes reversed ((s_w, s_h) in 2-D), fitted to the stride-1 size
     """
-    size = cfg.stride1_out_hw
+    size = cfg.stride1_out_size
     if mode == "right":
         return dilate(grad_output, cfg.stride, size=size)
     if mode == "dense":
@@ -186,63 +210,64 @@ def _stride1_gradient(grad_output: np.ndarray, cfg: ConvConfig, mode: str) -> np
 
 def _conv_grad_x(g1, weight, cfg: ConvConfig, *, flipped, crop_at, dilation, filter_channels, grouped, padded_by) -> np.ndarray:
     """dX = crop(correlate(pad(G1, d(k-1)), flip(swap(W)), dilation=d, groups), p), each step switchable."""
-    kh, kw = weight.shape[2:]
+    kernel = weight.shape[2:]
+    rank = len(kernel)
     d = _axes(cfg.dilation, dilation)
     groups = cfg.groups
     w = weight
     if not grouped:  # every output channel read back into every input channel: the group filter tiled over all groups
-        w = np.tile(weight, (1, groups, 1, 1))
+        w = np.tile(weight, (1, groups) + (1,) * rank)
         groups = 1
     if filter_channels == "swap":
         w = swap_filter_channels(w, groups)
     else:  # a reshape instead of exchanging the in/out roles: right shape, scrambled filters
         out_ch, cg = w.shape[:2]
-        w = np.ascontiguousarray(w).reshape(groups * cg, out_ch // groups, kh, kw)
+        w = np.ascontiguousarray(w).reshape(groups * cg, out_ch // groups, *kernel)
     if flipped:
         w = flip(w)
-    full = (d[0] * (kh - 1), d[1] * (kw - 1))
-    (h, wd), (ph, pw) = cfg.in_hw, cfg.padding
+    full = tuple(d[a] * (kernel[a] - 1) for a in range(rank))
+    size, padding = cfg.in_size, cfg.padding
     if padded_by == "forward":  # "same" thinking: G padded by the forward's p, the result taken as dX uncropped
-        gp = pad(g1, cfg.padding)
-        gp = _fit(gp, (max(gp.shape[2], full[0] + 1), max(gp.shape[3], full[1] + 1)))  # at least one window
-        return _fit(correlate(gp, w, dilation=d, groups=groups), (h, wd))
-    padded = _fit(correlate(pad(g1, full), w, dilation=d, groups=groups), (h + 2 * ph, wd + 2 * pw))
+        gp = pad(g1, padding)
+        gp = _fit(gp, tuple(max(gp.shape[2 + a], full[a] + 1) for a in range(rank)))  # at least one window
+        return _fit(correlate(gp, w, dilation=d, groups=groups), size)
+    padded = _fit(correlate(pad(g1, full), w, dilation=d, groups=groups), tuple(n + 2 * p for n, p in zip(size, padding)))
     if crop_at == "both":
-        out = crop(padded, cfg.padding)
+        out = crop(padded, padding)
     elif crop_at == "end":  # the padding "removed" by keeping the top-left H x W: the leading padding stays in
-        out = padded[..., :h, :wd]
+        out = padded[(...,) + tuple(slice(0, n) for n in size)]
     else:  # "start": all 2p rows/columns removed from the top/left
-        out = padded[..., 2 * ph :, 2 * pw :]
+        out = padded[(...,) + tuple(slice(2 * p, None) for p in padding)]
     return np.ascontiguousarray(out)
 
 
 def _conv_grad_w(g1, x, weight, cfg: ConvConfig, *, dilation, channels, flipped) -> np.ndarray:
     """dW[o, c] = correlate(Xpad[:, c] as a batch, G1[:, o] as the filter, stride=d), per group, each step switchable."""
-    out_ch, cg, kh, kw = weight.shape
+    out_ch, cg, *kernel = weight.shape
     og = out_ch // cfg.groups
     d = _axes(cfg.dilation, dilation)
-    xp = pad(x, cfg.padding).transpose(1, 0, 2, 3)
-    gt = g1.transpose(1, 0, 2, 3)
+    xp = pad(x, cfg.padding).swapaxes(0, 1)
+    gt = g1.swapaxes(0, 1)
     per_group = []
     for x_grp, g_grp in zip(np.split(xp, cfg.groups), np.split(gt, cfg.groups)):
-        r = _fit(correlate(x_grp, np.ascontiguousarray(g_grp), stride=d), (kh, kw))  # (Cg, Og, kh, kw)
+        r = _fit(correlate(x_grp, np.ascontiguousarray(g_grp), stride=d), tuple(kernel))  # (Cg, Og, *k)
         if channels == "transpose":
-            r = r.transpose(1, 0, 2, 3)
+            r = r.swapaxes(0, 1)
         else:  # a reshape where the in/out channel axes had to be exchanged
-            r = np.ascontiguousarray(r).reshape(og, cg, kh, kw)
+            r = np.ascontiguousarray(r).reshape(og, cg, *kernel)
         per_group.append(flip(r) if flipped else r)
     return np.ascontiguousarray(np.concatenate(per_group, axis=0))
 
 
-def conv2d_scaffold(
-    grad_output, x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
+def conv_scaffold(
+    grad_output, x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, rank=2,
     flipped=True, stride_x="right", stride_w="right", crop_at="both", dilation_x="right", dilation_w="right",
     bias_reduce="sum", weight_channels="transpose", filter_channels="swap", grouped_x=True, grad_x_padding="full",
     weight_flipped=False,
 ):
-    """conv2d_backward from refimpl's steps, each of which a mistake can get wrong; the defaults are the right rule."""
-    cfg = conv2d_config(x, weight, bias, stride, padding, dilation, groups)
-    check_grad_output(grad_output, (x.shape[0], weight.shape[0]) + cfg.out_hw, cfg.dtype)
+    """conv{rank}d_backward from refimpl's steps, each of which a mistake can get wrong; the defaults are the right rule."""
+    cfg = conv_config(x, weight, bias, stride, padding, dilation, groups, rank=rank, what=f"conv{rank}d")
+    check_grad_output(grad_output, (x.shape[0], weight.shape[0]) + cfg.out_size, cfg.dtype)
     grad_x = _conv_grad_x(
         _stride1_gradient(grad_output, cfg, stride_x), weight, cfg,
         flipped=flipped, crop_at=crop_at, dilation=dilation_x, filter_channels=filter_channels, grouped=grouped_x,
@@ -252,13 +277,28 @@ def conv2d_scaffold(
         _stride1_gradient(grad_output, cfg, stride_w), x, weight, cfg,
         dilation=dilation_w, channels=weight_channels, flipped=weight_flipped,
     )
+    axes = (0,) + tuple(range(2, 2 + rank))
     if bias is None:
         grad_bias = None
     elif bias_reduce == "sum":
-        grad_bias = grad_output.sum(axis=(0, 2, 3))
+        grad_bias = grad_output.sum(axis=axes)
     else:
-        grad_bias = grad_output.mean(axis=(0, 2, 3))
+        grad_bias = grad_output.mean(axis=axes)
     return grad_x, grad_weight, grad_bias
+
+
+def scaffold_of_rank(rank: int):
+    """``conv_scaffold`` of spatial rank ``rank``: the scaffold of conv1d, conv2d or conv3d."""
+
+    def scaffold(grad_output, x, weight, bias=None, **config_and_knobs):
+        return conv_scaffold(grad_output, x, weight, bias, rank=rank, **config_and_knobs)
+
+    scaffold.__name__ = scaffold.__qualname__ = f"conv{rank}d_scaffold"
+    scaffold.__doc__ = f"conv{rank}d_backward from refimpl's steps (``conv_scaffold`` of rank {rank}); the defaults are the right rule."
+    return scaffold
+
+
+conv2d_scaffold = scaffold_of_rank(2)
 
 
 #: op -> its scaffold: the backward written so that each mistake is one switch (defaults = the right rule)

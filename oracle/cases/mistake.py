@@ -103,9 +103,19 @@ def _validated(op: str, grad_output, inputs, config) -> None:
         correct(grad_output, *inputs, **config)
 
 
-def _axes(pair: tuple[int, int], mode: str) -> tuple[int, int]:
-    """A stride or dilation as the mistaken rule uses it: ``right``, ``swapped`` (h/w) or ``ignored`` (1)."""
-    return {"right": pair, "swapped": (pair[1], pair[0]), "ignored": (1, 1)}[mode]
+def _axes(per_axis: tuple[int, ...], mode: str) -> tuple[int, ...]:
+    """A stride or dilation (one entry per spatial axis) as the mistaken rule uses it: ``right``, ``swapped``
+    (the axes in reverse order: h/w in 2-D, d/w in 3-D), ``ignored`` (1 on every axis) or ``first_ignored``
+    (1 on the first axis only: the depth of a 3-D call)."""
+    if mode == "right":
+        return per_axis
+    if mode == "swapped":
+        return per_axis[::-1]
+    if mode == "ignored":
+        return (1,) * len(per_axis)
+    if mode == "first_ignored":
+        return (1,) + per_axis[1:]
+    raise ValueError(f"unknown axis mode {mode!r}")
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

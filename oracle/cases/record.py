@@ -72,8 +72,16 @@ def _pair(value) -> tuple:
 
 
 def _differs(name: str, default) -> Callable[[Case], bool]:
-    """The case's ``name`` is given and is not ``default`` (pairs compared as pairs)."""
-    return lambda case: case.config.get(name, default) is not None and _pair(case.config.get(name, default)) != _pair(default)
+    """The case's ``name`` is given and is not ``default`` (a tuple of any rank against ``default`` on every axis)."""
+
+    def rule(case: Case) -> bool:
+        value = case.config.get(name, default)
+        if value is None:
+            return False
+        values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+        return any(v != default for v in values)
+
+    return rule
 
 
 def _no(array: str) -> Callable[[Case], bool]:

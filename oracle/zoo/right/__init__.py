@@ -44,5 +44,8 @@ COUNTERPARTS: dict[str, str] = {
         ("adaptive_loops", "adaptive_avg_pool2d"),
         ("log_softmax_logsumexp", "log_softmax"),
         ("cross_entropy_jacobian", "cross_entropy"),
+        ("conv1d_fft", "conv1d"),
+        ("conv3d_fft", "conv3d"),
+        ("conv_transpose2d_fft", "conv_transpose2d"),
     ]
 }

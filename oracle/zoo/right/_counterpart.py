@@ -80,12 +80,12 @@ def padded(x, cfg):
 
 
 def plus_bias(z, bias):
-    """``Z[n, o, p, q] + b[o]`` in place (``z`` is a fresh array), or ``z`` without a bias."""
+    """``Z[n, o, ...] + b[o]`` in place (``z`` is a fresh array, any spatial rank), or ``z`` without a bias."""
     if bias is not None:
-        z += bias[:, None, None]
+        z += bias.reshape((-1,) + (1,) * (z.ndim - 2))
     return z
 
 
 def bias_gradient(grad_output, bias):
-    """``db = sum of G over N, Ho, Wo``, or None without a bias."""
-    return None if bias is None else grad_output.sum(axis=(0, 2, 3))
+    """``db = sum of G over N and the spatial axes``, or None without a bias."""
+    return None if bias is None else grad_output.sum(axis=(0,) + tuple(range(2, grad_output.ndim)))

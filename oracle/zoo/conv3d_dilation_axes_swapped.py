@@ -1,0 +1,3 @@
+from oracle.zoo._mutant import build
+
+build(__name__, "conv3d_dilation_axes_swapped")

@@ -1,0 +1,3 @@
+from oracle.zoo._mutant import build
+
+build(__name__, "conv_transpose2d_grad_weight_channels_reshaped")

@@ -32,7 +32,7 @@ from refimpl.losses import (
     binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward,
 )
 
-# --- normalization (not part of the contract: exported, but not in CONTRACT) ---
+# --- normalization: batch_norm (training mode) and layer_norm ---
 from refimpl.normalization import batch_norm, batch_norm_backward, layer_norm, layer_norm_backward
 
 # --- more activations, softmax, losses (issue 12; softmax, log_softmax, cross_entropy, mse_loss are in CONTRACT) ---
@@ -66,4 +66,5 @@ CONTRACT = (
     "tanh", "leaky_relu", "gelu", "adaptive_avg_pool2d",
     "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "softmax", "log_softmax", "cross_entropy", "mse_loss",
+    "batch_norm", "layer_norm",
 )

@@ -22,12 +22,12 @@ from __future__ import annotations
 from typing import Callable
 
 from oracle.case import Case
-from oracle.cases import activations, adaptive_pooling, convolution, dense, heads, losses, pooling, softmax
+from oracle.cases import activations, adaptive_pooling, convolution, dense, heads, losses, normalization, pooling, softmax
 from oracle.cases.mistake import Mistake
 from oracle.cases.record import OpSpec
 
 #: the op family modules
-FAMILIES = (convolution, pooling, adaptive_pooling, dense, activations, losses, softmax, heads)
+FAMILIES = (convolution, pooling, adaptive_pooling, dense, activations, losses, softmax, heads, normalization)
 
 #: the order the ops are listed in everywhere (reports, test ids, the corpus, the zoo): the contract's;
 #: an op not named here comes after these, in ``FAMILIES`` order

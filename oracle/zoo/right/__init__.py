@@ -44,5 +44,7 @@ COUNTERPARTS: dict[str, str] = {
         ("adaptive_loops", "adaptive_avg_pool2d"),
         ("log_softmax_logsumexp", "log_softmax"),
         ("cross_entropy_jacobian", "cross_entropy"),
+        ("batch_norm_chain_rule", "batch_norm"),
+        ("layer_norm_jacobian", "layer_norm"),
     ]
 }

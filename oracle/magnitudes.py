@@ -408,7 +408,9 @@ def normalization_terms(x: np.ndarray, axes: tuple[int, ...], eps: float) -> dic
 
     ``En = E + |xhat| q``, ``q = mean_A(x^2) s^2``: the same for a one-pass variance ``E[x^2] - E[x]^2``, whose
     terms are ``mean(x^2)``, not ``var``: right (the naive formula of the imprecise band), but it loses the digits
-    of ``q`` (1e6 for the offset corner).
+    of ``q`` (1e6 for the offset corner). That is a first-order bound, valid while ``gamma_m q < 1``: in float64
+    (``1e-10 m`` at the offset corner) a one-pass variance is imprecise; in float32 it loses every digit of the
+    variance there (it can come out 0, and ``s`` becomes ``1/sqrt(eps)``), and FAILs.
     """
     m = max(math.prod(x.shape[a] for a in axes), 1)
     mean = x.sum(axis=axes, keepdims=True) / m

@@ -38,6 +38,8 @@ TORCH = {
     "log_softmax": F.log_softmax,
     "cross_entropy": F.cross_entropy,
     "mse_loss": F.mse_loss,
+    "batch_norm": lambda x, weight, bias, *, eps: F.batch_norm(x, None, None, weight, bias, training=True, eps=eps),
+    "layer_norm": lambda x, weight, bias, *, normalized_shape, eps: F.layer_norm(x, normalized_shape, weight, bias, eps),
 }
 
 CONFIG_KEYS = {
@@ -58,6 +60,8 @@ CONFIG_KEYS = {
     "log_softmax": {"dim"},
     "cross_entropy": {"reduction"},
     "mse_loss": {"reduction"},
+    "batch_norm": {"eps"},
+    "layer_norm": {"normalized_shape", "eps"},
 }
 
 SHAPE_KEYS = {
@@ -67,6 +71,8 @@ SHAPE_KEYS = {
     "binary_cross_entropy_with_logits": ["input", "target", "grad_output"],
     "cross_entropy": ["input", "target", "grad_output"],
     "mse_loss": ["input", "target", "grad_output"],
+    "batch_norm": ["x", "weight", "bias", "grad_output"],
+    "layer_norm": ["x", "weight", "bias", "grad_output"],
 }
 
 FAST = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -125,6 +131,10 @@ def test_torch_accepts_every_case(op):
                 assert type(v) is float
             elif key == "approximate":
                 assert v in ("none", "tanh")
+            elif key == "eps":
+                assert type(v) is float and 1e-12 * (1 - 1e-9) <= v <= 10 * (1 + 1e-9), v
+            elif key == "normalized_shape":
+                assert type(v) is tuple and 1 <= len(v) <= 3 and v == case.shapes["x"][len(case.shapes["x"]) - len(v):]
         out, inputs, grad_output = _forward(case, requires_grad=True)
         assert tuple(out.shape) == case.shapes["grad_output"]
         assert out.dtype == getattr(torch, case.dtype)
@@ -346,6 +356,27 @@ CORNERS = {
         "binary_cross_entropy_with_logits",
         lambda c: c.values.get("target") == "soft" and c.config["reduction"] == "sum",
     ),
+    "batch_norm: 2 values per channel (N*H*W = 2)": (
+        "batch_norm", lambda c: c.shapes["x"][0] * int(np.prod(c.shapes["x"][2:])) == 2),
+    "batch_norm: 2 values per channel, 4-d": (
+        "batch_norm", lambda c: len(c.shapes["x"]) == 4 and c.shapes["x"][0] * int(np.prod(c.shapes["x"][2:])) == 2),
+    "batch_norm: a constant channel": (
+        "batch_norm", lambda c: bool((np.ptp(c.arrays()["x"], axis=(0, *range(2, len(c.shapes["x"])))) == 0).any())),
+    "batch_norm: a constant channel next to a varying one": (
+        "batch_norm", lambda c: (lambda r: bool((r == 0).any() and (r > 0).any()))(
+            np.ptp(c.arrays()["x"], axis=(0, *range(2, len(c.shapes["x"])))))),
+    "batch_norm: weight and bias None": ("batch_norm", lambda c: c.shapes["weight"] is None and c.shapes["bias"] is None),
+    "batch_norm: eps <= 1e-10": ("batch_norm", lambda c: c.config["eps"] <= 1e-10),
+    "batch_norm: eps >= 1": ("batch_norm", lambda c: c.config["eps"] >= 1),
+    "batch_norm: large common offset": ("batch_norm", lambda c: c.values.get("x") == "offset"),
+    "layer_norm: over 3 trailing dims with leading dims": (
+        "layer_norm", lambda c: len(c.config["normalized_shape"]) == 3 and len(c.shapes["x"]) > 3),
+    "layer_norm: over 2 trailing dims": ("layer_norm", lambda c: len(c.config["normalized_shape"]) == 2),
+    "layer_norm: no leading dims": ("layer_norm", lambda c: len(c.shapes["x"]) == len(c.config["normalized_shape"])),
+    "layer_norm: a constant group": (
+        "layer_norm", lambda c: bool((np.ptp(c.arrays()["x"], axis=tuple(range(len(c.shapes["x"]) - len(c.config["normalized_shape"]), len(c.shapes["x"])))) == 0).any())),
+    "layer_norm: weight without bias": ("layer_norm", lambda c: c.shapes["weight"] is not None and c.shapes["bias"] is None),
+    "layer_norm: large common offset": ("layer_norm", lambda c: c.values.get("x") == "offset"),
     "float32": ("conv2d", lambda c: c.dtype == "float32"),
     "tanh: saturated in float32": ("tanh", lambda c: c.dtype == "float32" and (np.abs(np.tanh(c.arrays()["x"])) == 1).any()),
     "tanh: saturated in float64": ("tanh", lambda c: c.dtype == "float64" and (np.abs(np.tanh(c.arrays()["x"])) == 1).any()),

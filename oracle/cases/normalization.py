@@ -20,6 +20,13 @@ relative truncation of a central difference, about (h / std)^2 = (1e-6 / 0.05)^2
 = 4e-10, is far below FD_RTOL = 1e-7. A constant group (var = 0) is smooth too,
 but on the scale sqrt(eps): (h / sqrt(eps))^2 is 0.1 at eps = 1e-5 and 1 at
 eps = 1e-12, so finite differences cannot judge it; torch and the identities do.
+
+One value per channel (batch_norm with N * spatial size = 1): torch raises in
+training mode ("Expected more than 1 value per channel when training"); the
+contract leaves it undefined, refimpl raises ValueError saying so (its variance
+would be 0 and the output beta), and the strategies never draw it. layer_norm
+over one value (normalized_shape (1,)) is defined by both: xhat = 0, y = beta,
+grad_x = 0; it is drawn.
 """
 
 from __future__ import annotations

@@ -367,6 +367,7 @@ def finite_differences(impl: Implementation, spec: OpSpec, case: Case) -> Verdic
         running = submit(impl, [backward_call(spec, grad_output, arrays, case)])
     errors = _torch_gradient_errors(spec, case, arrays)  # while the worker computes
     scales = magnitudes.forward(spec.name, base, case.config)
+    own_scales = magnitudes.backward(spec.name, arrays, case.config)  # the backward's own rounding, in the case's dtype
     normwise = magnitudes.normwise(spec.name, arrays, case.config)  # the backward's, in the case's dtype
     backward_result = running.result(1 if own_forward else 0)
 
@@ -405,6 +406,7 @@ def finite_differences(impl: Implementation, spec: OpSpec, case: Case) -> Verdic
         x = base[name]
         grad64 = grad.astype(np.float64)
         spread = tolerances.normwise_bound(case.dtype, fan_in, normwise.get(name))
+        own = (own_scales.get(name) or (None, None))[0]
         note = "" if h == tolerances.FD_STEP else (
             f"the forward is noisy: {noise:.2g} measured along a random direction (Moré-Wild) against {magnitude:.3g} "
             f"for <g, f>, so step h = {h:.2g} and the allowance is widened by the noise / h and the measured truncation")
@@ -416,7 +418,7 @@ def finite_differences(impl: Implementation, spec: OpSpec, case: Case) -> Verdic
                 numerical.flat[k] = value
                 extra.flat[k] = tolerances.fd_error(noise, h, truncation) if note else 0.0
             tol = tolerances.for_finite_differences(case.dtype, fan_in, numerical, errors.get(name), extra=extra,
-                                                    normwise=spread)
+                                                    normwise=spread, scale=own)
             mismatch = locate(f"grad_{name}", grad64, numerical, tol)
         else:
             mismatch = None
@@ -427,8 +429,9 @@ def finite_differences(impl: Implementation, spec: OpSpec, case: Case) -> Verdic
                 error = errors.get(name)
                 error_along_v = None if error is None else np.array(float(np.sum(np.abs(error * v))))
                 extra = tolerances.fd_error(noise, h, truncation) if note else 0.0
+                own_along_v = None if own is None else np.array(float(np.sum(own * np.abs(v))))
                 tol = tolerances.for_finite_differences(case.dtype, fan_in * x.size, np.array(scale), error_along_v, extra=extra,
-                                                        normwise=spread * float(np.sum(np.abs(v))))
+                                                        normwise=spread * float(np.sum(np.abs(v))), scale=own_along_v)
                 found = locate(f"<grad_{name}, v{d}>", analytical, numerical, tol)
                 if found:
                     found = replace(found, index=f"random direction v{d} (seed {case.seed ^ 0x5EED})", count=1, size=1)

@@ -27,6 +27,11 @@ log_softmax  dL/dX = G - softmax(X) * sum(G) along dim, which sums to 0 along di
 cross_entropy
              dL/dZ = (softmax(Z) - onehot(target)) * g_n (g / N for 'mean'), which sums to 0 over each row's classes
 mse_loss     dL/dX = 2 (X - Y) G (/ numel for 'mean')
+batch_norm, layer_norm (docs/normalization-derivation.md; per normalized group A, over the parameter axes P)
+  * sum_A dL/dX = 0                                  (the output does not change under x -> x + c on a group)
+  * sum_A xhat dL/dX = eps s^3 sum_A gy xhat         (s = 1/sqrt(var + eps), gy = G gamma): orthogonal to xhat
+                                                     only as eps -> 0; for finite eps this is the exact value
+  * dL/dgamma = sum_P G xhat,  dL/dbeta = sum_P G
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import numpy as np
 
 from oracle import magnitudes, tolerances, torch_oracle
 from oracle.case import Case
-from oracle.checks import _guarded, _judged, _missing, backward_call, fd_case, run_backward
+from oracle.checks import _checked_result, _guarded, _judged, _missing, backward_call, fd_case, run_backward
 from oracle.implementation import Implementation, call, submit
 from oracle.ops import SPECS, OpSpec
 from oracle.tolerances import Tolerance
@@ -365,6 +370,62 @@ def adaptive_avg_pool2d_identities(impl: Implementation, spec: OpSpec, case: Cas
     return _verdict(spec, case, [(identity, gx.sum(axis=(-2, -1)), expected, tolerance)])
 
 
+def _normalization_identities(impl: Implementation, spec: OpSpec, case: Case, axes: tuple, params: tuple,
+                              shaped) -> Verdict:
+    """The derivation's identities of a normalization op over groups ``axes``, parameters shared along ``params``.
+
+    Each side is judged by the term scales of ``oracle.magnitudes`` (``normalization_terms``): an element of grad_x
+    is within ``rho T_x`` of the truth, so a sum of m of them (times ``|xhat| <= E``) is within ``rho(n + m)`` of
+    ``sum T_x`` (``sum E T_x``); the right-hand sides, computed here in float64, carry their own ``E``-scaled errors.
+    """
+    a = case.arrays()
+    result = run_backward(impl, spec, a["grad_output"], a, case)
+    expected_shapes = [(f"grad_{n}", a[n]) for n in spec.differentiable]
+    (gx, gw, gb), _ = _checked_result(result, spec.backward_name, expected_shapes, case.dtype)
+    x, g = a["x"].astype(np.float64), a["grad_output"].astype(np.float64)
+    eps = case.config["eps"]
+    terms = magnitudes.normalization_terms(x, axes, eps)
+    xhat, s, e = terms["xhat"], terms["inv_std"], terms["E"]
+    gy = g if a["weight"] is None else g * shaped(a["weight"].astype(np.float64))
+    abs_gy = np.abs(gy)
+    t_x = magnitudes.backward(spec.name, a, case.config)["x"][0]
+    fan_in = spec.fan_in(case)
+    gx = np.asarray(gx, np.float64)
+    zeros = np.zeros(np.sum(gx, axis=axes).shape)
+    orthogonal = eps * s ** 3 * np.sum(gy * xhat, axis=axes, keepdims=True)
+    orthogonal_terms = np.sum(e * t_x, axis=axes, keepdims=True) + eps * s ** 3 * np.sum(abs_gy * e, axis=axes, keepdims=True)
+    sums = tolerances.for_sum(case.dtype, fan_in + terms["m"], zeros, scale=np.sum(t_x, axis=axes))
+    comparisons = [
+        ("sum of grad_x over each normalized group == 0", np.sum(gx, axis=axes), zeros, sums),
+        ("sum of xhat * grad_x over each group == eps inv_std^3 sum(G gamma xhat) (0 only as eps -> 0)",
+         np.sum(xhat * gx, axis=axes, keepdims=True), orthogonal,
+         tolerances.for_sum(case.dtype, fan_in + terms["m"], orthogonal, scale=orthogonal_terms)),
+    ]
+    if gb is not None:
+        total = g.sum(axis=params)
+        comparisons.append(("grad_bias == sum of G over the axes bias is shared along", gb, total,
+                            _sum_of(case, fan_in, total, np.abs(g).sum(axis=params))))
+    if gw is not None:
+        total = (g * xhat).sum(axis=params)
+        comparisons.append(("grad_weight == sum of G * xhat over the axes weight is shared along", gw, total,
+                            _sum_of(case, fan_in, total, (np.abs(g) * e).sum(axis=params))))
+    return _verdict(spec, case, comparisons)
+
+
+@_identity()
+def batch_norm_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
+    ndim = len(case.shapes["x"])
+    axes = (0,) + tuple(range(2, ndim))
+    return _normalization_identities(impl, spec, case, axes, axes, lambda p: p.reshape((1, -1) + (1,) * (ndim - 2)))
+
+
+@_identity()
+def layer_norm_identities(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
+    ndim = len(case.shapes["x"])
+    lead = ndim - len(case.config["normalized_shape"])
+    return _normalization_identities(impl, spec, case, tuple(range(lead, ndim)), tuple(range(lead)), lambda p: p)
+
+
 IDENTITIES = {
     "conv2d": conv_identities,
     "conv1d": conv_identities,
@@ -382,5 +443,7 @@ IDENTITIES = {
     "log_softmax": log_softmax_identities,
     "cross_entropy": cross_entropy_identities,
     "mse_loss": mse_loss_identities,
+    "batch_norm": batch_norm_identities,
+    "layer_norm": layer_norm_identities,
 }
 assert set(IDENTITIES) <= set(SPECS)

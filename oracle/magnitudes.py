@@ -36,6 +36,7 @@ only") turns them into the normwise bound.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -430,6 +431,107 @@ def _mse_backward(a, cfg):
     return {"input": _same(_per_element(a["grad_output"], 2 * (np.abs(x) + np.abs(y)), cfg["reduction"]))}
 
 
+# --------------------------------------------------------------------------- normalization
+
+
+def normalization_terms(x: np.ndarray, axes: tuple[int, ...], eps: float) -> dict[str, np.ndarray]:
+    """The standardization of ``x`` over ``axes`` (float64, two passes) with the error scales of its parts.
+
+    ``xhat``, ``inv_std`` (``s``, kept as size-1 axes), and, elementwise:
+
+    ``E = |xhat| + s (|x| + mean_A |x|)``: the term scale of xhat. The mean is a sum of m terms: rounded, it is off
+    by up to ``gamma_m mean_A|x|``, which enters every ``x - mean`` and so every xhat as ``s mean_A|x|`` (the
+    large-offset corner: 1e3 + N(0, 1) gives ``s mean|x| ~ 1e3``); the fused form ``x s - mean s`` (torch's
+    kernels) rounds terms of size ``s |x|``. The variance is a sum of m squares of the computed ``x - mean``
+    (positive terms; the mean's error enters it only to second order, ``(s dmean)^2``, below the first-order
+    terms while ``s dmean < 1``): relative ``gamma_m``, so ``s`` is right to ``gamma_{m+4}`` and xhat to
+    that times ``|xhat|``. Together ``|fl(xhat) - xhat| <= gamma_{m+5} E``.
+
+    ``En = E + |xhat| q``, ``q = mean_A(x^2) s^2``: the same for a one-pass variance ``E[x^2] - E[x]^2``, whose
+    terms are ``mean(x^2)``, not ``var``: right (the naive formula of the imprecise band), but it loses the digits
+    of ``q`` (1e6 for the offset corner). That is a first-order bound, valid while ``gamma_m q < 1``: in float64
+    (``1e-10 m`` at the offset corner) a one-pass variance is imprecise; in float32 it loses every digit of the
+    variance there (it can come out 0, and ``s`` becomes ``1/sqrt(eps)``), and FAILs.
+    """
+    m = max(math.prod(x.shape[a] for a in axes), 1)
+    mean = x.sum(axis=axes, keepdims=True) / m
+    centred = x - mean
+    var = np.square(centred).sum(axis=axes, keepdims=True) / m
+    s = 1.0 / np.sqrt(var + eps)
+    xhat = centred * s
+    ax = np.abs(x)
+    e = np.abs(xhat) + s * (ax + ax.sum(axis=axes, keepdims=True) / m)
+    q = np.square(x).sum(axis=axes, keepdims=True) / m * s * s
+    return {"xhat": xhat, "inv_std": s, "E": e, "En": e + np.abs(xhat) * q, "q": q, "m": m}
+
+
+def _normalization_rule(groups: Callable):
+    """The term-scale rule of a normalization op whose ``groups(x, cfg) -> (axes A, parameter axes P, gamma shape)``.
+
+    Forward ``y = gamma xhat + beta``: ``|gamma| E + |beta|`` (``E``: ``normalization_terms``).
+
+    Backward, with ``gy = G gamma`` and the sums over one group A:
+
+        grad_x = s (gy - mean gy - xhat mean(gy xhat))     terms  s (|gy| + mean|gy| + E mean(|gy| E))
+
+    The three terms are the ones the compact formula adds (``s |gy|``, ``s mean|gy|``, ``s |xhat| mean|gy xhat|``);
+    ``E`` in place of ``|xhat|`` in the last one carries the error of xhat itself into it, both where it multiplies
+    (``xhat_i``) and inside the sum (``mean(gy xhat)``); the relative error of ``s`` (``gamma_{m+4}``) multiplies
+    the whole. Every other arrangement of the same rule (the chain through mean and variance term by term,
+    torch's ``(G - mean G - (x - mean) k) s gamma`` with ``k = s^2 mean(G xhat)``) adds the same terms. So each
+    element is within ``gamma_{2m+8}`` of its term scale, and ``fan_in = m + 8`` with ``rho(n) >= (n + 2) u`` covers
+    it (oracle.tolerances: ``2m+8 <= 64 sqrt(m+9)`` for every m the strategies draw, m <= 64).
+
+        grad_gamma = sum_P G xhat    terms  sum_P |G| E;        grad_beta = sum_P G    terms  sum_P |G|
+
+    The naive scales (the imprecise band) put ``En`` for ``E`` and multiply the ``s`` terms by ``1 + q``: a one-pass
+    variance's error in ``s`` is ``gamma_m q`` relative.
+    """
+
+    def forward(a, cfg):
+        axes, _, shaped = groups(a["x"], cfg)
+        t = normalization_terms(a["x"], axes, cfg["eps"])
+        gamma = 1.0 if a["weight"] is None else np.abs(shaped(a["weight"]))
+        beta = 0.0 if a["bias"] is None else np.abs(shaped(a["bias"]))
+        return gamma * t["E"] + beta, gamma * t["En"] + beta
+
+    def backward(a, cfg):
+        axes, params, shaped = groups(a["x"], cfg)
+        t = normalization_terms(a["x"], axes, cfg["eps"])
+        g = np.abs(a["grad_output"])
+        gy = g if a["weight"] is None else g * np.abs(shaped(a["weight"]))
+        s, m = t["inv_std"], t["m"]
+
+        def mean(v):
+            return v.sum(axis=axes, keepdims=True) / m
+
+        def x_scale(e, widen):
+            return s * ((gy + mean(gy)) * widen + e * mean(gy * e))
+
+        out = {"x": (x_scale(t["E"], 1.0), x_scale(t["En"], 1.0 + t["q"]))}
+        out["weight"] = None if a["weight"] is None else ((g * t["E"]).sum(axis=params), (g * t["En"]).sum(axis=params))
+        out["bias"] = None if a["bias"] is None else _same(g.sum(axis=params))
+        return out
+
+    return forward, backward
+
+
+def _batch_norm_groups(x, cfg):
+    """Every axis but 1; the (C,) parameters broadcast along axis 1."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    return axes, axes, lambda p: p.reshape((1, -1) + (1,) * (x.ndim - 2))
+
+
+def _layer_norm_groups(x, cfg):
+    """The trailing ``len(normalized_shape)`` axes; the parameters (of that shape) summed over the leading ones."""
+    lead = x.ndim - len(cfg["normalized_shape"])
+    return tuple(range(lead, x.ndim)), tuple(range(lead)), lambda p: p
+
+
+_batch_norm_forward, _batch_norm_backward = _normalization_rule(_batch_norm_groups)
+_layer_norm_forward, _layer_norm_backward = _normalization_rule(_layer_norm_groups)
+
+
 # --------------------------------------------------------------------------- the table
 
 
@@ -454,6 +556,8 @@ RULES: dict[str, Rule] = {
     "leaky_relu": Rule(_leaky_relu_forward, _leaky_relu_backward),
     "gelu": Rule(_gelu_forward, _gelu_backward),
     "adaptive_avg_pool2d": Rule(_adaptive_forward, _adaptive_backward),
+    "batch_norm": Rule(_batch_norm_forward, _batch_norm_backward),
+    "layer_norm": Rule(_layer_norm_forward, _layer_norm_backward),
 }
 assert set(RULES) == set(SPECS), f"every op needs a term-scale rule: missing {set(SPECS) - set(RULES)}"
 

@@ -63,6 +63,35 @@ def _tanh_sigmoid(a, cfg):
     return 2 * s - one
 
 
+def _one_pass_normalization(axes_of):
+    """The normalization forward with the one-pass variance ``mean(x^2) - mean(x)^2``, in the case's dtype."""
+
+    def compute(a, cfg):
+        x = a["x"]
+        axes, shaped = axes_of(x, cfg)
+        dt = x.dtype.type
+        m = dt(np.prod([x.shape[i] for i in axes]))
+        mean = x.sum(axis=axes, keepdims=True) / m
+        var = np.maximum((x * x).sum(axis=axes, keepdims=True) / m - mean * mean, dt(0))
+        y = (x - mean) / np.sqrt(var + dt(cfg["eps"]))
+        if a.get("weight") is not None:
+            y = y * shaped(a["weight"])
+        return y if a.get("bias") is None else y + shaped(a["bias"])
+
+    return compute
+
+
+def _batch_norm_axes(x, cfg):
+    return (0, *range(2, x.ndim)), lambda p: p.reshape((1, -1) + (1,) * (x.ndim - 2))
+
+
+def _layer_norm_axes(x, cfg):
+    return tuple(range(x.ndim - len(cfg["normalized_shape"]), x.ndim)), lambda p: p
+
+
+_TWO_PASS = ("the two-pass variance mean((x - mean)^2) (or Welford's update): E[x^2] - E[x]^2 cancels when "
+             "|mean| >> std and loses the digits of mean(x^2) / var")
+
 CATALOGUE = [
     Unstable("binary_cross_entropy", "forward", "-(y log p + (1 - y) log(1 - p))",
              "(y - 1) * log1p(-p) - y * log(p): log1p(-p) keeps the digits log(1 - p) loses for small p",
@@ -83,6 +112,12 @@ CATALOGUE = [
              "g * (p - y) / max(p * (1 - p), 1e-12): one subtraction instead of two large cancelling terms"),
     Unstable("binary_cross_entropy_with_logits", "backward", "g (sigmoid(z) - y) with a sigmoid right to u absolute only",
              "g * (sigmoid(z) - y) with the stable sigmoid (exp(-|z|) based)"),
+    Unstable("batch_norm", "forward", "the one-pass variance mean(x^2) - mean(x)^2", _TWO_PASS,
+             _one_pass_normalization(_batch_norm_axes)),
+    Unstable("batch_norm", "backward", "inv_std and xhat from the one-pass variance mean(x^2) - mean(x)^2", _TWO_PASS),
+    Unstable("layer_norm", "forward", "the one-pass variance mean(x^2) - mean(x)^2", _TWO_PASS,
+             _one_pass_normalization(_layer_norm_axes)),
+    Unstable("layer_norm", "backward", "inv_std and xhat from the one-pass variance mean(x^2) - mean(x)^2", _TWO_PASS),
 ]
 
 #: for the sums: the generic advice

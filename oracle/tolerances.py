@@ -342,16 +342,22 @@ def for_pair(
 
 def for_finite_differences(
     dtype: str, fan_in: int, expected: np.ndarray, reference_error: np.ndarray | None = None, *,
-    extra: np.ndarray | float = 0.0, normwise: float = 0.0,
+    extra: np.ndarray | float = 0.0, normwise: float = 0.0, scale: np.ndarray | float | None = None,
 ) -> Tolerance:
     """Tolerance for a backward in ``dtype`` checked against float64 central differences.
 
     ``extra``: the finite differences' own measured error (noise / h and truncation, ``fd_error``).
     ``normwise``: the backward's normwise bound (``normwise_bound``, times ``||v||_1`` along a direction v):
     beyond ``allowed`` but within it is imprecise.
+    ``scale``: the backward's term scale (``oracle.magnitudes``; along a direction v, ``sum T |v|``), if known:
+    its own rounding, ``rho(dtype) T``, is allowed on top. An element that cancels out of large terms (batch_norm's
+    grad_x with two values per channel is ``O(eps)`` out of terms of size ``inv_std |G|``) is off by that much in
+    float32 however right the rule, and central differences in float64 do not round it away.
     """
     base = for_sum(dtype, fan_in, expected, reference_error)
     slack = np.asarray(base.slack, dtype=np.float64) + np.asarray(extra, dtype=np.float64)
+    if scale is not None:
+        slack = slack + base.rtol * _sanitized(np.broadcast_to(scale, np.shape(expected)), expected)
     return Tolerance(rtol=max(base.rtol, FD_RTOL), atol=max(base.atol, FD_RTOL * max(_scale(expected), 1.0)), slack=slack,
                      normwise=normwise)
 

@@ -48,6 +48,10 @@ def torch_function(op: str):
     functional = torch.nn.functional
     if op == "flatten":
         return lambda x: torch.flatten(x, 1)
+    if op == "batch_norm":  # training mode: the batch's own statistics, no running ones
+        return lambda x, weight, bias, *, eps: functional.batch_norm(x, None, None, weight, bias, training=True, eps=eps)
+    if op == "layer_norm":  # torch takes normalized_shape second, positionally
+        return lambda x, weight, bias, *, normalized_shape, eps: functional.layer_norm(x, normalized_shape, weight, bias, eps)
     return getattr(functional, op)
 
 

@@ -2,7 +2,9 @@
 
 Each recipe targets one corner of the rules: exact ties (max-pool's tie rule),
 exact zeros (relu'(0)), guaranteed gaps (finite differences stay away from
-kinks), probabilities at exactly 0 and 1 and logits at +-1e4 (BCE's edges).
+kinks), probabilities at exactly 0 and 1 and logits at +-1e4 (BCE's edges),
+constant slices (a normalization group of variance 0) and a large common offset
+(the cancellation of a one-pass variance).
 
 Most recipes fill an array of the case's floating dtype. An *index* recipe
 (``INDEX_RECIPES``, e.g. ``"class_indices"``) always gives its own dtype
@@ -104,6 +106,42 @@ def _tails(shape, rng):
     return a
 
 
+#: the common offset of an ``offset`` array: |mean| / std = 1e3, so a one-pass variance E[x^2] - E[x]^2 loses
+#: 6 digits to cancellation (float32 keeps about 7), the two-pass one none
+OFFSET = 1e3
+
+
+def _offset(shape, rng):
+    """Normal values (std 1) around a large common offset ``OFFSET``."""
+    return OFFSET + rng.standard_normal(shape)
+
+
+def _constant_slices(shape, rng, axis):
+    """Normal values, with about half of the slices along ``axis`` (and at least one) each one constant value."""
+    a = rng.standard_normal(shape)
+    if a.size == 0:
+        return a
+    axis = min(axis, a.ndim - 1)
+    n = shape[axis]
+    chosen = rng.random(n) < 0.5
+    chosen[rng.integers(n)] = True
+    index = [slice(None)] * a.ndim
+    for i in np.flatnonzero(chosen):
+        index[axis] = i
+        a[tuple(index)] = rng.standard_normal()
+    return a
+
+
+def _constant_channels(shape, rng):
+    """``_constant_slices`` along axis 1, the channels of an (N, C, ...) array: batch_norm groups of variance 0."""
+    return _constant_slices(shape, rng, 1)
+
+
+def _constant_rows(shape, rng):
+    """``_constant_slices`` along axis 0: every layer_norm group under a constant leading index has variance 0."""
+    return _constant_slices(shape, rng, 0)
+
+
 def _with_nan(shape, rng):
     """Normal values with a few NaNs (NaN propagation)."""
     a = rng.standard_normal(shape)
@@ -136,6 +174,9 @@ RECIPES: dict[str, Callable] = {
     "logits_wide": _logits_wide,
     "tails": _tails,
     "nan": _with_nan,
+    "offset": _offset,
+    "constant_channels": _constant_channels,
+    "constant_rows": _constant_rows,
 }
 
 #: index recipes: name -> (fill(shape, rng, shapes), the dtype they always give, whatever the case's)

@@ -32,7 +32,7 @@ from refimpl.losses import (
     binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward,
 )
 
-# --- normalization (not part of the contract: exported, but not in CONTRACT) ---
+# --- normalization: batch_norm (training mode) and layer_norm ---
 from refimpl.normalization import batch_norm, batch_norm_backward, layer_norm, layer_norm_backward
 
 # --- more activations, softmax, losses (issue 12; softmax, log_softmax, cross_entropy, mse_loss are in CONTRACT) ---
@@ -65,6 +65,6 @@ CONTRACT = (
     "conv2d", "max_pool2d", "avg_pool2d", "linear", "relu", "sigmoid", "flatten",
     "binary_cross_entropy", "binary_cross_entropy_with_logits",
     # issue 12's layers
-    "conv1d", "conv3d", "conv_transpose2d", "adaptive_avg_pool2d",
+    "conv1d", "conv3d", "conv_transpose2d", "adaptive_avg_pool2d", "batch_norm", "layer_norm",
     "tanh", "leaky_relu", "gelu", "softmax", "log_softmax", "cross_entropy", "mse_loss",
 )

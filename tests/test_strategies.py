@@ -41,6 +41,8 @@ TORCH = {
     "conv1d": F.conv1d,
     "conv3d": F.conv3d,
     "conv_transpose2d": F.conv_transpose2d,
+    "batch_norm": lambda x, weight, bias, *, eps: F.batch_norm(x, None, None, weight, bias, training=True, eps=eps),
+    "layer_norm": lambda x, weight, bias, *, normalized_shape, eps: F.layer_norm(x, normalized_shape, weight, bias, eps),
 }
 
 CONFIG_KEYS = {
@@ -64,6 +66,8 @@ CONFIG_KEYS = {
     "conv1d": {"stride", "padding", "dilation", "groups"},
     "conv3d": {"stride", "padding", "dilation", "groups"},
     "conv_transpose2d": {"stride", "padding", "output_padding", "groups", "dilation"},
+    "batch_norm": {"eps"},
+    "layer_norm": {"normalized_shape", "eps"},
 }
 
 #: the spatial rank of the ops whose configuration tuples are not pairs
@@ -79,6 +83,8 @@ SHAPE_KEYS = {
     "conv1d": ["x", "weight", "bias", "grad_output"],
     "conv3d": ["x", "weight", "bias", "grad_output"],
     "conv_transpose2d": ["x", "weight", "bias", "grad_output"],
+    "batch_norm": ["x", "weight", "bias", "grad_output"],
+    "layer_norm": ["x", "weight", "bias", "grad_output"],
 }
 
 FAST = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -137,6 +143,10 @@ def test_torch_accepts_every_case(op):
                 assert type(v) is float
             elif key == "approximate":
                 assert v in ("none", "tanh")
+            elif key == "eps":
+                assert type(v) is float and 1e-12 * (1 - 1e-9) <= v <= 10 * (1 + 1e-9), v
+            elif key == "normalized_shape":
+                assert type(v) is tuple and 1 <= len(v) <= 3 and v == case.shapes["x"][len(case.shapes["x"]) - len(v):]
         out, inputs, grad_output = _forward(case, requires_grad=True)
         assert tuple(out.shape) == case.shapes["grad_output"]
         assert out.dtype == getattr(torch, case.dtype)
@@ -358,6 +368,27 @@ CORNERS = {
         "binary_cross_entropy_with_logits",
         lambda c: c.values.get("target") == "soft" and c.config["reduction"] == "sum",
     ),
+    "batch_norm: 2 values per channel (N*H*W = 2)": (
+        "batch_norm", lambda c: c.shapes["x"][0] * int(np.prod(c.shapes["x"][2:])) == 2),
+    "batch_norm: 2 values per channel, 4-d": (
+        "batch_norm", lambda c: len(c.shapes["x"]) == 4 and c.shapes["x"][0] * int(np.prod(c.shapes["x"][2:])) == 2),
+    "batch_norm: a constant channel": (
+        "batch_norm", lambda c: bool((np.ptp(c.arrays()["x"], axis=(0, *range(2, len(c.shapes["x"])))) == 0).any())),
+    "batch_norm: a constant channel next to a varying one": (
+        "batch_norm", lambda c: (lambda r: bool((r == 0).any() and (r > 0).any()))(
+            np.ptp(c.arrays()["x"], axis=(0, *range(2, len(c.shapes["x"])))))),
+    "batch_norm: weight and bias None": ("batch_norm", lambda c: c.shapes["weight"] is None and c.shapes["bias"] is None),
+    "batch_norm: eps <= 1e-10": ("batch_norm", lambda c: c.config["eps"] <= 1e-10),
+    "batch_norm: eps >= 1": ("batch_norm", lambda c: c.config["eps"] >= 1),
+    "batch_norm: large common offset": ("batch_norm", lambda c: c.values.get("x") == "offset"),
+    "layer_norm: over 3 trailing dims with leading dims": (
+        "layer_norm", lambda c: len(c.config["normalized_shape"]) == 3 and len(c.shapes["x"]) > 3),
+    "layer_norm: over 2 trailing dims": ("layer_norm", lambda c: len(c.config["normalized_shape"]) == 2),
+    "layer_norm: no leading dims": ("layer_norm", lambda c: len(c.shapes["x"]) == len(c.config["normalized_shape"])),
+    "layer_norm: a constant group": (
+        "layer_norm", lambda c: bool((np.ptp(c.arrays()["x"], axis=tuple(range(len(c.shapes["x"]) - len(c.config["normalized_shape"]), len(c.shapes["x"])))) == 0).any())),
+    "layer_norm: weight without bias": ("layer_norm", lambda c: c.shapes["weight"] is not None and c.shapes["bias"] is None),
+    "layer_norm: large common offset": ("layer_norm", lambda c: c.values.get("x") == "offset"),
     "float32": ("conv2d", lambda c: c.dtype == "float32"),
     "tanh: saturated in float32": ("tanh", lambda c: c.dtype == "float32" and (np.abs(np.tanh(c.arrays()["x"])) == 1).any()),
     "tanh: saturated in float64": ("tanh", lambda c: c.dtype == "float64" and (np.abs(np.tanh(c.arrays()["x"])) == 1).any()),

@@ -23,13 +23,17 @@ from typing import Callable
 
 from oracle.case import Case
 from oracle.cases import (
-    activations, adaptive_pooling, convolution, convolution_nd, dense, heads, losses, pooling, softmax, transposed,
+    activations, adaptive_pooling, convolution, convolution_nd, dense, heads, losses, normalization, pooling, softmax,
+    transposed,
 )
 from oracle.cases.mistake import Mistake
 from oracle.cases.record import OpSpec
 
 #: the op family modules
-FAMILIES = (convolution, convolution_nd, transposed, pooling, adaptive_pooling, dense, activations, losses, softmax, heads)
+FAMILIES = (
+    convolution, convolution_nd, transposed, pooling, adaptive_pooling, normalization, dense, activations, losses, softmax,
+    heads,
+)
 
 #: the order the ops are listed in everywhere (reports, test ids, the corpus, the zoo): the contract's;
 #: an op not named here comes after these, in ``FAMILIES`` order

@@ -47,5 +47,7 @@ COUNTERPARTS: dict[str, str] = {
         ("conv1d_fft", "conv1d"),
         ("conv3d_fft", "conv3d"),
         ("conv_transpose2d_fft", "conv_transpose2d"),
+        ("batch_norm_chain_rule", "batch_norm"),
+        ("layer_norm_jacobian", "layer_norm"),
     ]
 }

@@ -183,6 +183,15 @@ def span(count: int, stride: int, offset: int, size: int) -> tuple[slice, slice]
     return slice(lo, hi), slice(start, start + (hi - lo - 1) * stride + 1, stride)
 
 
+def check_positive_int(value, name: str) -> int:
+    """``value`` as an int >= 1 (a count: epochs, a batch size); TypeError for a non-integer, bool included."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
 def check_real(value, name: str) -> float:
     """``value`` as a float, after checking it is a real number (int, float or a NumPy one; not a bool)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):

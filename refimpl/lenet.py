@@ -40,7 +40,7 @@ from typing import Callable
 import numpy as np
 
 import refimpl  # the rules are looked up on use (``rules.<op>``): refimpl is still importing when this module is
-from refimpl.arguments import check_array, check_class_target
+from refimpl.arguments import check_array, check_class_target, check_positive_int
 
 IMAGE_SHAPE = (1, 12, 12)
 """(C, H, W) of one input image."""
@@ -262,14 +262,6 @@ class History:
     step_losses: list[float] = field(default_factory=list)
 
 
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
 def train(
     params: dict,
     X: np.ndarray,
@@ -299,8 +291,8 @@ def train(
         raise TypeError(f"lr must be a real number, got {type(lr).__name__} {lr!r}")
     if not (np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    epochs = _check_positive_int(epochs, "epochs")
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
     if batch_size < 2:
         raise ValueError(f"batch_size must be >= 2 (batch_norm needs two values per channel), got {batch_size}")
     if not isinstance(rng, np.random.Generator):

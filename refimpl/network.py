@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from refimpl.activations import flatten, flatten_backward, relu, relu_backward, sigmoid
-from refimpl.arguments import check_array, check_same_dtype
+from refimpl.arguments import check_array, check_positive_int, check_same_dtype
 from refimpl.convolution import conv2d, conv2d_backward
 from refimpl.dense import linear, linear_backward
 from refimpl.losses import binary_cross_entropy, binary_cross_entropy_backward
@@ -237,14 +237,6 @@ class History:
     step_losses: list[float] = dataclasses.field(default_factory=list)  # batch loss before each step
 
 
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
 def train(
     params: Params,
     X: np.ndarray,
@@ -274,8 +266,8 @@ def train(
         raise TypeError(f"lr must be a real number, got {type(lr).__name__} {lr!r}")
     if not (np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    epochs = _check_positive_int(epochs, "epochs")
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     if X.shape[0] == 0:

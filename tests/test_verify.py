@@ -220,7 +220,9 @@ def test_a_child_stuck_beyond_the_call_limit_is_killed(tmp_path, capsys):
     code, out, _ = verify(capsys, path, "--ops", "relu,sigmoid", "--dtype", "float32", "--timeout", "1", "--budget", "12", *FAST)
     assert code == 1
     relu = rows(out, "relu")
-    assert " FAIL " in relu["forward"] and "killed after 12 s" in relu["forward"]
+    # killed from outside either way: by the call limit (enforced by killing the worker, SIGALRM or not) or,
+    # should the judge itself be stuck, by the unit's budget
+    assert " FAIL " in relu["forward"] and ("killed after 12 s" in relu["forward"] or "did not return within 1 s" in relu["forward"])
     assert " pass " in relu["backward"] and " pass " in relu["finite_differences"]
     assert all(" pass " in row for row in rows(out, "sigmoid").values())
     assert 'File "' in out and "stuck.py" in out  # where it was stuck (faulthandler on SIGUSR1 before the kill)

@@ -13,7 +13,10 @@ mistake of the op (``oracle.mistakes``). A mistake is reported when
 The size of the error is never used to guess. The result is a list of hint
 lines for ``Verdict.hints``: one per matching mistake, or, when the
 implementation's gradients are wrong here and no catalogued mistake
-reproduces them, one line saying so. Nothing (``[]``) when the backward cannot
+reproduces them, one line saying so, after what two more calls show whatever
+the op: a backward that returns the same gradients for G and 2G (it ignores
+``grad_output``), or different gradients for two identical calls (it is not
+deterministic). Nothing (``[]``) when the backward cannot
 be re-run (it raises, hangs, returns garbage), when it agrees with the correct
 gradients on this case, or when the op has no catalogued mistakes.
 ``diagnose`` never raises.
@@ -41,18 +44,55 @@ def diagnose(impl: Implementation, spec: OpSpec, case: Case) -> list[str]:
         return []
 
 
+IGNORES_GRAD_OUTPUT = ("the backward ignores grad_output: it returns the same gradients for G and 2G (a vector-Jacobian "
+                       "product is linear in G; gradcheck's 'backward not using grad_output' class)")
+NOT_DETERMINISTIC = "two identical calls of the backward returned different gradients: it is not deterministic"
+
+
 def _diagnose(impl: Implementation, spec: OpSpec, case: Case) -> list[str]:
     analysis = _analyse(impl, spec, case)
     if analysis is None:
         return []
-    found, n_candidates = analysis
+    found, n_candidates, got = analysis
     if found:
         return [HINT.format(name=m.name, description=m.description) for m in found]
-    return [f"matches none of the {n_candidates} classic {spec.name} mistakes catalogued in oracle.mistakes"]
+    return [*_structural(impl, spec, case, got),
+            f"matches none of the {n_candidates} classic {spec.name} mistakes catalogued in oracle.mistakes"]
 
 
-def _analyse(impl: Implementation, spec: OpSpec, case: Case) -> tuple[list, int] | None:
-    """``(matching mistakes, number of candidates)``, or None when there is nothing to diagnose on ``case``.
+def _structural(impl: Implementation, spec: OpSpec, case: Case, got: list) -> list[str]:
+    """Mistakes of any op, recognized from two more calls: a backward whose result does not change when G doubles
+    (while G is not zero), or changes between two identical calls."""
+    arrays = case.arrays()
+    g = arrays["grad_output"]
+    if not np.any(g) or not np.all(np.isfinite(g)):
+        return []
+    backward = impl.function(spec.backward_name)
+    rest = positional(spec, arrays)
+    try:
+        again = _gradients(spec, call(backward, spec.backward_name, [g, *_copies(rest)], case.config), like=got)
+        doubled = _gradients(spec, call(backward, spec.backward_name, [g * g.dtype.type(2), *_copies(rest)], case.config),
+                             like=got)
+    except (ImplementationFailure, NotImplementedForConfig):
+        return []
+    if again is None or doubled is None:
+        return []
+    hints = []
+    if not _identical(again, got):
+        hints.append(NOT_DETERMINISTIC)
+    elif _identical(doubled, got) and any(a is not None and np.any(a) for a in got):
+        hints.append(IGNORES_GRAD_OUTPUT)
+    return hints
+
+
+def _identical(a: list, b: list) -> bool:
+    return all((x is None and y is None) or (x is not None and y is not None and np.array_equal(x, y, equal_nan=True))
+               for x, y in zip(a, b))
+
+
+def _analyse(impl: Implementation, spec: OpSpec, case: Case) -> tuple[list, int, list] | None:
+    """``(matching mistakes, number of candidates, the implementation's gradients)``, or None when there is nothing
+    to diagnose on ``case``.
 
     Nothing to diagnose: the op has no catalogued mistakes, refimpl or the
     implementation has no backward, the implementation's backward fails or
@@ -80,7 +120,7 @@ def _analyse(impl: Implementation, spec: OpSpec, case: Case) -> tuple[list, int]
             continue
         if predicted is not None and _same(predicted, got, spec, case) and not _same(predicted, reference, spec, case):
             found.append(mistake)
-    return found, len(candidates)
+    return found, len(candidates), got
 
 
 def _copies(args: list) -> list:

@@ -91,6 +91,22 @@ def test_unknown_wrong_gradient_says_no_mistake_matches():
     assert hints == [f"matches none of the {len(for_op('relu'))} classic relu mistakes catalogued in oracle.mistakes"]
 
 
+def test_a_backward_that_ignores_grad_output_is_named():
+    correct = reference("conv2d_backward")
+    ones = lambda g, x, w, b=None, **k: correct(np.ones_like(g), x, w, b, **k)  # noqa: E731 - the mistake itself
+    impl = _impl(conv2d=reference("conv2d"), conv2d_backward=ones)
+    hints = diagnose(impl, SPECS["conv2d"], conv((1, 2, 5, 5), (3, 2, 3, 3), stride=2, padding=1))
+    assert hints[0] == oracle.diagnosis.IGNORES_GRAD_OUTPUT and "matches none of the" in hints[1]
+
+
+def test_a_backward_that_is_not_deterministic_is_named():
+    correct = reference("relu_backward")
+    rng = np.random.default_rng(0)
+    noisy = lambda g, x: correct(g, x) + rng.standard_normal(x.shape)  # noqa: E731 - the mistake itself
+    hints = diagnose(_impl(relu=reference("relu"), relu_backward=noisy), SPECS["relu"], elementwise("relu", (3, 3)))
+    assert hints[0] == oracle.diagnosis.NOT_DETERMINISTIC
+
+
 CASE = conv((1, 2, 5, 5), (3, 2, 3, 3), stride=2, padding=1)
 
 

@@ -302,15 +302,20 @@ def _fd_steps(h: float) -> list[float]:
     return [h, -h] if h == tolerances.FD_STEP else [h, -h, 2 * h, -2 * h]
 
 
-def _fd_estimates(values: list[float], n_directions: int, h: float) -> list[tuple[float, float]]:
+def _fd_estimates(outputs: list[np.ndarray], g64: np.ndarray, n_directions: int, h: float) -> list[tuple[float, float]]:
     """(central difference at h, its measured truncation |D(h) - D(2h)| / 3 when h is not the quiet step) along
-    each direction, from <g, f> at the ``_fd_steps(h)`` of each."""
+    each direction, from the forward's outputs at the ``_fd_steps(h)`` of each.
+
+    Each difference is ``<g, f(x + h v) - f(x - h v)> / 2h``, the outputs subtracted before they are weighted and
+    summed: an output element the step does not move then adds exactly 0, where a difference of the two sums
+    ``<g, f>`` would carry the rounding of every element (at outputs of size 1e4, 1e-12 against a difference of
+    1e-7)."""
     steps = len(_fd_steps(h))
     out = []
     for i in range(n_directions):
-        p = values[i * steps:(i + 1) * steps]
-        d = (p[0] - p[1]) / (2 * h)
-        out.append((d, 0.0) if len(p) == 2 else (d, abs(d - (p[2] - p[3]) / (4 * h)) / 3))
+        p = outputs[i * steps:(i + 1) * steps]
+        d = float(np.sum(g64 * (p[0] - p[1]))) / (2 * h)
+        out.append((d, 0.0) if len(p) == 2 else (d, abs(d - float(np.sum(g64 * (p[2] - p[3]))) / (4 * h)) / 3))
     return out
 
 
@@ -371,16 +376,20 @@ def finite_differences(impl: Implementation, spec: OpSpec, case: Case) -> Verdic
     normwise = magnitudes.normwise(spec.name, arrays, case.config)  # the backward's, in the case's dtype
     backward_result = running.result(1 if own_forward else 0)
 
-    def phi(points: list[dict], at: int | None) -> list[float]:
-        """<g, f(x)> at each point: the planned results from ``at`` on, else evaluated now (its own forward or
-        torch's)."""
+    def outputs_at(points: list[dict], at: int | None) -> list[np.ndarray]:
+        """f(x) at each point, in float64: the planned results from ``at`` on, else evaluated now (its own forward
+        or torch's)."""
         if not own_forward:
             outputs = [_oracle(spec, case, arrays, with_grads=False)[0] for arrays in points]
         elif at is None:
             outputs = submit(impl, [forward_call(spec, p, case) for p in points]).results()
         else:
             outputs = [running.result(at + i) for i in range(len(points))]
-        return [float(np.sum(g64 * np.asarray(out, dtype=np.float64))) for out in outputs]
+        return [np.asarray(out, dtype=np.float64) for out in outputs]
+
+    def phi(points: list[dict], at: int | None) -> list[float]:
+        """<g, f(x)> at each point."""
+        return [float(np.sum(g64 * out)) for out in outputs_at(points, at)]
 
     expected_shapes = [(f"grad_{n}", None if arrays[n] is None else arrays[n]) for n in spec.differentiable]
     got, dtype_note = _checked_result(backward_result, spec.backward_name, expected_shapes, case.dtype)
@@ -398,8 +407,8 @@ def finite_differences(impl: Implementation, spec: OpSpec, case: Case) -> Verdic
         position += len(noise_points[name])
         h = tolerances.fd_step(noise, magnitude)
         quiet = h == tolerances.FD_STEP
-        values = phi(quiet_points[name] if quiet else moved(name, [(v, t) for v in directions[name] for t in _fd_steps(h)]),
-                     position if quiet else None)
+        values = outputs_at(quiet_points[name] if quiet else moved(name, [(v, t) for v in directions[name] for t in _fd_steps(h)]),
+                            position if quiet else None)
         position += len(quiet_points[name])
         if grad is None:
             continue
@@ -410,12 +419,15 @@ def finite_differences(impl: Implementation, spec: OpSpec, case: Case) -> Verdic
         note = "" if h == tolerances.FD_STEP else (
             f"the forward is noisy: {noise:.2g} measured along a random direction (Moré-Wild) against {magnitude:.3g} "
             f"for <g, f>, so step h = {h:.2g} and the allowance is widened by the noise / h and the measured truncation")
-        estimates = _fd_estimates(values, len(directions[name]), h)
+        estimates = _fd_estimates(values, g64, len(directions[name]), h)
+        # the step taken is what float64 made of x +- h v, not h v: at |x| = 1e4, x + 1e-6 is off by 1e-12, a relative
+        # 1e-6 of the step, so each difference is compared with the displacement really made
+        taken = [((x + h * v) - (x - h * v)) / (2 * h) for v in directions[name]]
         if x.size <= FULL_JACOBIAN_LIMIT:
             numerical = np.zeros_like(x)
             extra = np.zeros_like(x)
             for k, (value, truncation) in enumerate(estimates):
-                numerical.flat[k] = value
+                numerical.flat[k] = value / taken[k].flat[k]
                 extra.flat[k] = tolerances.fd_error(noise, h, truncation) if note else 0.0
             tol = tolerances.for_finite_differences(case.dtype, fan_in, numerical, errors.get(name), extra=extra,
                                                     normwise=spread, scale=own)
@@ -424,7 +436,7 @@ def finite_differences(impl: Implementation, spec: OpSpec, case: Case) -> Verdic
             mismatch = None
             for d, (v, (value, truncation)) in enumerate(zip(directions[name], estimates)):
                 numerical = np.array(value)
-                analytical = np.array(float(np.sum(grad64 * v)))
+                analytical = np.array(float(np.sum(grad64 * taken[d])))
                 scale = float(np.sum(np.abs(grad64 * v)))
                 error = errors.get(name)
                 error_along_v = None if error is None else np.array(float(np.sum(np.abs(error * v))))

@@ -61,3 +61,24 @@ def test_float32_slack_is_what_torch_float32_gets_wrong():
     slack = tolerances.float32_slack(g32["x"] - g64["x"])
     assert slack[0] > 0 and slack.shape == (2,)
     assert np.all(tolerances.float32_slack(np.array([np.inf, np.nan])) == 0)
+
+
+def test_finite_differences_use_the_step_float64_really_took():
+    """At |x| = 1e4, x + 1e-6 rounds to a step 3.4e-7 longer than h: a right gelu (slope exactly 1 out there) must
+    still pass, as must leaky_relu, whose slope is 1 on the positive side."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    import refimpl  # noqa: PLC0415
+    from oracle import checks  # noqa: PLC0415
+    from oracle.case import Case  # noqa: PLC0415
+    from oracle.implementation import Implementation  # noqa: PLC0415
+    from oracle.ops import SPECS  # noqa: PLC0415
+    from oracle.verdict import PASS  # noqa: PLC0415
+
+    impl = Implementation(refimpl, "refimpl")
+    for op, config in (("gelu", {"approximate": "none"}), ("leaky_relu", {"negative_slope": 0.01})):
+        spec = replace(SPECS[op], fd_values={"x": "logits_wide"})  # +-1e4 and beyond, away from gelu's and the kink
+        for seed in range(4):
+            case = Case(op, {"x": (3, 4), "grad_output": (3, 4)}, config, seed=seed, values={"x": "logits_wide"})
+            verdict = checks.finite_differences(impl, spec, case)
+            assert verdict.status == PASS, verdict.render()

@@ -304,6 +304,23 @@ def test_max_pool2d_jvp_takes_the_first_maximum_on_ties():
     assert y.tolist() == [[[[3.0]]]] and dy.tolist() == [[[[20.0]]]]
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool2d_jvp_routes_like_torch_through_nan_and_inf(dtype):
+    """The arg-max torch's forward AD gathers from (its CPU kernel's indices): a NaN wins, the last of several."""
+    rng = _rng(5)
+    x = rng.integers(0, 3, (2, 3, 7, 8)).astype(dtype)
+    x[0, 0, 1, 1] = x[0, 0, 1, 2] = np.nan
+    x[1, 2, 4, 4] = np.inf
+    x[1, 1, 0, :] = -np.inf
+    dx = _normal(rng, x.shape, dtype)
+    for cfg in (dict(kernel_size=(3, 3), stride=(1, 1), padding=(1, 1)), dict(kernel_size=(2, 3), stride=(2, 2))):
+        y, dy = refimpl.max_pool2d_jvp((x,), (dx,), **cfg)
+        want_y, want_dy = torch.func.jvp(lambda t: F.max_pool2d(t, **cfg), (torch.from_numpy(x),), (torch.from_numpy(dx),))
+        np.testing.assert_array_equal(y, want_y.numpy())
+        np.testing.assert_array_equal(dy, want_dy.numpy())
+
+
 def test_relu_and_leaky_relu_jvp_at_zero():
     x = np.array([-1.0, -0.0, 0.0, 2.0, np.nan])
     dx = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
@@ -390,31 +407,32 @@ def test_a_none_tangent_is_a_zero_tangent():
 
 
 def _bad_calls():
-    """(op, call, exception, pattern): every op gets a wrong-shape and a wrong-dtype tangent, plus the structural errors."""
+    """(op, call, exception, pattern): a wrong-shape and a wrong-dtype tangent for each differentiated argument
+    of each op, a tangent that is not an array, a tangent for a target, and the structural errors."""
     calls = []
     for case in all_cases(np.float64):
         if case.op in {c[0] for c in calls}:
             continue
         jvp = getattr(refimpl, case.op + "_jvp")
+        call = lambda tangents, j=jvp, c=case: lambda: j(c.primals, tangents, **c.config)  # noqa: E731
         names = ("input", "target") if case.constant else ("x", "weight", "bias")
-        i = 0  # the first argument, always differentiable
         good = case.tangents
-        wrong_shape = good[:i] + (np.zeros(case.primals[i].shape + (1,)),) + good[i + 1:]
-        wrong_dtype = good[:i] + (np.zeros(case.primals[i].shape, dtype=np.float32),) + good[i + 1:]
+        for i, primal in enumerate(case.primals):
+            if primal is None or i in case.constant:
+                continue
+            name = names[i]
+            replaced = lambda t, i=i: good[:i] + (t,) + good[i + 1:]  # noqa: E731
+            calls += [
+                (case.op, call(replaced(np.zeros(primal.shape + (1,)))), ValueError, f"tangent of {name} must have {name}'s shape"),
+                (case.op, call(replaced(np.zeros(primal.shape, np.float32))), TypeError, f"tangent of {name} must have {name}'s dtype"),
+                (case.op, call(replaced(primal.tolist())), TypeError, f"tangent of {name} must be a numpy.ndarray"),
+            ]
+        if case.constant:
+            calls.append((case.op, call((good[0], np.zeros(np.shape(case.primals[1])))), ValueError, "tangent of target must be None"))
         calls += [
-            (case.op, lambda j=jvp, c=case, t=wrong_shape: j(c.primals, t, **c.config), ValueError,
-             f"tangent of {names[i]} must have {names[i]}'s shape"),
-            (case.op, lambda j=jvp, c=case, t=wrong_dtype: j(c.primals, t, **c.config), TypeError,
-             f"tangent of {names[i]} must have {names[i]}'s dtype"),
-            (case.op, lambda j=jvp, c=case: j(c.primals, list(c.tangents)[:-1] + [1.0] if len(c.tangents) > 1 else [1.0], **c.config),
-             (TypeError, ValueError), r"tangent of \w+ must"),
-            (case.op, lambda j=jvp, c=case: j(c.primals, c.tangents + (None,) * 3, **c.config), ValueError, "tangents must have one entry"),
+            (case.op, call(good + (None,) * 3), ValueError, "tangents must have one entry per primal"),
             (case.op, lambda j=jvp, c=case: j(c.primals[0], c.tangents, **c.config), TypeError, "primals must be a tuple"),
         ]
-        if case.constant:
-            target_tangent = (case.tangents[0], np.zeros(np.shape(case.primals[1])))
-            calls.append((case.op, lambda j=jvp, c=case, t=target_tangent: j(c.primals, t, **c.config), ValueError,
-                          "tangent of target must be None"))
     return calls
 
 

@@ -40,6 +40,20 @@ from refimpl.activations import tanh, tanh_backward, leaky_relu, leaky_relu_back
 from refimpl.softmax import softmax, softmax_backward, log_softmax, log_softmax_backward
 from refimpl.losses import cross_entropy, cross_entropy_backward, mse_loss, mse_loss_backward
 
+# --- forward mode (issue 13): NAME_jvp(primals, tangents, **config) -> (output, output_tangent), as jax.jvp;
+# each next to its op's rules. Not part of CONTRACT (whose names are the forward ops).
+from refimpl.convolution import conv1d_jvp, conv2d_jvp, conv3d_jvp
+from refimpl.transposed import conv_transpose2d_jvp
+from refimpl.pooling import max_pool2d_jvp, avg_pool2d_jvp
+from refimpl.adaptive_pooling import adaptive_avg_pool2d_jvp
+from refimpl.dense import linear_jvp
+from refimpl.activations import relu_jvp, sigmoid_jvp, flatten_jvp, tanh_jvp, leaky_relu_jvp, gelu_jvp
+from refimpl.softmax import softmax_jvp, log_softmax_jvp
+from refimpl.losses import (
+    binary_cross_entropy_jvp, binary_cross_entropy_with_logits_jvp, cross_entropy_jvp, mse_loss_jvp,
+)
+from refimpl.normalization import batch_norm_jvp, layer_norm_jvp
+
 # --- the worked networks: the derivation's (15 parameters) and a LeNet-style CNN with batch_norm ---
 from refimpl import network
 from refimpl import lenet
@@ -58,6 +72,14 @@ __all__ = [
     "tanh", "tanh_backward", "leaky_relu", "leaky_relu_backward", "gelu", "gelu_backward",
     "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "cross_entropy", "cross_entropy_backward", "mse_loss", "mse_loss_backward",
+    # forward mode
+    "conv2d_jvp", "conv1d_jvp", "conv3d_jvp", "conv_transpose2d_jvp",
+    "max_pool2d_jvp", "avg_pool2d_jvp", "adaptive_avg_pool2d_jvp",
+    "linear_jvp", "relu_jvp", "sigmoid_jvp", "flatten_jvp",
+    "binary_cross_entropy_jvp", "binary_cross_entropy_with_logits_jvp",
+    "batch_norm_jvp", "layer_norm_jvp",
+    "tanh_jvp", "leaky_relu_jvp", "gelu_jvp", "softmax_jvp", "log_softmax_jvp",
+    "cross_entropy_jvp", "mse_loss_jvp",
     "network", "lenet", "CONTRACT",
 ]
 

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from refimpl.arguments import check_array, check_choice, check_grad_output, check_real
+from refimpl.arguments import check_array, check_choice, check_grad_output, check_real, check_tangents, unpack_jvp
 from refimpl.erf import erf
 
 
@@ -239,7 +239,70 @@ def flatten_backward(grad_output: np.ndarray, x: np.ndarray) -> np.ndarray:
     return grad_output.reshape(x.shape).copy()
 
 
+
+# ----------------------------------------------------------------------------- forward mode (JVP)
+
+
+def _elementwise_jvp(primals, tangents, forward, derivative, what: str):
+    """``(f(x), f'(x) dx)`` of an element-wise ``f``: ``derivative(dx, x)`` is the backward rule with
+    the tangent in the gradient's place (element-wise, the Jacobian is diagonal, its own transpose)."""
+    (x,), (dx,) = unpack_jvp(primals, tangents, ("x",), 1, what=what)
+    y = forward(x)
+    check_tangents((x,), (dx,), ("x",))
+    return y, derivative(np.zeros_like(x) if dx is None else dx, x)
+
+
+def relu_jvp(primals, tangents):
+    """Forward mode of ``relu``: ``(relu(x), dx * (x > 0))``, relu'(0) = 0 (``0 if x <= 0 else dx``, as
+    torch's ``threshold_backward``; the tangent passes at x = NaN). ``primals = (x,)``, ``tangents = (dx,)``."""
+    return _elementwise_jvp(primals, tangents, relu, relu_backward, "relu_jvp")
+
+
+def sigmoid_jvp(primals, tangents):
+    """Forward mode of ``sigmoid``: ``(s, dx * (1 - s) * s)``, s = sigmoid(x), in torch's order."""
+    return _elementwise_jvp(primals, tangents, sigmoid, sigmoid_backward, "sigmoid_jvp")
+
+
+def tanh_jvp(primals, tangents):
+    """Forward mode of ``tanh``: ``(t, dx * (1 - t^2))``, t = tanh(x)."""
+    return _elementwise_jvp(primals, tangents, tanh, tanh_backward, "tanh_jvp")
+
+
+def leaky_relu_jvp(primals, tangents, *, negative_slope=0.01):
+    """Forward mode of ``leaky_relu``: ``(leaky_relu(x), dx if x > 0 else negative_slope * dx)``
+    (the slope at x = 0, -0.0 and NaN, as torch)."""
+    return _elementwise_jvp(
+        primals, tangents,
+        lambda x: leaky_relu(x, negative_slope=negative_slope),
+        lambda d, x: leaky_relu_backward(d, x, negative_slope=negative_slope),
+        "leaky_relu_jvp",
+    )
+
+
+def gelu_jvp(primals, tangents, *, approximate="none"):
+    """Forward mode of ``gelu``: ``(gelu(x), gelu'(x) dx)``, gelu' as in ``gelu_backward``:
+
+        'none':  dx * (Phi(x) + x phi(x))
+        'tanh':  dx * (0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)),  t = tanh(sqrt(2/pi)(x + 0.044715 x^3))
+    """
+    return _elementwise_jvp(
+        primals, tangents,
+        lambda x: gelu(x, approximate=approximate),
+        lambda d, x: gelu_backward(d, x, approximate=approximate),
+        "gelu_jvp",
+    )
+
+
+def flatten_jvp(primals, tangents):
+    """Forward mode of ``flatten``: linear, its own JVP: ``(flatten(x), flatten(dx))``."""
+    (x,), (dx,) = unpack_jvp(primals, tangents, ("x",), 1, what="flatten_jvp")
+    y = flatten(x)
+    check_tangents((x,), (dx,), ("x",))
+    return y, np.zeros_like(y) if dx is None else flatten(dx)
+
+
 __all__ = [
     "relu", "relu_backward", "sigmoid", "sigmoid_backward", "flatten", "flatten_backward",
     "tanh", "tanh_backward", "leaky_relu", "leaky_relu_backward", "gelu", "gelu_backward",
+    "relu_jvp", "sigmoid_jvp", "tanh_jvp", "leaky_relu_jvp", "gelu_jvp", "flatten_jvp",
 ]

@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from refimpl.arguments import as_pair, check_array, check_grad_output
+from refimpl.arguments import as_pair, check_array, check_grad_output, check_tangents, unpack_jvp
 
-__all__ = ["adaptive_avg_pool2d", "adaptive_avg_pool2d_backward"]
+__all__ = ["adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_avg_pool2d_jvp"]
 
 
 def _bins(size: int, out: int, dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -147,3 +147,14 @@ def adaptive_avg_pool2d_backward(grad_output: np.ndarray, x: np.ndarray, *, outp
     planes = grad_output.reshape((-1,) + size)
     grad_x = _exactly(lambda g: pool.spread(g / pool.size), planes)
     return np.ascontiguousarray(grad_x.reshape(x.shape), dtype=x.dtype)
+
+
+def adaptive_avg_pool2d_jvp(primals, tangents, *, output_size):
+    """Forward mode of ``adaptive_avg_pool2d``: ``(Y, dY)``. The forward is linear in X, its own JVP:
+
+        dY = A_h dX A_w^T = adaptive_avg_pool2d(dX)        (None: a zero tangent)
+    """
+    (x,), (dx,) = unpack_jvp(primals, tangents, ("x",), 1, what="adaptive_avg_pool2d_jvp")
+    y = adaptive_avg_pool2d(x, output_size=output_size)
+    check_tangents((x,), (dx,), ("x",))
+    return y, np.zeros_like(y) if dx is None else adaptive_avg_pool2d(dx, output_size=output_size)

@@ -244,3 +244,56 @@ def check_class_target(target, n: int, classes: int) -> np.ndarray:
             f"{bad.size} out of range, e.g. {bad.flat[0]}"
         )
     return target
+
+
+# --------------------------------------------------------------------------- forward mode (JVP) arguments
+
+
+def unpack_jvp(primals, tangents, names: tuple[str, ...], required: int, *, what: str) -> tuple[tuple, tuple]:
+    """``(primals, tangents)`` of a ``NAME_jvp`` call as full-length tuples (one entry per name of ``names``).
+
+    Both are tuples (or lists) in the forward's positional argument order, as ``jax.jvp`` takes
+    them, of one length: at least the ``required`` arguments, at most all of ``names``; the
+    optional arguments left out are None (their defaults), with None tangents.
+    """
+    for value, label in ((primals, "primals"), (tangents, "tangents")):
+        if not isinstance(value, (tuple, list)):
+            raise TypeError(
+                f"{what}: {label} must be a tuple ({', '.join(names)}) in the forward's argument order, "
+                f"got {type(value).__name__}"
+            )
+    if not required <= len(primals) <= len(names):
+        raise ValueError(
+            f"{what}: primals must hold the forward's positional arguments ({', '.join(names)}; "
+            f"{'the first ' + str(required) + ' at least' if required < len(names) else 'all of them'}), "
+            f"got {len(primals)}"
+        )
+    if len(tangents) != len(primals):
+        raise ValueError(
+            f"{what}: tangents must have one entry per primal ({len(primals)}: {', '.join(names[: len(primals)])}; "
+            f"None for a zero tangent), got {len(tangents)}"
+        )
+    pad = (None,) * (len(names) - len(primals))
+    return tuple(primals) + pad, tuple(tangents) + pad
+
+
+def check_tangents(primals: tuple, tangents: tuple, names: tuple[str, ...], *, constant: tuple[str, ...] = ()) -> None:
+    """Each tangent after checking it fits its (already validated) primal.
+
+    None is a zero tangent. A present tangent must be an ndarray of its primal's shape
+    and dtype (ValueError / TypeError naming the argument); a None primal, and the
+    arguments in ``constant`` (targets: not differentiated), take only a None tangent.
+    """
+    for primal, tangent, name in zip(primals, tangents, names):
+        if tangent is None:
+            continue
+        if name in constant:
+            raise ValueError(f"the tangent of {name} must be None: {name} is not differentiated (got {type(tangent).__name__})")
+        if primal is None:
+            raise ValueError(f"the tangent of {name} must be None where {name} is None, got {type(tangent).__name__}")
+        if not isinstance(tangent, np.ndarray):
+            raise TypeError(f"the tangent of {name} must be a numpy.ndarray, got {type(tangent).__name__}")
+        if tangent.shape != primal.shape:
+            raise ValueError(f"the tangent of {name} must have {name}'s shape {primal.shape}, got {tangent.shape}")
+        if tangent.dtype != primal.dtype:
+            raise TypeError(f"the tangent of {name} must have {name}'s dtype {primal.dtype}, got {tangent.dtype}")

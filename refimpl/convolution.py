@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from refimpl.arguments import as_tuple, check_array, check_grad_output, check_same_dtype, output_size
+from refimpl.arguments import as_tuple, check_array, check_grad_output, check_same_dtype, check_tangents, output_size, unpack_jvp
 from refimpl.correlation import correlate, crop, dilate, flip, pad, swap_filter_channels
 from refimpl.nonfinite import exact
 
@@ -255,3 +255,56 @@ def grad_weight(g, x, *, padding, dilation, groups):
         for x_grp, g_grp in zip(x_groups, g_groups)
     ]
     return np.ascontiguousarray(np.concatenate(per_group, axis=0))
+
+
+# ----------------------------------------------------------------------------- forward mode (JVP)
+
+CONV_ARGS = ("x", "weight", "bias")
+
+
+def conv_jvp(primals, tangents, config, *, rank: int, what: str):
+    """``(Z, dZ)`` of a rank-``rank`` convolution; ``config(x, weight, bias)`` validates and configures.
+
+    The forward is bilinear in (x, W) and affine in b, so its derivative is the product rule,
+    each term the forward itself (``conv``, without bias) applied to a tangent:
+
+        dZ = conv(dX, W) + conv(X, dW) + db        (a None tangent is a zero term, left out)
+    """
+    (x, weight, bias), (dx, dw, db) = unpack_jvp(primals, tangents, CONV_ARGS, 2, what=what)
+    cfg = config(x, weight, bias)
+    check_tangents((x, weight, bias), (dx, dw, db), CONV_ARGS)
+    z = conv(x, weight, bias, cfg)
+    dz = np.zeros_like(z)
+    if dx is not None:
+        dz += conv(dx, weight, None, cfg)
+    if dw is not None:
+        dz += conv(x, dw, None, cfg)
+    if db is not None:
+        dz += db.reshape((-1,) + (1,) * cfg.rank)
+    return z, dz
+
+
+def conv1d_jvp(primals, tangents, *, stride=1, padding=0, dilation=1, groups=1):
+    """Forward mode of conv1d: ``(Z, dZ)`` with ``dZ = conv1d(dX, W) + conv1d(X, dW) + db`` (``conv_jvp``, rank 1).
+
+    ``primals = (x, weight[, bias])``, ``tangents`` likewise (None: a zero tangent; None for a None bias).
+    """
+    config = lambda x, w, b: conv1d_config(x, w, b, stride, padding, dilation, groups)  # noqa: E731
+    return conv_jvp(primals, tangents, config, rank=1, what="conv1d_jvp")
+
+
+def conv2d_jvp(primals, tangents, *, stride=1, padding=0, dilation=1, groups=1):
+    """Forward mode of conv2d: ``(Z, dZ)``, the product rule of the bilinear forward (``conv_jvp``, rank 2):
+
+        dZ = conv2d(dX, W) + conv2d(X, dW) + db[:, None, None]
+
+    ``primals = (x, weight[, bias])``, ``tangents`` likewise (None: a zero tangent; None for a None bias).
+    """
+    config = lambda x, w, b: conv2d_config(x, w, b, stride, padding, dilation, groups)  # noqa: E731
+    return conv_jvp(primals, tangents, config, rank=2, what="conv2d_jvp")
+
+
+def conv3d_jvp(primals, tangents, *, stride=1, padding=0, dilation=1, groups=1):
+    """Forward mode of conv3d: ``(Z, dZ)`` with ``dZ = conv3d(dX, W) + conv3d(X, dW) + db`` (``conv_jvp``, rank 3)."""
+    config = lambda x, w, b: conv3d_config(x, w, b, stride, padding, dilation, groups)  # noqa: E731
+    return conv_jvp(primals, tangents, config, rank=3, what="conv3d_jvp")

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from refimpl.arguments import check_array, check_grad_output, check_same_dtype
+from refimpl.arguments import check_array, check_grad_output, check_same_dtype, check_tangents, unpack_jvp
 
 
 def _check_linear_args(x, weight, bias) -> np.dtype:
@@ -75,3 +75,25 @@ def linear_backward(
     grad_weight = g2.T @ x2
     grad_bias = g2.sum(axis=0) if bias is not None else None
     return grad_x, grad_weight, grad_bias
+
+
+def linear_jvp(primals, tangents):
+    """Forward mode of ``linear``: ``(y, dy)``, the product rule of the bilinear forward.
+
+        dy = dx @ W.T + x @ dW.T + db        (each term ``linear`` itself on a tangent; None: a zero term)
+
+    ``primals = (x, weight[, bias])``, ``tangents`` likewise (None for a None bias).
+    """
+    names = ("x", "weight", "bias")
+    (x, weight, bias), (dx, dw, db) = unpack_jvp(primals, tangents, names, 2, what="linear_jvp")
+    _check_linear_args(x, weight, bias)
+    check_tangents((x, weight, bias), (dx, dw, db), names)
+    y = linear(x, weight, bias)
+    dy = np.zeros_like(y)
+    if dx is not None:
+        dy += linear(dx, weight)
+    if dw is not None:
+        dy += linear(x, dw)
+    if db is not None:
+        dy += db
+    return y, dy

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from refimpl.activations import _sigmoid
-from refimpl.arguments import check_array, check_class_target, check_grad_output, check_same_dtype
+from refimpl.arguments import check_array, check_class_target, check_grad_output, check_same_dtype, check_tangents, unpack_jvp
 from refimpl.softmax import _log_softmax, _softmax
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -273,3 +273,79 @@ def mse_loss_backward(
     check_grad_output(grad_output, _grad_output_shape(input, reduction), input.dtype)
     norm = 2.0 / input.size if reduction == "mean" and input.size else 2.0
     return _as_result(input.dtype.type(norm) * (input - target) * grad_output, input.dtype)
+
+
+# ----------------------------------------------------------------------------- forward mode (JVP)
+
+LOSS_ARGS = ("input", "target")
+
+
+def _loss_jvp_operands(primals, tangents, check, what):
+    """``(input, target, d_input)`` of a checked loss JVP call: ``check(input, target)`` validates the
+    primals; target is not differentiated (its tangent must be None); a None input tangent is zeros."""
+    (input, target), (d_input, d_target) = unpack_jvp(primals, tangents, LOSS_ARGS, 2, what=what)
+    check(input, target)
+    check_tangents((input, target), (d_input, d_target), LOSS_ARGS, constant=("target",))
+    return input, target, np.zeros_like(input) if d_input is None else d_input
+
+
+def binary_cross_entropy_jvp(primals, tangents, *, reduction="mean"):
+    """Forward mode of ``binary_cross_entropy``: ``(loss, dloss)``, as torch's forward AD states it
+    (the backward's clamp, on the tangent; then the forward's reduction):
+
+        dloss = reduce( dp * (p - y) / max((1 - p) * p, EPSILON) )        EPSILON = float32(1e-12)
+
+    ``'mean'`` sums and divides by the number of elements. At p = 0 or 1 this is the backward's
+    finite convention, not the derivative of the clamped forward (see the module docstring).
+    ``primals = (input, target)``, ``tangents = (dp, None)``: target is not differentiated.
+    """
+    check = lambda p, y: _check_loss_args(p, y, reduction, probabilities=True)  # noqa: E731
+    p, y, dp = _loss_jvp_operands(primals, tangents, check, "binary_cross_entropy_jvp")
+    dt = p.dtype.type
+    per_element = dp * (p - y) / np.maximum((dt(1) - p) * p, dt(EPSILON))
+    return binary_cross_entropy(p, y, reduction=reduction), _reduce(_as_result(per_element, p.dtype), reduction)
+
+
+def binary_cross_entropy_with_logits_jvp(primals, tangents, *, reduction="mean"):
+    """Forward mode of ``binary_cross_entropy_with_logits``: ``(loss, dloss)``, exact for every z:
+
+        dloss = reduce( (sigmoid(z) - y) * dz )        'mean' divides the sum by the number of elements
+
+    ``primals = (input, target)``, ``tangents = (dz, None)``: target is not differentiated.
+    """
+    check = lambda z, y: _check_loss_args(z, y, reduction, probabilities=False)  # noqa: E731
+    z, y, dz = _loss_jvp_operands(primals, tangents, check, "binary_cross_entropy_with_logits_jvp")
+    per_element = (_sigmoid(z) - y) * dz
+    return binary_cross_entropy_with_logits(z, y, reduction=reduction), _reduce(_as_result(per_element, z.dtype), reduction)
+
+
+def cross_entropy_jvp(primals, tangents, *, reduction="mean"):
+    """Forward mode of ``cross_entropy``: ``(loss, dloss)``, the linearization of
+    ``loss_n = logsumexp(input[n]) - input[n, target_n]``:
+
+        dloss_n = sum_c softmax(input, dim=1)[n, c] * dx[n, c] - dx[n, target_n]
+        dloss   = reduce(dloss_n)        'mean' divides the sum by N
+
+    ``primals = (input, target)``, ``tangents = (dx, None)``: the integer target has no tangent.
+    """
+    check = lambda x, t: _check_cross_entropy_args(x, t, reduction)  # noqa: E731
+    x, target, dx = _loss_jvp_operands(primals, tangents, check, "cross_entropy_jvp")
+    loss = cross_entropy(x, target, reduction=reduction)
+    if x.size == 0:
+        return loss, _reduce(np.zeros((0,), dtype=x.dtype), reduction)
+    rows = _rows(x.shape[0])
+    per_row = np.sum(_softmax(x, 1) * dx, axis=1) - dx[rows, target]
+    return loss, _reduce(per_row, reduction)
+
+
+def mse_loss_jvp(primals, tangents, *, reduction="mean"):
+    """Forward mode of ``mse_loss``: ``(loss, dloss)``:
+
+        dloss = reduce( 2 * (input - target) * dx )        'mean' divides the sum by input.size
+
+    ``primals = (input, target)``, ``tangents = (dx, None)``: target is not differentiated.
+    """
+    check = lambda x, t: _check_mse_args(x, t, reduction)  # noqa: E731
+    x, target, dx = _loss_jvp_operands(primals, tangents, check, "mse_loss_jvp")
+    per_element = x.dtype.type(2) * (x - target) * dx
+    return mse_loss(x, target, reduction=reduction), _reduce(_as_result(per_element, x.dtype), reduction)

@@ -36,9 +36,11 @@ import numbers
 
 import numpy as np
 
-from refimpl.arguments import check_array, check_grad_output, check_same_dtype
+from refimpl.arguments import check_array, check_grad_output, check_same_dtype, check_tangents, unpack_jvp
 
-__all__ = ["batch_norm", "batch_norm_backward", "layer_norm", "layer_norm_backward"]
+__all__ = [
+    "batch_norm", "batch_norm_backward", "batch_norm_jvp", "layer_norm", "layer_norm_backward", "layer_norm_jvp",
+]
 
 
 # --------------------------------------------------------------------------- the shared core
@@ -328,3 +330,75 @@ def layer_norm_backward(
     return _normalized_backward(
         grad_output, x, weight, axes, lead, eps, want_weight=weight is not None, want_bias=bias is not None,
     )
+
+
+# --------------------------------------------------------------------------- forward mode (JVP)
+
+NORM_ARGS = ("x", "weight", "bias")
+
+
+def _normalized_jvp(x, dx, gamma, dgamma, beta, dbeta, axes, eps):
+    """``(y, dy)`` of ``y = gamma * xhat + beta``, xhat standardized over ``axes`` (parameters already
+    shaped to broadcast against x; None for gamma = 1, beta = 0 or a zero tangent). The linearization
+    of xhat = (x - mean) inv_std, with means over ``axes``:
+
+        d mean    = mean(dx)
+        d inv_std = -inv_std^3 mean((x - mean)(dx - d mean)) = -inv_std^2 mean(dx xhat)
+        dxhat     = inv_std (dx - mean(dx) - xhat mean(dx xhat))
+        dy        = gamma dxhat + xhat dgamma + dbeta
+
+    (the backward's grad_x formula with dx in gy's place: dxhat is the same symmetric projection).
+    """
+    xhat, inv_std, scratch = _standardize(x, axes, eps)
+    dtype = x.dtype.type
+    m = max(math.prod(x.shape[a] for a in axes), 1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        y = xhat.copy() if gamma is None else xhat * gamma
+        if beta is not None:
+            y += beta
+        if dx is None:
+            dy = np.zeros_like(x)
+        else:
+            mean_dx = dx.sum(axis=axes, keepdims=True) / dtype(m)
+            mean_dx_xhat = np.multiply(dx, xhat, out=scratch).sum(axis=axes, keepdims=True) / dtype(m)
+            dy = dx - mean_dx
+            dy -= xhat * mean_dx_xhat
+            dy *= inv_std
+            if gamma is not None:
+                dy *= gamma
+        if dgamma is not None:
+            dy += xhat * dgamma
+        if dbeta is not None:
+            dy += dbeta
+    return y, dy
+
+
+def batch_norm_jvp(primals, tangents, *, eps=1e-5):
+    """Forward mode of training-mode ``batch_norm``: ``(y, dy)``, per channel c (means over n and s):
+
+        dxhat = inv_std * (dx - mean(dx) - xhat * mean(dx * xhat))
+        dy    = weight[c] * dxhat + xhat * dweight[c] + dbias[c]
+
+    ``primals = (x[, weight[, bias]])``, ``tangents`` likewise (None: a zero tangent; None for a
+    None weight or bias). Raises like ``batch_norm``.
+    """
+    (x, weight, bias), (dx, dw, db) = unpack_jvp(primals, tangents, NORM_ARGS, 1, what="batch_norm_jvp")
+    axes = _check_batch_norm_args(x, weight, bias, eps)
+    check_tangents((x, weight, bias), (dx, dw, db), NORM_ARGS)
+    shaped = lambda p: _channel_shaped(p, x.ndim)  # noqa: E731
+    return _normalized_jvp(x, dx, shaped(weight), shaped(dw), shaped(bias), shaped(db), axes, eps)
+
+
+def layer_norm_jvp(primals, tangents, *, normalized_shape, eps=1e-5):
+    """Forward mode of ``layer_norm``: ``(y, dy)``, per leading index (means over the normalized dims):
+
+        dxhat = inv_std * (dx - mean(dx) - xhat * mean(dx * xhat))
+        dy    = weight * dxhat + xhat * dweight + dbias
+
+    ``primals = (x[, weight[, bias]])``, ``tangents`` likewise (None: a zero tangent; None for a
+    None weight or bias). Raises like ``layer_norm``.
+    """
+    (x, weight, bias), (dx, dw, db) = unpack_jvp(primals, tangents, NORM_ARGS, 1, what="layer_norm_jvp")
+    axes, _ = _check_layer_norm_args(x, weight, bias, normalized_shape, eps)
+    check_tangents((x, weight, bias), (dx, dw, db), NORM_ARGS)
+    return _normalized_jvp(x, dx, weight, dw, bias, db, axes, eps)

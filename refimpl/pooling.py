@@ -36,10 +36,13 @@ from typing import Callable
 import numpy as np
 
 from refimpl.arguments import (
-    as_pair, check_array, check_bool, check_grad_output, check_pool_input_not_empty, output_hw, span,
+    as_pair, check_array, check_bool, check_grad_output, check_pool_input_not_empty, check_tangents, output_hw, span,
+    unpack_jvp,
 )
 
-__all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
+__all__ = [
+    "max_pool2d", "max_pool2d_backward", "max_pool2d_jvp", "avg_pool2d", "avg_pool2d_backward", "avg_pool2d_jvp",
+]
 
 
 # --------------------------------------------------------------------------- geometry
@@ -676,3 +679,67 @@ def avg_pool2d_backward(
 
     _for_each_chunk(grad_planes, worker)
     return _restore_batch(grad_x, unbatched)
+
+
+# --------------------------------------------------------------------------- forward mode (JVP)
+
+
+def max_pool2d_jvp(primals, tangents, *, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Forward mode of ``max_pool2d``: ``(y, dy)``, the tangent routed through each window's arg-max.
+
+        dy[p, q] = dx[argmax of window (p, q)]
+
+    the arg-max the backward routes gradients to (``_window_winner``: torch's CPU kernel's,
+    the first maximum in row-major window order, the last NaN if the window has one; never
+    padding), so ``<dy, g> = <dx, max_pool2d_backward(g)>`` exactly. ``primals = (x,)``,
+    ``tangents = (dx,)`` (None: a zero tangent). Rejects the same configurations as ``max_pool2d``.
+    """
+    (x,), (dx,) = unpack_jvp(primals, tangents, ("x",), 1, what="max_pool2d_jvp")
+    x4, unbatched, pooling = _parse_max_pooling(x, kernel_size, stride, padding, dilation, ceil_mode)
+    check_tangents((x,), (dx,), ("x",))
+    config = dict(kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode)
+    y = max_pool2d(x, **config)
+    dy = np.zeros(x4.shape[:2] + pooling.out_hw, dtype=x4.dtype)
+    if dx is None:
+        return y, _restore_batch(dy, unbatched)
+    x_planes, dx_planes, dy_planes = _as_planes(x4), _as_planes(dx[np.newaxis] if unbatched else dx), _as_planes(dy)
+    layout = _PhaseLayout(pooling, _planes_per_chunk(x_planes))
+    kw = pooling.kernel[1]
+    seed = _first_input_offset(pooling, 0)[:, None] * kw + _first_input_offset(pooling, 1)[None, :]
+
+    def worker():
+        phases, tangent_phases = layout.phases(x4.dtype, -np.inf), layout.phases(x4.dtype, 0)
+        routed, is_winner = layout.windows(x4.dtype), np.empty(layout.size, dtype=bool)
+
+        def run(chunk):
+            m = layout.load(phases, x_planes[chunk])
+            winner = _window_winner(layout, phases, m, seed, _has_nan(x_planes[chunk]))
+            layout.load(tangent_phases, dx_planes[chunk])
+            n = layout.width(m)
+            for tap in layout.taps:  # each window takes the tangent at its winning offset
+                np.equal(winner[:n], tap.k, out=is_winner[:n])
+                np.copyto(routed[:n], layout.at(tangent_phases, tap, m), where=is_winner[:n])
+            dy_planes[chunk, 0] = layout.real(routed, m)
+
+        return run
+
+    _for_each_chunk(x_planes, worker)
+    return y, _restore_batch(dy, unbatched)
+
+
+def avg_pool2d_jvp(
+    primals, tangents, *, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+    divisor_override=None,
+):
+    """Forward mode of ``avg_pool2d``: ``(y, dy)``. The forward is linear in x, so it is its own JVP:
+
+        dy = avg_pool2d(dx)        (same configuration; None: a zero tangent)
+    """
+    (x,), (dx,) = unpack_jvp(primals, tangents, ("x",), 1, what="avg_pool2d_jvp")
+    config = dict(
+        kernel_size=kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
+        count_include_pad=count_include_pad, divisor_override=divisor_override,
+    )
+    y = avg_pool2d(x, **config)
+    check_tangents((x,), (dx,), ("x",))
+    return y, np.zeros_like(y) if dx is None else avg_pool2d(dx, **config)

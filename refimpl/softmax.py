@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from refimpl.arguments import check_array, check_dim, check_grad_output
+from refimpl.arguments import check_array, check_dim, check_grad_output, check_tangents, unpack_jvp
 
-__all__ = ["softmax", "softmax_backward", "log_softmax", "log_softmax_backward"]
+__all__ = ["softmax", "softmax_backward", "softmax_jvp", "log_softmax", "log_softmax_backward", "log_softmax_jvp"]
 
 
 def _as_1d_if_0d(a: np.ndarray) -> np.ndarray:
@@ -102,3 +102,39 @@ def log_softmax_backward(grad_output: np.ndarray, x: np.ndarray, *, dim: int) ->
         return np.empty_like(x)
     s, g, axis = operands
     return (g - s * np.sum(g, axis=axis, keepdims=True)).reshape(x.shape)
+
+
+# ----------------------------------------------------------------------------- forward mode (JVP)
+
+
+def _jvp_operands(primals, tangents, dim, what):
+    """``(x, dx, axis)`` of a checked JVP call (a 0-d x and dx as 1-d; dx zeros for a None tangent)."""
+    (x,), (dx,) = unpack_jvp(primals, tangents, ("x",), 1, what=what)
+    axis = _check_x_dim(x, dim)
+    check_tangents((x,), (dx,), ("x",))
+    return x, np.zeros_like(x) if dx is None else dx, axis
+
+
+def softmax_jvp(primals, tangents, *, dim):
+    """Forward mode of ``softmax``: ``(s, ds)``, the Jacobian diag(s) - s s^T (symmetric) applied to dx:
+
+        ds = s * (dx - sum_j s_j dx_j),    s = softmax(x, dim), the sum along dim
+    """
+    x, dx, axis = _jvp_operands(primals, tangents, dim, "softmax_jvp")
+    if x.size == 0:
+        return np.empty_like(x), np.empty_like(x)
+    s, d = _softmax(_as_1d_if_0d(x), axis), _as_1d_if_0d(dx)
+    return s.reshape(x.shape), (s * (d - np.sum(s * d, axis=axis, keepdims=True))).reshape(x.shape)
+
+
+def log_softmax_jvp(primals, tangents, *, dim):
+    """Forward mode of ``log_softmax``: ``(log s, d log s)``, the Jacobian I - 1 s^T applied to dx:
+
+        d log s = dx - sum_j s_j dx_j,    s = softmax(x, dim), the sum along dim
+    """
+    x, dx, axis = _jvp_operands(primals, tangents, dim, "log_softmax_jvp")
+    if x.size == 0:
+        return np.empty_like(x), np.empty_like(x)
+    x1, d = _as_1d_if_0d(x), _as_1d_if_0d(dx)
+    s = _softmax(x1, axis)
+    return _log_softmax(x1, axis).reshape(x.shape), (d - np.sum(s * d, axis=axis, keepdims=True)).reshape(x.shape)

@@ -50,11 +50,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from refimpl.arguments import as_pair, check_array, check_grad_output, check_same_dtype
+from refimpl.arguments import as_pair, check_array, check_grad_output, check_same_dtype, check_tangents, unpack_jvp
 from refimpl.convolution import conv2d
 from refimpl.correlation import pad
 
-__all__ = ["conv_transpose2d", "conv_transpose2d_backward"]
+__all__ = ["conv_transpose2d", "conv_transpose2d_backward", "conv_transpose2d_jvp"]
 
 
 @dataclass(frozen=True)
@@ -258,3 +258,30 @@ def conv_transpose2d_backward(
     grad_w = _conv2d_grad_weight(x, grad_pad, cfg)
     grad_bias = None if bias is None else grad_output.sum(axis=(0, 2, 3))
     return grad_x, grad_w, grad_bias
+
+
+def conv_transpose2d_jvp(
+    primals, tangents, *, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+):
+    """Forward mode of conv_transpose2d: ``(Z, dZ)``, the product rule of the bilinear forward.
+
+        dZ = conv_transpose2d(dX, W) + conv_transpose2d(X, dW) + db[:, None, None]
+
+    each term the forward itself (``_conv2d_grad_x``, without bias) on a tangent; a None
+    tangent is a zero term. ``primals = (x, weight[, bias])``, ``tangents`` likewise.
+    """
+    names = ("x", "weight", "bias")
+    (x, weight, bias), (dx, dw, db) = unpack_jvp(primals, tangents, names, 2, what="conv_transpose2d_jvp")
+    cfg = conv_transpose2d_config(x, weight, bias, stride, padding, output_padding, groups, dilation)
+    check_tangents((x, weight, bias), (dx, dw, db), names)
+    z = _conv2d_grad_x(x, weight, cfg)
+    if bias is not None:
+        z += bias[:, None, None]
+    dz = np.zeros_like(z)
+    if dx is not None:
+        dz += _conv2d_grad_x(dx, weight, cfg)
+    if dw is not None:
+        dz += _conv2d_grad_x(x, dw, cfg)
+    if db is not None:
+        dz += db[:, None, None]
+    return z, dz

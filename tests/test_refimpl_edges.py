@@ -158,6 +158,17 @@ def _zero_d_calls(dtype):
             forward, backward = getattr(refimpl, name), getattr(refimpl, name + "_backward")
             calls[f"{name} {reduction}"] = lambda f=forward, r=reduction: f(x, y, reduction=r)
             calls[f"{name}_backward {reduction}"] = lambda b=backward, r=reduction: b(g, x, y, reduction=r)
+            jvp = getattr(refimpl, name + "_jvp")
+            calls[f"{name}_jvp {reduction}"] = lambda j=jvp, r=reduction: j((x, y), (g, None), reduction=r)
+    # forward mode (NAME_jvp returns (output, output_tangent): both must be 0-d arrays)
+    for name in ("relu", "sigmoid", "tanh"):
+        calls[name + "_jvp"] = lambda j=getattr(refimpl, name + "_jvp"): j((x,), (g,))
+        calls[name + "_jvp None"] = lambda j=getattr(refimpl, name + "_jvp"): j((x,), (None,))
+    calls["leaky_relu_jvp"] = lambda: refimpl.leaky_relu_jvp((x,), (g,), negative_slope=0.1)
+    for approximate in ("none", "tanh"):
+        calls[f"gelu_jvp {approximate}"] = lambda a=approximate: refimpl.gelu_jvp((x,), (g,), approximate=a)
+    for name in ("softmax", "log_softmax"):
+        calls[name + "_jvp"] = lambda j=getattr(refimpl, name + "_jvp"): j((x,), (g,), dim=0)
     return calls
 
 
@@ -165,9 +176,10 @@ def _zero_d_calls(dtype):
 def test_zero_d_inputs_give_zero_d_arrays(dtype):
     wrong = {}
     for name, call in _zero_d_calls(dtype).items():
-        result = call()
-        if type(result) is not np.ndarray or result.dtype != np.dtype(dtype) or result.shape != ():
-            wrong[name] = f"{type(result).__name__} {getattr(result, 'dtype', None)} {getattr(result, 'shape', None)}"
+        results = call()
+        for result in results if isinstance(results, tuple) else (results,):  # a JVP's (output, tangent)
+            if type(result) is not np.ndarray or result.dtype != np.dtype(dtype) or result.shape != ():
+                wrong[name] = f"{type(result).__name__} {getattr(result, 'dtype', None)} {getattr(result, 'shape', None)}"
     assert not wrong, wrong
 
 
@@ -200,6 +212,19 @@ def test_every_other_public_function_refuses_0d_arguments():
         "conv_transpose2d_backward": lambda: refimpl.conv_transpose2d_backward(z, z, z),
         "adaptive_avg_pool2d": lambda: refimpl.adaptive_avg_pool2d(z, output_size=1),
         "adaptive_avg_pool2d_backward": lambda: refimpl.adaptive_avg_pool2d_backward(z, z, output_size=1),
+        # forward mode: the primals are checked as the forward checks them
+        "conv2d_jvp": lambda: refimpl.conv2d_jvp((z, z), (z, z)),
+        "conv1d_jvp": lambda: refimpl.conv1d_jvp((z, z), (z, z)),
+        "conv3d_jvp": lambda: refimpl.conv3d_jvp((z, z), (z, z)),
+        "conv_transpose2d_jvp": lambda: refimpl.conv_transpose2d_jvp((z, z), (z, z)),
+        "max_pool2d_jvp": lambda: refimpl.max_pool2d_jvp((z,), (z,), kernel_size=1),
+        "avg_pool2d_jvp": lambda: refimpl.avg_pool2d_jvp((z,), (z,), kernel_size=1),
+        "adaptive_avg_pool2d_jvp": lambda: refimpl.adaptive_avg_pool2d_jvp((z,), (z,), output_size=1),
+        "linear_jvp": lambda: refimpl.linear_jvp((z, z), (z, z)),
+        "flatten_jvp": lambda: refimpl.flatten_jvp((z,), (z,)),
+        "cross_entropy_jvp": lambda: refimpl.cross_entropy_jvp((z, np.array(0)), (z, None)),
+        "batch_norm_jvp": lambda: refimpl.batch_norm_jvp((z, None, None), (z, None, None)),
+        "layer_norm_jvp": lambda: refimpl.layer_norm_jvp((z, None, None), (z, None, None), normalized_shape=(1,)),
     }
     covered = {name.split()[0] for name in _zero_d_calls(np.float64)}
     functions = set(refimpl.__all__) - {"network", "lenet", "CONTRACT"}

@@ -23,6 +23,9 @@ import torch.nn.functional as F
 
 import refimpl
 
+#: torch.func.jvp scripts a helper internally; its deprecation notice is torch's business, not this test's
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+
 DTYPES = [np.float64, np.float32]
 
 

@@ -122,7 +122,14 @@ def conv_cases(draw, op: str, dtype: st.SearchStrategy[str], geometry: st.Search
         seed=draw(seeds()),
     )
     _label_geometry(op, g)
-    if any(s > k for s, k in zip(g.stride, g.kernel)):
+    label_filter(case, g.stride, g.kernel, groups, c_in, has_bias)
+    return case
+
+
+def label_filter(case: Case, stride, kernel, groups: int, c_in: int, has_bias: bool) -> None:
+    """The corners a convolution's filter and channels reach, as Hypothesis events (any rank, transposed too)."""
+    op = case.op
+    if any(s > k for s, k in zip(stride, kernel)):
         _label(f"{op}: stride > kernel")
     if groups > 1:
         _label(f"{op}: groups>1")
@@ -131,7 +138,6 @@ def conv_cases(draw, op: str, dtype: st.SearchStrategy[str], geometry: st.Search
     if not has_bias:
         _label(f"{op}: no bias")
     _label(f"dtype: {case.dtype}")
-    return case
 
 
 def conv2d_cases(dtype: str | None = None) -> st.SearchStrategy[Case]:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from oracle.case import Case
 from oracle.cases.blocks import _dtype_strategy, _label, pairs, reused, seeds
-from oracle.cases.convolution import CONV_FEATURES, _conv_grad_w, _fit, _stride1_gradient, conv_channels
+from oracle.cases.convolution import CONV_FEATURES, _conv_grad_w, _fit, _stride1_gradient, conv_channels, label_filter
 from oracle.cases.mistake import Mistake, mistakes
 from oracle.cases.record import OpSpec, _differs
 from refimpl.arguments import check_grad_output, window_count
@@ -104,21 +104,13 @@ def _conv_transpose2d_cases(draw, dtype: st.SearchStrategy[str]):
             _label(f"{op}: output_padding >= stride (dilation > stride)")
         if any(0 < o <= p for o, p in zip(output_padding, padding)):
             _label(f"{op}: output_padding rows reached by the kernel")
-    if any(s > k for s, k in zip(stride, kernel)):
-        _label(f"{op}: stride > kernel")
     if any(s > 1 and d > 1 for s, d in zip(stride, dilation)):
         _label(f"{op}: stride>1 & dilation>1")
     if any(p > d * (k - 1) for p, d, k in zip(padding, dilation, kernel)):
         _label(f"{op}: padding crops past the kernel's reach")
     if 1 in out_hw:
         _label(f"{op}: output 1 on some axis")
-    if groups > 1:
-        _label(f"{op}: groups>1")
-        if c_in == groups:
-            _label(f"{op}: depthwise")
-    if not has_bias:
-        _label(f"{op}: no bias")
-    _label(f"dtype: {case.dtype}")
+    label_filter(case, stride, kernel, groups, c_in, has_bias)
     return case
 
 

@@ -151,13 +151,18 @@ def adapt(module, specs) -> types.SimpleNamespace:
     A ``NAME_backward`` the module defines itself is ignored: the backward checked is the one autograd runs.
     """
     torch = _torch()
+    return _contract(module, specs, lambda op, name: forward(torch, op, name),
+                     lambda op, name, inputs, differentiable: backward(torch, op, name, inputs, differentiable))
+
+
+def _contract(module, specs, make_forward, make_backward) -> types.SimpleNamespace:
+    """``NAME`` and ``NAME_backward`` made by ``make_forward`` / ``make_backward`` for each op ``module`` defines."""
     functions = {}
     for spec in specs.values():
         op = getattr(module, spec.name, None)
-        if not callable(op):
-            continue
-        functions[spec.name] = forward(torch, op, spec.name)
-        functions[spec.backward_name] = backward(torch, op, spec.name, spec.inputs, spec.differentiable)
+        if callable(op):
+            functions[spec.name] = make_forward(op, spec.name)
+            functions[spec.backward_name] = make_backward(op, spec.name, spec.inputs, spec.differentiable)
     return types.SimpleNamespace(**functions)
 
 
@@ -262,11 +267,5 @@ def jax_backward(jax, op, name: str, inputs: tuple[str, ...], differentiable: tu
 def adapt_jax(module, specs) -> types.SimpleNamespace:
     """As ``adapt``, for a module of JAX functions."""
     jax = jax_setup()
-    functions = {}
-    for spec in specs.values():
-        op = getattr(module, spec.name, None)
-        if not callable(op):
-            continue
-        functions[spec.name] = jax_forward(jax, op, spec.name)
-        functions[spec.backward_name] = jax_backward(jax, op, spec.name, spec.inputs, spec.differentiable)
-    return types.SimpleNamespace(**functions)
+    return _contract(module, specs, lambda op, name: jax_forward(jax, op, name),
+                     lambda op, name, inputs, differentiable: jax_backward(jax, op, name, inputs, differentiable))

@@ -206,7 +206,7 @@ def test_crash_is_a_failure_with_its_configuration(tmp_path, capsys, how, signal
     assert "crashy.py" in crash["rendered"]  # where: faulthandler's frame in the module
 
 
-def test_a_child_stuck_beyond_the_call_limit_is_killed(tmp_path, capsys):
+def test_a_child_stuck_without_a_call_limit_is_killed_by_its_budget(tmp_path, capsys):
     path = module(tmp_path, "stuck", """
         import signal, time
         from refimpl.activations import relu as _relu, relu_backward, sigmoid, sigmoid_backward
@@ -217,12 +217,12 @@ def test_a_child_stuck_beyond_the_call_limit_is_killed(tmp_path, capsys):
                 time.sleep(600)
             return _relu(x)
     """)
-    code, out, _ = verify(capsys, path, "--ops", "relu,sigmoid", "--dtype", "float32", "--timeout", "1", "--budget", "12", *FAST)
+    code, out, _ = verify(capsys, path, "--ops", "relu,sigmoid", "--dtype", "float32", "--timeout", "0", "--budget", "15", *FAST)
     assert code == 1
     relu = rows(out, "relu")
-    # killed from outside either way: by the call limit (enforced by killing the worker, SIGALRM or not) or,
-    # should the judge itself be stuck, by the unit's budget
-    assert " FAIL " in relu["forward"] and ("killed after 12 s" in relu["forward"] or "did not return within 1 s" in relu["forward"])
+    # no per-call limit (--timeout 0): only the unit's budget can end it, and it does; the other units have the same
+    # budget, ample on a loaded machine
+    assert " FAIL " in relu["forward"] and "killed after 15 s" in relu["forward"]
     assert " pass " in relu["backward"] and " pass " in relu["finite_differences"]
     assert all(" pass " in row for row in rows(out, "sigmoid").values())
     assert 'File "' in out and "stuck.py" in out  # where it was stuck (faulthandler on SIGUSR1 before the kill)

@@ -9,6 +9,7 @@ stays fast. Broken modules take refimpl's functions and break one thing.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -204,6 +205,20 @@ def test_crash_is_a_failure_with_its_configuration(tmp_path, capsys, how, signal
     assert crash["verdict"]["case"].startswith("Case(op='relu'")  # the configuration that crashed
     assert "rebuild: from oracle.case import Case; case = Case(op='relu'" in crash["rendered"]
     assert "crashy.py" in crash["rendered"]  # where: faulthandler's frame in the module
+
+
+def test_a_hang_says_where_it_was_stuck(tmp_path, capsys):
+    path = module(tmp_path, "spins", """
+        from refimpl.activations import relu
+
+        def relu_backward(grad_output, x):
+            while True:
+                x = x + 0
+    """)
+    code, out, _ = verify(capsys, path, "--ops", "relu", "--dtype", "float64", "--timeout", "1", *FAST)
+    assert code == 1
+    assert "did not return within 1 s" in out
+    assert re.search(r'where \(innermost call first\): File ".*spins.py", line \d+ in relu_backward', out), out
 
 
 def test_a_child_stuck_without_a_call_limit_is_killed_by_its_budget(tmp_path, capsys):

@@ -453,10 +453,11 @@ class Pending(Outcomes):
             self.clock = time.monotonic()
             return owner._outcome(name, reply, out)
         except TimeoutError:
+            where = [line for line in worker.crash_lines() if line.startswith("where")]  # the worker's own dump
             owner._replace()
             raise ImplementationFailure(
-                "hang", f"{name} did not return within {limit:g} s (--timeout / BPCHECK_CALL_TIMEOUT); "
-                "its worker was killed") from None
+                "hang", "\n".join([f"{name} did not return within {limit:g} s (--timeout / BPCHECK_CALL_TIMEOUT); "
+                                    "its worker was killed", *where])) from None
         except (EOFError, OSError) as exc:
             raise owner._crash(worker, name, exc) from None
         except protocol.ProtocolError as exc:
@@ -556,11 +557,12 @@ class RemoteImplementation:
 
         requests = [{"fn": name, "args": [protocol.encode(a, arrays, sent) for a in args], "k": config(kwargs)}
                     for name, args, kwargs in calls]
-        pending = Pending(self, worker, self.calls, [name for name, _, _ in calls],
-                          self.timeout if timeout is None else timeout)
+        limit = self.timeout if timeout is None else timeout
+        pending = Pending(self, worker, self.calls, [name for name, _, _ in calls], limit)
         self._pending = pending
         try:
-            protocol.send(worker.channel, {"type": "call", "id": self.calls, "configs": trees, "calls": requests}, arrays)
+            protocol.send(worker.channel, {"type": "call", "id": self.calls, "configs": trees, "calls": requests,
+                                           "limit": limit}, arrays)
         except OSError as exc:  # the worker is gone: the first result says how
             pending.fail(self._crash(worker, pending.names[0], exc))
         return pending

@@ -214,7 +214,48 @@ class Configs:
         return {str(name): protocol.decode(v, self.arrays, copy=True) for name, v in self.trees[k].items()}
 
 
-def _call(fn, request: dict, arrays: list[np.ndarray], configs: Configs, reply: dict) -> tuple[dict, list[np.ndarray]]:
+#: the fraction of the call limit after which a call still running has every thread's stack dumped to the log
+DUMP_AT = 0.9
+
+
+class Watchdog:
+    """Writes every thread's stack to the log (stderr) once a call has run for ``DUMP_AT`` of its limit, so that
+    the judge, which kills the worker at the limit, can say where the call was stuck.
+
+    A thread of its own polls the call in progress: arming ``faulthandler.dump_traceback_later`` around every call
+    would cost 36 us a call (measured), this two assignments. A call stuck in C code that holds the GIL gets no
+    dump (the judge's message then has no "where" line)."""
+
+    POLL = 0.05
+
+    def __init__(self):
+        self.call, self.started, self.limit, self.dumped = 0, None, 0.0, 0
+        self.thread = None
+
+    def begin(self, limit: float) -> None:
+        if limit and self.thread is None:
+            self.thread = threading.Thread(target=self._watch, name="bpcheck-watchdog", daemon=True)
+            self.thread.start()
+        self.call += 1
+        self.limit, self.started = limit, time.monotonic()
+
+    def end(self) -> None:
+        self.started = None
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self.POLL)
+            call, started, limit = self.call, self.started, self.limit
+            if started is not None and limit and call != self.dumped and time.monotonic() - started > DUMP_AT * limit:
+                self.dumped = call
+                faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+
+
+WATCHDOG = Watchdog()
+
+
+def _call(fn, request: dict, arrays: list[np.ndarray], configs: Configs, reply: dict,
+          limit: float = 0.0) -> tuple[dict, list[np.ndarray]]:
     """Run one call of a request (``{"fn": name, "args": [...], "k": its configuration}``); its reply (``reply`` +
     the outcome) and the reply's arrays.
 
@@ -228,7 +269,11 @@ def _call(fn, request: dict, arrays: list[np.ndarray], configs: Configs, reply: 
     try:
         if not callable(fn):
             raise AttributeError("the module has no such function")
-        result = fn(*args, **kwargs)
+        WATCHDOG.begin(limit)
+        try:
+            result = fn(*args, **kwargs)
+        finally:
+            WATCHDOG.end()
     except NotImplementedError as exc:
         return {**reply, "type": "raised", "declined": True, "exc_type": "NotImplementedError", "message": str(exc)}, []
     except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt, pytest's outcomes: all the judge's to see
@@ -241,6 +286,12 @@ def _call(fn, request: dict, arrays: list[np.ndarray], configs: Configs, reply: 
                if b is not None and isinstance(a, np.ndarray) and a.shape == b.shape and a.dtype == b.dtype
                and a.tobytes() != b.tobytes() and _changed(b, a)]
     return {**reply, "type": "result", "value": value, "mutated": mutated}, out
+
+
+def _limit(header: dict) -> float:
+    """The call limit the judge enforces on this request's calls (0: none), as a number of seconds."""
+    value = header.get("limit")
+    return float(value) if isinstance(value, (int, float)) and value > 0 and value == value else 0.0
 
 
 class Outbox:
@@ -335,7 +386,8 @@ def serve(channel: socket.socket, target: str, names: list[str]) -> None:
             if name != previous:
                 outbox.flush()
             fn = getattr(module, name, None) if name in provided else None
-            reply, out = _call(fn, request, arrays, configs, {"id": header["id"], "index": index})
+            reply, out = _call(fn, request, arrays, configs, {"id": header["id"], "index": index},
+                               limit=_limit(header))
             previous = name
             if reply["type"] == "raised" or index == len(calls) - 1:
                 outbox.flush(reply, out)  # the request's last reply goes out at once

@@ -192,6 +192,15 @@ def check_positive_int(value, name: str) -> int:
     return int(value)
 
 
+def check_positive_real(value, name: str) -> float:
+    """``value`` as a finite float > 0 (a learning rate); TypeError for a non-number, bool included."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
+
 def check_real(value, name: str) -> float:
     """``value`` as a float, after checking it is a real number (int, float or a NumPy one; not a bool)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):

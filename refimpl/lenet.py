@@ -40,7 +40,7 @@ from typing import Callable
 import numpy as np
 
 import refimpl  # the rules are looked up on use (``rules.<op>``): refimpl is still importing when this module is
-from refimpl.arguments import check_array, check_class_target, check_positive_int
+from refimpl.arguments import check_array, check_class_target, check_positive_int, check_positive_real
 
 IMAGE_SHAPE = (1, 12, 12)
 """(C, H, W) of one input image."""
@@ -287,10 +287,7 @@ def train(
     (batch statistics of the whole set).
     """
     _check_batch(params, X, T)
-    if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real):
-        raise TypeError(f"lr must be a real number, got {type(lr).__name__} {lr!r}")
-    if not (np.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    lr = check_positive_real(lr, "lr")
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     if batch_size < 2:

@@ -17,14 +17,13 @@ that the sigmoid + BCE pair is collapsed into its closed form
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from refimpl.activations import flatten, flatten_backward, relu, relu_backward, sigmoid
-from refimpl.arguments import check_array, check_positive_int, check_same_dtype
+from refimpl.arguments import check_array, check_positive_int, check_positive_real, check_same_dtype
 from refimpl.convolution import conv2d, conv2d_backward
 from refimpl.dense import linear, linear_backward
 from refimpl.losses import binary_cross_entropy, binary_cross_entropy_backward
@@ -262,10 +261,7 @@ def train(
     the whole training set.
     """
     _check_batch(params, X, Y)
-    if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real):
-        raise TypeError(f"lr must be a real number, got {type(lr).__name__} {lr!r}")
-    if not (np.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    lr = check_positive_real(lr, "lr")
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     if not isinstance(rng, np.random.Generator):

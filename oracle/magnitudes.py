@@ -45,6 +45,8 @@ from oracle.ops import SPECS
 
 #: ATen's clamp of p(1 - p) in the BCE backward (refimpl.losses.EPSILON), as float64
 _EPSILON = float(np.float32(1e-12))
+#: the unit roundoff of the least precise dtype checked (float32): for rules that must hold in every dtype
+_WIDEST_ROUNDOFF = float(np.finfo(np.float32).eps) / 2
 _LOG_CLAMP = -100.0
 
 
@@ -472,13 +474,23 @@ def _normalization_rule(groups: Callable):
 
     Backward, with ``gy = G gamma`` and the sums over one group A:
 
-        grad_x = s (gy - mean gy - xhat mean(gy xhat))     terms  s (|gy| + mean|gy| + E mean(|gy| E))
+        grad_x = s (gy - mean gy - xhat mean(gy xhat))
+                 terms  s (|gy| + mean|gy| + E mean(|gy xhat|) + |xhat| mean(|gy| E))
 
-    The three terms are the ones the compact formula adds (``s |gy|``, ``s mean|gy|``, ``s |xhat| mean|gy xhat|``);
-    ``E`` in place of ``|xhat|`` in the last one carries the error of xhat itself into it, both where it multiplies
-    (``xhat_i``) and inside the sum (``mean(gy xhat)``); the relative error of ``s`` (``gamma_{m+4}``) multiplies
-    the whole. Every other arrangement of the same rule (the chain through mean and variance term by term,
-    torch's ``(G - mean G - (x - mean) k) s gamma`` with ``k = s^2 mean(G xhat)``) adds the same terms. So each
+    The first terms are the ones the compact formula adds (``s |gy|``, ``s mean|gy|``); the last product
+    ``xhat_i k``, ``k = mean(gy xhat)``, carries the error of xhat itself: with ``|dxhat_j| <= gamma E_j``,
+    ``(xhat_i + dxhat_i)(k + dk) - xhat_i k`` is ``dxhat_i k + xhat_i dk`` to first order, within
+    ``gamma (E_i mean|gy xhat| + |xhat_i| mean(|gy| E))``, plus the second-order ``dxhat_i dk``, within
+    ``gamma^2 E_i mean(|gy| E)``. The rule is the same for both dtypes, so that last term takes float32's
+    ``gamma_{m+5}`` (an overestimate for float64 of a term ``gamma E`` times below the first order, ``1e-11`` at
+    the offset corner); it matters only where ``gamma E`` is not small: constant rows in float32, where the
+    variance is 0, ``s = 1 / sqrt(eps)`` and xhat is pure rounding. Bounding both factors by ``E`` at once,
+    ``E mean(|gy| E)``, would be ``E / |xhat|`` times too wide (1000 at the offset corner, where
+    ``E ~ s mean|x|``): wide enough for the imprecise band ``sqrt(u) T`` to take in a dropped mean term.
+    The relative error of ``s``
+    (``gamma_{m+4}``) multiplies the whole. Every other arrangement of the same rule (the chain through mean and
+    variance term by term, torch's ``(G - mean G - (x - mean) k) s gamma`` with ``k = s^2 mean(G xhat)``: the
+    rounded ``x - mean`` is ``E / s``, ``k`` carries ``mean(|G| E)``) adds the same terms. So each
     element is within ``gamma_{2m+8}`` of its term scale, and ``fan_in = m + 8`` with ``rho(n) >= (n + 2) u`` covers
     it (oracle.tolerances: ``2m+8 <= 64 sqrt(m+9)`` for every m the strategies draw, m <= 64).
 
@@ -505,8 +517,11 @@ def _normalization_rule(groups: Callable):
         def mean(v):
             return v.sum(axis=axes, keepdims=True) / m
 
+        xhat = np.abs(t["xhat"])
+        second_order = (m + 5) * _WIDEST_ROUNDOFF
+
         def x_scale(e, widen):
-            return s * ((gy + mean(gy)) * widen + e * mean(gy * e))
+            return s * ((gy + mean(gy)) * widen + e * mean(gy * xhat) + (xhat + second_order * e) * mean(gy * e))
 
         out = {"x": (x_scale(t["E"], 1.0), x_scale(t["En"], 1.0 + t["q"]))}
         out["weight"] = None if a["weight"] is None else ((g * t["E"]).sum(axis=params), (g * t["En"]).sum(axis=params))

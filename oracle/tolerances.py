@@ -52,23 +52,32 @@ array (or ``|expected|`` and its largest value), the old neighbour rule.
 Three outcomes: pass, imprecise, FAIL
 -------------------------------------
 Beyond ``allowed`` the error is more than the rounding of the standard
-formulas, but a right rule can still lose digits: ``-log(1 - p)`` instead of
-``-log1p(-p)``, a formula that forms ``1 + exp(-z)``. Those lose, at one
-element, at most a few roundings of the *naive* formula's terms ``Tn[i] >= T[i]``
-(the 1 in ``1 - p``; ``oracle.magnitudes``). An element is ``imprecise`` when
-its error is within
+formulas, but a right rule can still lose digits, in two ways.
 
-    bound[i] = allowed[i] + sqrt(u(dtype)) * Tn[i]
+* A known naive formula (``oracle.precision``): ``-log(1 - p)`` instead of
+  ``-log1p(-p)``, a formula that forms ``1 + exp(-z)``, a one-pass variance
+  ``E[x^2] - E[x]^2``. It is a sum of other terms, the *naive* term scale
+  ``Tn[i] >= T[i]`` (the 1 in ``1 - p``; ``mean(x^2)`` rather than the variance;
+  ``oracle.magnitudes``), and it rounds like any sum of its terms: within
+  ``rho(dtype, n) Tn[i]``, the same bound as ``allowed`` on its own terms.
+* Any other right arrangement that loses up to half the digits of the
+  element's own term scale: ``sqrt(u) T[i]`` is the classic line of gradient
+  checking (a finite-difference gradient is right to about ``sqrt(u)`` and no
+  more, so no check can see a smaller difference as a rule).
 
-and FAIL beyond. ``sqrt(u)`` relative to the element's own term scale is the
-classic line of gradient checking (a finite-difference gradient is right to
-about ``sqrt(u)`` and no more, so no check can see a smaller difference as a
-rule): a formula that cancels loses digits *of the terms' scale*, never more
-than half of them here; a wrong rule is wrong by a whole term or factor, which
-on the drawn cases (O(1) values, at most ~10^4 terms) is at least ``1e-4 T``,
-far beyond ``sqrt(u) = 1.5e-8`` (float64) and, for the fan-ins the strategies
-draw, beyond ``2.4e-4`` (float32). The bug zoo checks this: every mutant still
-FAILs (tests/test_zoo.py).
+An element is ``imprecise`` when its error is within
+
+    bound[i] = allowed[i] + max(sqrt(u(dtype)) T[i], rho(dtype, n) Tn[i])
+
+and FAIL beyond. A wrong rule is wrong by a whole term or factor, which on the
+drawn cases (O(1) values, at most ~10^4 terms) is at least ``1e-4 T``, far
+beyond ``sqrt(u) = 1.5e-8`` (float64) and, for the fan-ins the strategies
+draw, beyond ``2.4e-4`` (float32). The naive formula's own rounding is not
+widened to ``sqrt(u) Tn``: where ``Tn`` is far above ``T`` (a one-pass variance
+at values ``1000 + N(0, 1)``: ``Tn / T ~ 10^6``) that would be a band of
+``10^-2 T``, wide enough for a wrong mean term. The bug zoo checks this: every
+mutant still FAILs (tests/test_zoo.py), and its report counts the cases where
+a wrong rule is only imprecise.
 
 Algorithms with normwise bounds only
 ------------------------------------
@@ -203,16 +212,17 @@ def rho(dtype: str, fan_in: int) -> float:
 
 
 def imprecise_rtol(dtype: str) -> float:
-    """The width of the imprecise band relative to the naive term scale: sqrt(u) (see the module docstring)."""
+    """The width of the imprecise band relative to the element's term scale: sqrt(u) (see the module docstring)."""
     return math.sqrt(UNIT_ROUNDOFF[dtype])
 
 
 @dataclass(frozen=True)
 class Tolerance:
-    """``allowed = rtol * scale + atol + slack`` elementwise; FAIL beyond ``allowed + sides * max(band * naive_scale, N)``.
+    """``allowed = rtol * scale + atol + slack``; FAIL beyond ``allowed + sides * max(band * scale, rtol * naive_scale, N)``.
 
     ``scale`` is the element's term scale (``None``: ``|expected|``); ``naive_scale`` the naive formula's
-    (``None``: ``scale``); ``band`` the imprecise band relative to it; ``N`` the normwise bound: the larger of
+    (``None``: ``scale``), which rounds within ``rtol`` of it; ``band`` the imprecise band relative to ``scale``;
+    ``N`` the normwise bound: the larger of
     ``normwise`` (absolute, from ``normwise_bound``) and, where there is a ``band``, ``rho(dtype, size) max naive``.
     No band and no ``normwise``: there is no imprecise outcome (beyond ``allowed`` is FAIL).
     ``rtol`` is the implementation's own rounding bound, ``oracle_rtol`` the oracle's (float64) on the same terms;
@@ -250,7 +260,8 @@ class Tolerance:
         normwise = self.normwise  # see "Algorithms with normwise bounds only"
         if self.band and self.dtype and naive.size:
             normwise = max(normwise, rho(self.dtype, naive.size) * float(naive.max()))
-        return allowed + self.sides * np.maximum(self.band * naive, normwise)
+        band = np.maximum(self.band * self.term_scale(expected), self.rtol * naive) if self.band else 0.0
+        return allowed + self.sides * np.maximum(band, normwise)
 
 
 def normwise_bound(dtype: str, fan_in: int, normwise: tuple[float, int] | None) -> float:
@@ -310,7 +321,7 @@ def for_sum(
     """Tolerance for an array computed in ``dtype`` as sums of ``fan_in`` terms, compared to an exact ``expected``.
 
     With ``scale`` (the per-element term scale of ``oracle.magnitudes``): the per-element bound of the
-    module docstring, with an imprecise band of ``sqrt(u) * naive_scale`` and the normwise bound
+    module docstring, with an imprecise band of ``max(sqrt(u) scale, rho naive_scale)`` and the normwise bound
     (``normwise``: ``(||a||_F ||b||_F, m)`` from ``oracle.magnitudes.normwise``, or None). Without it
     (the diagnosis): ``rtol * (|expected| + max|expected|)``, the neighbour rule, and no imprecise band.
     """

@@ -4,7 +4,8 @@ and the course's own conventions as references computed here.
 The style of a run (``cs231n``, ``dls``; None for the contract itself) and its
 conventions (``course``, the default, or ``torch``) are set once per process by
 ``activate`` (``bpcheck verify --style``, ``pytest --style``; the child
-processes of a run get them in their configuration). The expressible space is
+processes of a run get them in their configuration; ``bpcheck verify`` puts
+back the previous ones when it returns). The expressible space is
 the plain-data table ``oracle.untrusted.styles.constraints``, the same one the
 worker's adapters decline by: nothing of the student's code is imported here.
 
@@ -32,7 +33,6 @@ and every-tied-maximum is accepted. ``--conventions torch`` demands torch's.
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 
 import numpy as np
@@ -65,7 +65,6 @@ def activate(style: str | None, conventions: str | None = "course") -> None:
     if conventions not in CONVENTIONS:
         raise ValueError(f"--conventions must be one of {', '.join(CONVENTIONS)}, got {conventions!r}")
     _state["style"], _state["conventions"] = style or None, conventions
-    os.environ["BPCHECK_STYLE"], os.environ["BPCHECK_CONVENTIONS"] = style or "", conventions
 
 
 def style() -> str | None:

@@ -357,6 +357,9 @@ def _make_test(op: str, check: str, dtype: str):
             if budget.hint():
                 exc.add_note(budget.hint())
             raise
+        if tally.not_expressible and not tally.ran:
+            pytest.skip(f"{impl.label}: {op} {check} ({dtype}): not expressible in the {course.style()} API: "
+                        f"{tally.not_expressible[0]}")
         _report_declined(impl, op, check, tally, dtype)
         report_imprecise(tally.imprecise, _strict(request))
 
@@ -374,6 +377,9 @@ def _make_examples_test(op: str, check: str):
 
     @pytest.mark.parametrize("case", cases, ids=[f"{c.dtype}-{i % (len(cases) // len(DTYPES))}" for i, c in enumerate(cases)])
     def test(impl, case, request):
+        why = course.not_expressible(case)
+        if why:
+            pytest.skip(f"{impl.label}: not expressible in the {course.style()} API: {why}")
         verdict = check_example(impl, op, check, case)
         if verdict.status == NOT_IMPLEMENTED:
             if pytest_plugin.require_full and _provides(impl, op):

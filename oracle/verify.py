@@ -508,11 +508,14 @@ def _console(stderr: bool = False) -> Console:
 
 
 def run(args: argparse.Namespace) -> int:
+    before = (course.style(), course.conventions())
     try:
         return _run(args)
     except KeyboardInterrupt:
         print("bpcheck verify: interrupted", file=sys.stderr)
         return 130
+    finally:
+        course.activate(*before)  # a run in a process that goes on (a test) leaves its style behind
 
 
 def _run(args: argparse.Namespace) -> int:

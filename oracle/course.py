@@ -93,12 +93,6 @@ def not_expressible(case: Case) -> str | None:
 # --------------------------------------------------------------------------- steering
 
 
-def _first(value, default) -> int:
-    if value is None:
-        value = default
-    return int(value[0]) if isinstance(value, (tuple, list)) else int(value)
-
-
 def _fit(side: int, padding: int, extent: int, stride: int, exact: bool) -> int:
     """An input side close to ``side`` with at least one window, tiling exactly if ``exact``."""
     side = max(side, extent - 2 * padding, 1)

@@ -21,7 +21,7 @@ def shapes_of(**arrays) -> dict:
     return {name: None if a is None else tuple(np.shape(a)) for name, a in arrays.items()}
 
 
-def as_array(value, dtype, what: str) -> np.ndarray:
+def as_array(value, dtype) -> np.ndarray:
     """A loss the course returns as a Python float, as the 0-d array the contract returns; anything else unchanged."""
     if isinstance(value, (float, int, np.floating)) and not isinstance(value, bool):
         return np.asarray(value, dtype=dtype)

@@ -205,7 +205,7 @@ def _softmax_loss(module):
         return several(fns[0](x, target), 2, "softmax_loss", "loss, dx")
 
     def cross_entropy(input, target, **config):
-        return as_array(loss_and_dx(input, target, config)[0], input.dtype, "softmax_loss")
+        return as_array(loss_and_dx(input, target, config)[0], input.dtype)
 
     def cross_entropy_backward(grad_output, input, target, **config):
         dx = loss_and_dx(input, target, config)[1]

@@ -264,6 +264,8 @@ def header() -> str | None:
         return None
     if conventions() == "torch":
         return f"style {style()}: checked against torch's conventions (--conventions torch)"
+    if style() not in TIES:
+        return f"style {style()}: no convention of its own differs from torch's here"
     ties = " or ".join(TIE_TEXT[r] for r in TIES[style()])
     return (f"style {style()}: the course's conventions (max-pool ties: the gradient goes to {ties}; "
             f"torch: {TIE_TEXT['first']}; --conventions torch checks torch's)")

@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +155,10 @@ def load(target: str):
     a module of torch or JAX ops, seen through ``oracle.untrusted.native`` as the contract's NumPy functions;
     ``cs231n:`` or ``dls:`` a module written to a course's API, seen through ``oracle.untrusted.styles``."""
     if styles.is_styled(target):
+        if styles.style_of(target) == "layers":  # the mapping names the module
+            from oracle.untrusted.styles import layers  # noqa: PLC0415
+
+            return types.SimpleNamespace(**layers.functions_from(styles.module_of(target)))
         return styles.adapt(styles.style_of(target), load(styles.module_of(target)))
     if native.is_native(target):
         from oracle.ops import SPECS  # noqa: PLC0415 - which inputs each op differentiates

@@ -14,7 +14,9 @@ classifies such cases itself from the same table and never sends them
 (``oracle.course``), so this is the worker's own guard.
 
 Styles: ``cs231n`` (``oracle.untrusted.styles.cs231n``), ``dls``
-(``oracle.untrusted.styles.dls``). This package imports nothing of the judge.
+(``oracle.untrusted.styles.dls``), ``layers`` (layer objects, through a short
+mapping file: ``oracle.untrusted.styles.layers``). This package imports nothing
+of the judge.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def adapt(style: str, module) -> types.SimpleNamespace:
         from oracle.untrusted.styles import cs231n as adapter  # noqa: PLC0415
     elif style == "dls":
         from oracle.untrusted.styles import dls as adapter  # noqa: PLC0415
+    elif style == "layers":
+        from oracle.untrusted.styles import layers as adapter  # noqa: PLC0415
     else:
         raise ValueError(f"style must be one of {', '.join(STYLES)}, got {style!r}")
     return types.SimpleNamespace(**adapter.functions(module))

@@ -49,6 +49,12 @@ EXPRESSIBLE: dict[str, dict[str, tuple[str, ...]]] = {
         "relu": (),
         "sigmoid": (),
     },
+    "layers": {
+        "linear": (),
+        "relu": (),
+        "sigmoid": (),
+        "tanh": (),
+    },
 }
 
 STYLES = tuple(EXPRESSIBLE)

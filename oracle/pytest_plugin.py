@@ -71,10 +71,11 @@ def pytest_addoption(parser):
     )
     group.addoption(
         "--style",
-        choices=("cs231n", "dls"),
+        choices=("cs231n", "dls", "layers"),
         default=None,
-        help="--impl is written to a course's API (cs231n: layers.py's function pairs with a cache; dls: the deep-"
-        "learning specialization's channels-last conv_forward/pool_forward), as bpcheck verify --style",
+        help="--impl is written to a course API (cs231n: layers.py function pairs with a cache; dls: the deep-"
+        "learning specialization's channels-last conv_forward/pool_forward; layers: layer objects, --impl being "
+        "their mapping file), as bpcheck verify --style",
     )
     group.addoption(
         "--conventions",

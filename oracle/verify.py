@@ -141,7 +141,8 @@ def add_style_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style", choices=STYLES, default=None,
                         help="the module is written to a course's API, not the contract: cs231n (layers.py's function "
                         "pairs with a cache, NCHW) or dls (the deep-learning specialization's channels-last "
-                        "conv_forward/pool_forward); the same as the target STYLE:MODULE")
+                        "conv_forward/pool_forward) or layers (layer objects; MODULE is then their mapping file, "
+                        "written by bpcheck init --style layers); the same as the target STYLE:MODULE")
     parser.add_argument("--conventions", choices=course.CONVENTIONS, default="course",
                         help="with a style: check the course's own conventions (default; the report says where torch "
                         "differs) or torch's")

@@ -186,3 +186,39 @@ def test_the_worker_declines_what_the_api_cannot_express():
         assert out.tolist() == [[[[4.0, 4.0], [4.0, 4.0]]]]
     finally:
         impl.close()
+
+
+# --------------------------------------------------------------------------- layer objects
+
+
+def test_layer_objects_through_a_mapping_pass(tmp_path, capsys):
+    mapping = STUDENTS / "dense_layers.toml"
+    assert len(mapping.read_text().splitlines()) <= 10
+    code, results, out = verify(tmp_path, capsys, "--style", "layers", str(mapping), "--ops", "linear,relu")
+    assert code == 0, out
+    assert {r["status"] for r in results} == {"pass"}
+
+
+def test_a_dense_layer_that_accumulates_its_gradients_is_caught(tmp_path, capsys):
+    code, results, out = verify(tmp_path, capsys, "--style", "layers", str(STUDENTS / "dense_layers_buggy.toml"),
+                                "--ops", "linear")
+    assert code == 1, out
+    backward = next(r for r in results if r["check"] == "backward")
+    assert backward["status"] == "FAIL"
+    assert "accumulate across calls" in hints(results, "linear", "backward")
+
+
+def test_init_writes_a_short_commented_template_and_never_overwrites(tmp_path, capsys):
+    target = tmp_path / "bpcheck-layers.toml"
+    assert main(["init", "--style", "layers", str(target)]) == 0
+    lines = target.read_text().splitlines()
+    assert len(lines) <= 10 and all("#" in line for line in lines[1:])  # every line says what it is for
+    assert main(["init", "--style", "layers", str(target)]) == 2
+    assert "not overwritten" in capsys.readouterr().err
+
+
+def test_a_bad_mapping_is_a_load_error_naming_the_key(tmp_path, capsys):
+    mapping = tmp_path / "bad.toml"
+    mapping.write_text(f'module = "{STUDENTS / "dense_layers.py"}"\n[linear]\nnew = "Layer_Dense(1, 1)"\nweigth = "W"\n')
+    code = main(["verify", "--style", "layers", str(mapping), "--ops", "linear"])
+    assert code == 2 and "unknown key(s) weigth" in capsys.readouterr().err

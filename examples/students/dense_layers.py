@@ -2,7 +2,7 @@
 
 ``Layer_Dense`` keeps ``weights`` (n_inputs, n_neurons) and ``biases`` (1, n_neurons), leaves its output in
 ``self.output`` and its gradients in ``dinputs``, ``dweights``, ``dbiases``; the activations return theirs.
-The mapping ``dense_layers.toml`` says so in nine lines:
+The mapping ``dense_layers.toml`` says so in ten lines:
 ``bpcheck verify --style layers examples/students/dense_layers.toml``.
 """
 

@@ -4,6 +4,7 @@ The target is ``layers:MAPPING.toml``; the mapping (read here, in the worker: it
 code) names the module and, per contract op, the class and where things are:
 
     module = "my_layers.py"          # relative to the mapping file
+    relu = { new = "Relu()" }        # an activation: one line (before the [linear] table, as TOML wants)
     [linear]
     new = "Affine(W, b)"             # how to make one: W, b are the parameters in your layout; also
                                      # in_features, out_features
@@ -11,9 +12,7 @@ code) names the module and, per contract op, the class and where things are:
     weight = "W"                     # the attributes holding the parameters, set before each call
     bias = "b"
     grad_weight = "dW"               # the attributes the backward leaves the parameter gradients in
-    grad_bias = "db"
-    [relu]
-    new = "Relu()"
+    grad_bias = "db"                 # (default: "d" + the parameter's attribute: dW, db; dweights, dbiases)
 
 Optional keys of any op: ``forward``/``backward`` (method names; default ``forward``/``backward``),
 ``output``/``dx`` (the attribute the method leaves its result in, when it returns nothing: ``output``,
@@ -131,7 +130,8 @@ class Layer:
             return dx
         grads = []
         for name, like in (("grad_weight", weight), ("grad_bias", bias)):
-            attribute = self.entry.get(name)
+            param = self.entry.get(name.removeprefix("grad_"))
+            attribute = self.entry.get(name) or (f"d{param}" if param else None)  # dW, dweights: the books' names
             if like is None:
                 grads.append(None)
                 continue
@@ -168,12 +168,13 @@ def functions(module) -> dict:
 
 
 TEMPLATE = '''# bpcheck mapping for layer objects: bpcheck verify --style layers THIS_FILE
-module = "my_layers.py"        # your file, relative to this one
-[linear]                       # a dense layer; ops: linear, relu, sigmoid, tanh
-new = "Dense(W, b)"            # how to make one (W, b: the parameters in your layout; also in_features, out_features)
-layout = "in_out"              # your W is (in, out); "out_in" if it is (out, in) like torch's
-weight = "W"                   # attributes of the parameters, and of their gradients after backward(dout)
-bias = "b"
-grad_weight = "dW"             # forward/backward: method names; output/dx: attributes if they return nothing
-grad_bias = "db"               # zero_grad: a method flushing accumulated gradients, called before each backward
+module = "my_layers.py"   # your file, relative to this one
+relu = { new = "ReLU()" } # one line per activation (relu, sigmoid, tanh), before the [linear] table
+[linear]                  # a dense layer
+new = "Dense(W, b)"       # how to make one: W, b in your layout; or in_features, out_features
+layout = "in_out"         # your W is (in, out); "out_in" if it is (out, in), like torch's
+weight = "W"              # the parameters' attributes; their gradients' default to dW, db
+bias = "b"                # (grad_weight = "...", grad_bias = "..." if named otherwise)
+# forward/backward = method names; output/dx = attributes if they return nothing (output, dinputs)
+# zero_grad = "zero_grad" # a method flushing accumulated gradients, called before each backward
 '''

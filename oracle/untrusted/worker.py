@@ -158,7 +158,7 @@ def load(target: str):
         if styles.style_of(target) == "layers":  # the mapping names the module
             from oracle.untrusted.styles import layers  # noqa: PLC0415
 
-            return types.SimpleNamespace(**layers.functions_from(styles.module_of(target)))
+            return types.SimpleNamespace(**layers.functions_from(styles.module_of(target), load))
         return styles.adapt(styles.style_of(target), load(styles.module_of(target)))
     if native.is_native(target):
         from oracle.ops import SPECS  # noqa: PLC0415 - which inputs each op differentiates

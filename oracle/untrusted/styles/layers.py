@@ -26,8 +26,6 @@ gradients wrong, and is caught.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import tomllib
 from pathlib import Path
 
@@ -61,18 +59,6 @@ def read_mapping(path: str) -> tuple[dict, Path]:
         if entry.get("layout", "out_in") not in ("out_in", "in_out"):
             raise ValueError(f"{path}: [{op}]: layout must be \"out_in\" or \"in_out\", got {entry['layout']!r}")
     return mapping, file.resolve().parent
-
-
-def _import(path: Path):
-    name = f"bpcheck_layers_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path} as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    sys.path.insert(0, str(path.parent))
-    spec.loader.exec_module(module)
-    return module
 
 
 def _result(layer, returned, attribute: str | None, what: str):
@@ -144,10 +130,11 @@ class Layer:
         return (dx, *grads)
 
 
-def functions_from(path: str) -> dict:
-    """The contract's functions the mapping at ``path`` makes."""
+def functions_from(path: str, load) -> dict:
+    """The contract's functions the mapping at ``path`` makes; ``load(file)`` imports the module it names (the
+    worker's ``load``)."""
     mapping, folder = read_mapping(path)
-    module = _import(folder / mapping["module"])
+    module = load(str(folder / mapping["module"]))
     out: dict = {}
     for op in OPS:
         if op not in mapping:

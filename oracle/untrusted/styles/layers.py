@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 
-from oracle.untrusted.styles._common import found
 
 #: the mapping keys each op may have
 KEYS = {"new", "layout", "weight", "bias", "grad_weight", "grad_bias", "forward", "backward", "output", "dx", "zero_grad"}

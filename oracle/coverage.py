@@ -39,18 +39,23 @@ def record(counts: Counter, op: str, case) -> None:
         counts.update(SPECS[op].features_of(case))
 
 
-def summary(op: str, checked: Counter, declined: Counter) -> dict:
-    """The coverage of one run, from the feature counts of its checked and its declined cases (see ``record``)."""
+def summary(op: str, checked: Counter, declined: Counter, not_expressible: list[str] = ()) -> dict:
+    """The coverage of one run, from the feature counts of its checked and its declined cases (see ``record``),
+    and the reasons of the cases a course style cannot express (``oracle.course``): those count in neither."""
     n_checked, n_declined = checked[None], declined[None]
     total = n_checked + n_declined
     names = [name for name, _ in SPECS[op].features]
-    return {
+    out = {
         "checked": n_checked,
         "declined": n_declined,
         "fraction": round(n_checked / total, 4) if total else 0.0,
         "declined_features": [name for name in names if declined[name] and not checked[name]],
         "declined_feature_cases": {name: declined[name] for name in names if declined[name] and not checked[name]},
     }
+    if not_expressible:
+        out["not_expressible"] = len(not_expressible)
+        out["not_expressible_reasons"] = list(dict.fromkeys(part for why in not_expressible for part in why.split("; ")))
+    return out
 
 
 def percent(fraction: float) -> str:
@@ -100,6 +105,10 @@ def merge(op: str, coverages: Iterable[dict | None]) -> dict:
             continue
         entry["checked"] += cov["checked"]
         entry["declined"] += cov["declined"]
+        if cov.get("not_expressible"):
+            entry["not_expressible"] = entry.get("not_expressible", 0) + cov["not_expressible"]
+            reasons = entry.setdefault("not_expressible_reasons", [])
+            reasons += [r for r in cov.get("not_expressible_reasons", []) if r not in reasons]
         for name in cov["declined_features"]:
             if name not in entry["declined_features"]:
                 entry["declined_features"].append(name)
@@ -121,10 +130,20 @@ def by_op(results: Iterable) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for op in dict.fromkeys(r.op for r in results):
         entry = merge(op, [r.coverage for r in results if r.op == op])
-        if entry["declined"]:
-            entry["summary"] = op_line(op, entry)
+        if entry["declined"] or entry.get("not_expressible"):
+            entry["summary"] = op_line(op, entry) if entry["declined"] else ""
+            if entry.get("not_expressible"):
+                entry["summary"] = "\n".join(line for line in (entry["summary"], expressible_line(op, entry)) if line)
             out[op] = entry
     return out
+
+
+def expressible_line(op: str, entry: dict) -> str:
+    """``conv2d: 12 of 1062 drawn cases not expressible in the course's API (not checked): dilation ...``."""
+    total = entry["checked"] + entry["declined"] + entry["not_expressible"]
+    reasons = "; ".join(entry.get("not_expressible_reasons", []))
+    return (f"{op}: {entry['not_expressible']} of {total} drawn cases not expressible in the course's API "
+            f"(not checked, not counted as pass or fail): {reasons}")
 
 
 def op_line(op: str, entry: dict) -> str:

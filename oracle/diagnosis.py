@@ -46,7 +46,8 @@ def diagnose(impl: Implementation, spec: OpSpec, case: Case) -> list[str]:
 
 IGNORES_GRAD_OUTPUT = ("the backward ignores grad_output: it returns the same gradients for G and 2G (a vector-Jacobian "
                        "product is linear in G; gradcheck's 'backward not using grad_output' class)")
-NOT_DETERMINISTIC = "two identical calls of the backward returned different gradients: it is not deterministic"
+NOT_DETERMINISTIC = ("two identical calls of the backward returned different gradients: it is not deterministic "
+                     "(a layer object whose gradients accumulate across calls, never reset, does this)")
 
 
 def _diagnose(impl: Implementation, spec: OpSpec, case: Case) -> list[str]:

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from oracle import magnitudes, tolerances, torch_oracle
+from oracle import course, magnitudes, tolerances, torch_oracle
 from oracle.case import Case
 from oracle.checks import _checked_result, _guarded, _judged, _missing, backward_call, fd_case, run_backward
 from oracle.implementation import Implementation, call, submit
@@ -210,8 +210,17 @@ def max_pool2d_identities(impl: Implementation, spec: OpSpec, case: Case) -> Ver
     gx = run_backward(impl, spec, a["grad_output"], a, case)
     g = a["grad_output"].astype(np.float64)
     total = np.array(np.asarray(gx, np.float64).sum())
-    identity = "sum(grad_x) == sum(G): each output's gradient goes to exactly one input"
-    return _verdict(spec, case, [(identity, total, np.array(g.sum()), _sum_of(case, g.size + 1, np.array(g.sum()), np.array(np.abs(g).sum())))])
+    verdict = None
+    for rule, expected, terms in course.routed_sums(a["x"], a["grad_output"], case):  # the run's tie conventions
+        identity = ("sum(grad_x) == sum(G): each output's gradient goes to exactly one input" if rule == "first" else
+                    "sum(grad_x) == sum over windows of G times the window's number of tied maxima (the course's ties)")
+        # every tied maximum of a window adds its G: at most prod(kernel) terms per output
+        fan_in = g.size + 1 if rule == "first" else g.size * int(np.prod(case.config["kernel_size"])) + 1
+        verdict = _verdict(spec, case, [(identity, total, np.array(expected),
+                                         _sum_of(case, fan_in, np.array(expected), np.array(terms)))])
+        if not verdict.failed:
+            return verdict
+    return verdict
 
 
 @_identity()

@@ -70,6 +70,20 @@ def pytest_addoption(parser):
         "folder, resource limits); without bubblewrap, says so and runs without",
     )
     group.addoption(
+        "--style",
+        choices=("cs231n", "dls", "layers"),
+        default=None,
+        help="--impl is written to a course API (cs231n: layers.py function pairs with a cache; dls: the deep-"
+        "learning specialization's channels-last conv_forward/pool_forward; layers: layer objects, --impl being "
+        "their mapping file), as bpcheck verify --style",
+    )
+    group.addoption(
+        "--conventions",
+        choices=("course", "torch"),
+        default="course",
+        help="with --style: check the course's conventions (default) or torch's",
+    )
+    group.addoption(
         "--require-full",
         action="store_true",
         default=False,
@@ -92,15 +106,33 @@ active_profile = default_profile()
 shrink_time = float(os.environ.get("BPCHECK_SHRINK_TIME", "60"))
 #: --require-full: a declined configuration fails the check (set at configure time)
 require_full = False
+#: the target the worker loads: --impl, as STYLE:MODULE with --style (set at configure time)
+impl_target = "refimpl"
 
 
 def pytest_configure(config):
     # Only bpcheck's own tests take the profile (oracle.suite applies it per test): loaded as an entry
     # point in someone else's project, the plugin must not change their Hypothesis settings.
-    global active_profile, require_full, shrink_time
+    global active_profile, require_full, shrink_time, impl_target
     active_profile = config.getoption("hypothesis_profile", default=None) or default_profile()
+    impl_target = _styled_target(config)
     require_full = bool(config.getoption("require_full", default=False))
     shrink_time = config.getoption("--shrink-time", default=shrink_time)
+
+
+def _styled_target(config) -> str:
+    """``--impl``, prefixed with ``--style`` (and the style and conventions made this process's, ``oracle.course``)."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from oracle.verify import resolve_style  # noqa: PLC0415
+
+    target = config.getoption("--impl", default="refimpl")
+    args = SimpleNamespace(module=target, style=config.getoption("--style", default=None),
+                           conventions=config.getoption("--conventions", default="course"))
+    try:
+        return resolve_style(args)[0]
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_report_header(config):
@@ -119,7 +151,7 @@ def impl(request):
 
     from oracle.verify import resolve_device  # noqa: PLC0415
 
-    target = request.config.getoption("--impl")
+    target = impl_target
     try:
         resolve_device(target, request.config.getoption("--device"))
     except ValueError as exc:

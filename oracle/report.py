@@ -69,11 +69,11 @@ from rich.text import Text
 
 from oracle import coverage as _coverage
 from oracle.coverage import PARTIAL
-from oracle.verdict import CHECK_TITLES, FAIL, IMPRECISE, NOT_IMPLEMENTED, PASS, SKIPPED
+from oracle.verdict import CHECK_TITLES, FAIL, IMPRECISE, NOT_EXPRESSIBLE, NOT_IMPLEMENTED, PASS, SKIPPED
 
-STATUSES = (PASS, IMPRECISE, FAIL, PARTIAL, NOT_IMPLEMENTED, SKIPPED)
+STATUSES = (PASS, IMPRECISE, FAIL, PARTIAL, NOT_IMPLEMENTED, NOT_EXPRESSIBLE, SKIPPED)
 STYLES = {PASS: "green", IMPRECISE: "bold magenta", FAIL: "bold red", PARTIAL: "yellow", NOT_IMPLEMENTED: "yellow",
-          SKIPPED: "dim"}
+          NOT_EXPRESSIBLE: "dim", SKIPPED: "dim"}
 ALL_CHECKS_LABEL = "(all)"
 """The check column of the single row shown for an op the module does not implement at all."""
 
@@ -133,7 +133,7 @@ def counts(results: Iterable[Result]) -> dict[str, int]:
 # --------------------------------------------------------------------------- the table
 
 
-_MERGE_ORDER = (FAIL, IMPRECISE, PARTIAL, PASS, NOT_IMPLEMENTED, SKIPPED)
+_MERGE_ORDER = (FAIL, IMPRECISE, PARTIAL, PASS, NOT_IMPLEMENTED, NOT_EXPRESSIBLE, SKIPPED)
 
 
 def _merge_status(statuses: list[str]) -> str:
@@ -342,7 +342,7 @@ def junit(module: str, settings: dict, results: list[Result], seconds: float) ->
     gated = {id(r) for r in results if not r.failed and (
         (require_full and _coverage.incomplete(r)) or (strict and r.status == IMPRECISE))}
     n_failures = sum(r.failed for r in results) + len(gated)
-    n_skipped = sum(r.status in (NOT_IMPLEMENTED, SKIPPED) and id(r) not in gated for r in results)
+    n_skipped = sum(r.status in (NOT_IMPLEMENTED, NOT_EXPRESSIBLE, SKIPPED) and id(r) not in gated for r in results)
     suites = ET.Element("testsuites", name=f"bpcheck verify {module}", tests=str(len(results)),
                         failures=str(n_failures), errors="0", skipped=str(n_skipped), time=f"{seconds:.3f}")
     suite = ET.SubElement(suites, "testsuite", name=f"bpcheck verify {module}", tests=str(len(results)),
@@ -374,7 +374,7 @@ def junit(module: str, settings: dict, results: list[Result], seconds: float) ->
             failure = ET.SubElement(case, "failure", type=r.status,
                                     message=_xml_text(f"{flag}: {r.status}: {summary_of(r)}"))
             failure.text = _xml_text(r.rendered or r.message)
-        elif r.status in (NOT_IMPLEMENTED, SKIPPED):
+        elif r.status in (NOT_IMPLEMENTED, NOT_EXPRESSIBLE, SKIPPED):
             ET.SubElement(case, "skipped", message=_xml_text(f"{r.status}: {r.message}" if r.message else r.status))
         out = f"examples: {r.examples}; not implemented for {r.not_implemented}; skipped {r.skipped}"
         if r.status in (PASS, PARTIAL) and r.message:

@@ -30,7 +30,7 @@ from typing import Callable
 import pytest
 from hypothesis import event, example, given, note, settings
 
-from oracle import coverage, defects, pytest_plugin
+from oracle import course, coverage, defects, pytest_plugin
 from oracle.case import DTYPES, Case
 from oracle.checks import CHECKS
 from oracle.defects import Identities, failure_class
@@ -120,6 +120,9 @@ class Tally:
     """Tells failures apart (``oracle.defects.Identities``)."""
     imprecise: Verdict | None = None
     """The worst imprecise verdict (most digits lost beyond rounding); the cases go on after it."""
+    not_expressible: list = field(default_factory=list)
+    """Why each drawn case the run's course style cannot express was left out (``oracle.course``): never checked,
+    never a pass or a failure."""
 
     def saw(self, verdict: Verdict) -> None:
         """Count the configuration features of a case's verdict: declined, checked, or (skipped) neither."""
@@ -143,7 +146,7 @@ class Tally:
 
     def coverage(self, op: str) -> dict:
         """What was verified (``oracle.coverage.summary``)."""
-        return coverage.summary(op, self.checked_features, self.declined_features)
+        return coverage.summary(op, self.checked_features, self.declined_features, self.not_expressible)
 
     def __repr__(self) -> str:  # short: Hypothesis prints it with every failing case
         return f"Tally(ran={self.ran}, declined={len(self.declined)}, defects={list(self.defects)})"
@@ -212,8 +215,12 @@ def build_property(
     spec = SPECS[op]
     run_check = run_check or ALL_CHECKS[check]
 
-    @given(case=spec.cases(dtype))
+    @given(case=course.cases(spec, dtype))
     def prop(impl, tally: Tally, case):
+        why = course.not_expressible(case)
+        if why:
+            tally.not_expressible.append(why)
+            return
         if before is not None and not before(case):
             return
         verdict = run_check(impl, spec, case)
@@ -350,6 +357,9 @@ def _make_test(op: str, check: str, dtype: str):
             if budget.hint():
                 exc.add_note(budget.hint())
             raise
+        if tally.not_expressible and not tally.ran:
+            pytest.skip(f"{impl.label}: {op} {check} ({dtype}): not expressible in the {course.style()} API: "
+                        f"{tally.not_expressible[0]}")
         _report_declined(impl, op, check, tally, dtype)
         report_imprecise(tally.imprecise, _strict(request))
 
@@ -367,6 +377,9 @@ def _make_examples_test(op: str, check: str):
 
     @pytest.mark.parametrize("case", cases, ids=[f"{c.dtype}-{i % (len(cases) // len(DTYPES))}" for i, c in enumerate(cases)])
     def test(impl, case, request):
+        why = course.not_expressible(case)
+        if why:
+            pytest.skip(f"{impl.label}: not expressible in the {course.style()} API: {why}")
         verdict = check_example(impl, op, check, case)
         if verdict.status == NOT_IMPLEMENTED:
             if pytest_plugin.require_full and _provides(impl, op):

@@ -21,6 +21,8 @@ from oracle.tolerances import Tolerance
 
 PASS, FAIL, NOT_IMPLEMENTED, SKIPPED = "pass", "FAIL", "not implemented", "skipped"
 IMPRECISE = "imprecise"
+#: a result none of whose drawn cases the run's course style can express (``oracle.course``): nothing checked
+NOT_EXPRESSIBLE = "not expressible"
 
 CHECK_TITLES = {
     "forward": "forward vs torch",

@@ -51,11 +51,12 @@ from typing import Any, Callable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from oracle import course
 from oracle.case import DTYPES, Case
 from oracle.isolation import Death, SetupFailed, WorkerPool
 from oracle.ops import SPECS
 from oracle.report import Result, as_json, exit_code, footer_line, junit, print_report, write_json, write_junit
-from oracle.verdict import FAIL, IMPRECISE, NOT_IMPLEMENTED, PASS, SKIPPED, Verdict
+from oracle.verdict import FAIL, IMPRECISE, NOT_EXPRESSIBLE, NOT_IMPLEMENTED, PASS, SKIPPED, Verdict
 
 HELP = "check an implementation (a module or a .py file) against the oracles, op by op, with shrunk counterexamples"
 
@@ -99,8 +100,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("module", metavar="MODULE", help="the implementation: a dotted module name or a path to a .py file")
     parser.add_argument("--ops", metavar="OP[,OP...]",
                         help=f"check only these ops (default: all the module provides); the contract has: {', '.join(SPECS)}")
-    parser.add_argument("--dtype", choices=("float32", "float64", "both"), default="both",
-                        help="the dtype(s) to check in (default: both)")
+    parser.add_argument("--dtype", choices=("float32", "float64", "both"), default=None,
+                        help="the dtype(s) to check in (default: both; float64 with --style, the courses' dtype)")
     parser.add_argument("--profile", choices=PROFILES, default=None,
                         help="Hypothesis profile: ci (derandomized), dev (random), thorough (10x the examples, random); "
                         "default: $BPCHECK_PROFILE, else ci if $CI is set, else dev")
@@ -129,8 +130,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an imprecise result (right rule, digits lost beyond rounding) fails the run (exit 1)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML to FILE")
+    add_style_arguments(parser)
     add_sandbox_argument(parser)
     add_device_argument(parser)
+
+
+def add_style_arguments(parser: argparse.ArgumentParser) -> None:
+    from oracle.untrusted.styles.constraints import STYLES  # noqa: PLC0415
+
+    parser.add_argument("--style", choices=STYLES, default=None,
+                        help="the module is written to a course's API, not the contract: cs231n (layers.py's function "
+                        "pairs with a cache, NCHW) or dls (the deep-learning specialization's channels-last "
+                        "conv_forward/pool_forward) or layers (layer objects; MODULE is then their mapping file, "
+                        "written by bpcheck init --style layers); the same as the target STYLE:MODULE")
+    parser.add_argument("--conventions", choices=course.CONVENTIONS, default="course",
+                        help="with a style: check the course's own conventions (default; the report says where torch "
+                        "differs) or torch's")
+
+
+def resolve_style(args: argparse.Namespace) -> tuple[str, str | None]:
+    """``(target, style)``: ``--style S MODULE`` is the target ``S:MODULE``; the style made this process's."""
+    from oracle.untrusted import styles  # noqa: PLC0415 - plain data: the target's prefix
+
+    target, style = args.module, getattr(args, "style", None)
+    if style and styles.style_of(target) not in (None, style):
+        raise ValueError(f"--style {style} and the target's prefix {styles.style_of(target)}: disagree")
+    if style and not styles.is_styled(target):
+        target = f"{style}:{target}"
+    style = styles.style_of(target)
+    course.activate(style, getattr(args, "conventions", "course"))
+    return target, style
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
@@ -209,6 +238,8 @@ def load_in_child(target: str, config: dict) -> tuple[Any, list[str]]:
     """WorkerPool setup: load the implementation (LoadError on failure); the contract's functions it defines."""
     from oracle.implementation import Implementation  # noqa: PLC0415
 
+    course.activate(config.get("style"), config.get("conventions"))
+
     impl = Implementation.load(target, timeout=config["timeout"], sandbox=config["sandbox"])
     return impl, impl.provided()
 
@@ -231,6 +262,7 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
     from oracle.suite import ShrinkBudget, Tally, build_property, search_defects  # noqa: PLC0415
 
     op, check, dtype = unit
+    course.activate(config.get("style"), config.get("conventions"))
     tally = Tally()
     before = ShrinkBudget(tally, config["shrink_time"], announce)
 
@@ -256,7 +288,7 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
     seconds = time.perf_counter() - started
     result = Result(op, check, dtype, PASS, examples=tally.ran, not_implemented=len(tally.declined),
                     skipped=len(tally.skipped), seconds=round(seconds, 3))
-    if tally.ran:
+    if tally.ran or tally.not_expressible:
         result.coverage = tally.coverage(op)
     if tally.failing is not None:
         found = list(tally.defects.values()) or [tally.failing]
@@ -274,7 +306,10 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
                                  "implementation raised that is not an Exception (SystemExit, ...)"])
         return _failed(result, verdict)
     checked = tally.ran - len(tally.declined) - len(tally.skipped)
-    if tally.declined and checked == 0:
+    if tally.not_expressible and tally.ran == 0:
+        result.status = NOT_EXPRESSIBLE
+        result.message = f"{course.style()} API: {tally.not_expressible[0]}"
+    elif tally.declined and checked == 0:
         first = tally.declined[0]
         message = first.message
         if message.startswith(f"{impl.label} has no "):  # the label (maybe a long path) is the module under test
@@ -310,6 +345,10 @@ def _run_examples(impl, op: str, check: str, dtype: str, tally, before: Callable
     from oracle.suite import check_example, examples_for, keep_worst_imprecise  # noqa: PLC0415
 
     for case in examples_for(op, dtype):
+        why = course.not_expressible(case)
+        if why:
+            tally.not_expressible.append(why)
+            continue
         before(case)
         verdict = check_example(impl, op, check, case)
         tally.ran += 1
@@ -455,9 +494,11 @@ def _header(target: str, config: dict, ops: list[str], dtypes: list[str]) -> str
         randomness = f"seed {config['seed']}"
     from oracle.untrusted.client import containment  # noqa: PLC0415
 
-    return (f"bpcheck verify {target}: profile {config['profile']}, {config['max_examples']} examples per check, "
+    line = (f"bpcheck verify {target}: profile {config['profile']}, {config['max_examples']} examples per check, "
             f"{randomness}, {' and '.join(dtypes)}, call timeout {config['timeout']:g} s, {config['jobs']} "
             f"{'job' if config['jobs'] == 1 else 'jobs'}, implementation run in a worker ({containment(config['sandbox'])})")
+    styled = course.header()
+    return line + (f"\n{styled}" if styled else "")
 
 
 def _console(stderr: bool = False) -> Console:
@@ -468,23 +509,28 @@ def _console(stderr: bool = False) -> Console:
 
 
 def run(args: argparse.Namespace) -> int:
+    before = (course.style(), course.conventions())
     try:
         return _run(args)
     except KeyboardInterrupt:
         print("bpcheck verify: interrupted", file=sys.stderr)
         return 130
+    finally:
+        course.activate(*before)  # a run in a process that goes on (a test) leaves its style behind
 
 
 def _run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
-        ops = parse_ops(args.ops)
+        target, style = resolve_style(args)
+        ops = parse_ops(args.ops) if args.ops or style is None else course.ops(style)
         config = resolve_settings(args)
+        config.update(style=style, conventions=course.conventions())
         resolve_device(args.module, args.device)
     except ValueError as exc:
         return _fail_usage(str(exc))
-    dtypes = list(DTYPES) if args.dtype == "both" else [args.dtype]
-    target = args.module
+    dtype = args.dtype or ("float64" if style else "both")
+    dtypes = list(DTYPES) if dtype == "both" else [dtype]
     from oracle.suite import checks_for  # noqa: PLC0415
 
     stall = max(60.0, 10 * config["timeout"]) if config["timeout"] > 0 else config["budget"]

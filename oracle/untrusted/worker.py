@@ -36,11 +36,12 @@ import sys
 import threading
 import time
 import traceback
+import types
 from pathlib import Path
 
 import numpy as np
 
-from oracle.untrusted import native, protocol
+from oracle.untrusted import native, protocol, styles
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -151,7 +152,14 @@ def _init(worker: int, status_fd: int) -> None:
 
 def load(target: str):
     """Import ``target``: a dotted module name, or a path to a ``.py`` file; ``torch:`` or ``jax:`` before either names
-    a module of torch or JAX ops, seen through ``oracle.untrusted.native`` as the contract's NumPy functions."""
+    a module of torch or JAX ops, seen through ``oracle.untrusted.native`` as the contract's NumPy functions;
+    ``cs231n:`` or ``dls:`` a module written to a course's API, seen through ``oracle.untrusted.styles``."""
+    if styles.is_styled(target):
+        if styles.style_of(target) == "layers":  # the mapping names the module
+            from oracle.untrusted.styles import layers  # noqa: PLC0415
+
+            return types.SimpleNamespace(**layers.functions_from(styles.module_of(target), load))
+        return styles.adapt(styles.style_of(target), load(styles.module_of(target)))
     if native.is_native(target):
         from oracle.ops import SPECS  # noqa: PLC0415 - which inputs each op differentiates
 
@@ -359,7 +367,7 @@ def serve(channel: socket.socket, target: str, names: list[str]) -> None:
     try:
         module = load(target)
     except BaseException as exc:  # noqa: BLE001 - any failure to load, SystemExit included, is reported as one line
-        plain = native.module_of(target) if native.is_native(target) else target
+        plain = native.module_of(target) if native.is_native(target) else styles.module_of(target)
         is_file = plain.endswith(".py") or Path(plain).is_file()
         what = f"importing {target} failed" if is_file else f"cannot import {target!r}"
         message = str(exc) if isinstance(exc, ImportError) and str(exc).startswith("no such file") else (

@@ -17,7 +17,7 @@ import cs231n_layers
 
 
 class TwoConvNet:
-    def __init__(self, input_dim=(2, 8, 8), num_filters=2, filter_size=3, num_classes=3, pools=(True, True),
+    def __init__(self, input_dim=(1, 4, 4), num_filters=2, filter_size=3, num_classes=3, pools=(True, True),
                  weight_scale=0.5, reg=0.0, seed=0, layers=cs231n_layers, dtype=np.float64):
         self.input_dim, self.num_classes, self.pools, self.reg, self.layers = input_dim, num_classes, pools, reg, layers
         rng = np.random.default_rng(seed)

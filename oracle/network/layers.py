@@ -22,7 +22,7 @@ import numpy as np
 from oracle import checks, course, torch_oracle
 from oracle.network.records import LayerCall
 from oracle.ops import SPECS
-from oracle.verdict import FAIL, NOT_IMPLEMENTED, PASS, Verdict
+from oracle.verdict import FAIL, Verdict
 
 
 class Recorded:
@@ -97,6 +97,8 @@ def judge(call: LayerCall) -> LayerVerdict:
         one = checks._verdict_of(
             lambda: checks.compare_backward(None, spec, case, arrays, only, running=Recorded(got)), spec, "backward", case)
         out.grad_status[f"grad_{name}"] = one.status
+    for verdict in (out.forward, out.backward):
+        verdict.case = None  # its recipe's drawn values are not the recorded ones: not a reproduction
     return out
 
 
@@ -117,5 +119,3 @@ def dx_is_used(verdicts: list[LayerVerdict], broken: LayerVerdict) -> bool:
     """Whether another layer's backward ran after ``broken``'s (its dx went somewhere, not only to the input X)."""
     return bool(downstream(verdicts, broken))
 
-
-STATUSES = (PASS, FAIL, NOT_IMPLEMENTED)

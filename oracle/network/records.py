@@ -31,7 +31,7 @@ class LayerCall:
     position: int                      # in the forward order, from 1
     function: str                      # the student's forward function (``conv_forward_naive``)
     backward_function: str | None
-    source: str                        # the file that defines it
+    source: str                        # the file that defines its backward (else its forward)
     op: str | None
     arrays: dict = field(default_factory=dict)   # the contract's inputs and grad_output
     config: dict = field(default_factory=dict)
@@ -158,6 +158,7 @@ def layer_calls(records: list, params: list[str]) -> list[LayerCall]:
                 continue  # a backward whose forward was not recorded: nothing to judge it against
             call.backward_function = function
             call.backward_order = backward_count
+            call.source = str(source or "") or call.source  # the backward's file: it has the forward too, or imports it
             backward_count += 1
             if call.not_checked is None:
                 dout = args[0] if args else None

@@ -125,14 +125,9 @@ def batch(args: argparse.Namespace, hints: dict, seed: int) -> tuple[np.ndarray,
 
 
 def run(args: argparse.Namespace) -> int:
-    before = (course.style(), course.conventions())
-    try:
-        return _run(args)
-    except KeyboardInterrupt:
-        print("bpcheck verify-network: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        course.activate(*before)
+    from oracle.verify import run_in_style  # noqa: PLC0415
+
+    return run_in_style(_run, args, "verify-network")
 
 
 def _run(args: argparse.Namespace) -> int:

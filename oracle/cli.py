@@ -11,10 +11,12 @@ import argparse
 import sys
 
 from oracle import corpus, demo, init, verify
+from oracle.network import cli as verify_network
 
 SUBCOMMANDS = [
     ("demo", demo),
     ("verify", verify),
+    ("verify-network", verify_network),
     ("record", corpus.RECORD),
     ("replay", corpus.REPLAY),
     ("init", init),

@@ -509,11 +509,16 @@ def _console(stderr: bool = False) -> Console:
 
 
 def run(args: argparse.Namespace) -> int:
+    return run_in_style(_run, args, "verify")
+
+
+def run_in_style(body: Callable[[argparse.Namespace], int], args: argparse.Namespace, command: str) -> int:
+    """``body(args)``'s exit code (130 on Ctrl-C), with this process's course style and conventions put back after."""
     before = (course.style(), course.conventions())
     try:
-        return _run(args)
+        return body(args)
     except KeyboardInterrupt:
-        print("bpcheck verify: interrupted", file=sys.stderr)
+        print(f"bpcheck {command}: interrupted", file=sys.stderr)
         return 130
     finally:
         course.activate(*before)  # a run in a process that goes on (a test) leaves its style behind

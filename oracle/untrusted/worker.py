@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from oracle.untrusted import native, protocol, styles
+from oracle.untrusted import native, network, protocol, styles
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -153,7 +153,10 @@ def _init(worker: int, status_fd: int) -> None:
 def load(target: str):
     """Import ``target``: a dotted module name, or a path to a ``.py`` file; ``torch:`` or ``jax:`` before either names
     a module of torch or JAX ops, seen through ``oracle.untrusted.native`` as the contract's NumPy functions;
-    ``cs231n:`` or ``dls:`` a module written to a course's API, seen through ``oracle.untrusted.styles``."""
+    ``cs231n:`` or ``dls:`` a module written to a course's API, seen through ``oracle.untrusted.styles``;
+    ``network:`` a student's whole model (``oracle.untrusted.network``)."""
+    if network.is_network(target):
+        return network.adapt(target, load)
     if styles.is_styled(target):
         if styles.style_of(target) == "layers":  # the mapping names the module
             from oracle.untrusted.styles import layers  # noqa: PLC0415
@@ -372,6 +375,8 @@ def serve(channel: socket.socket, target: str, names: list[str]) -> None:
         what = f"importing {target} failed" if is_file else f"cannot import {target!r}"
         message = str(exc) if isinstance(exc, ImportError) and str(exc).startswith("no such file") else (
             f"{what}: {type(exc).__name__}: {exc}")
+        if network.is_network(target) and not message.startswith("no such file"):
+            message = f"building the model failed: {type(exc).__name__}: {exc}"
         protocol.send(channel, {"type": "load_error", "message": message[:4000]})
         return
     provided = [n for n in names if callable(getattr(module, n, None))]

@@ -35,6 +35,7 @@ from oracle.case import DTYPES, Case
 from oracle.checks import CHECKS
 from oracle.defects import Identities, failure_class
 from oracle.examples import examples_for
+from oracle.forward_mode import jvp
 from oracle.identities import IDENTITIES
 from oracle.ops import SPECS
 from oracle.verdict import CHECK_TITLES, NOT_IMPLEMENTED, SKIPPED, Verdict
@@ -82,7 +83,7 @@ def applies(op: str, check: str) -> bool:
     return True
 
 
-ALL_CHECKS = {**CHECKS, "identities": lambda impl, spec, case: IDENTITIES[spec.name](impl, spec, case)}
+ALL_CHECKS = {**CHECKS, "identities": lambda impl, spec, case: IDENTITIES[spec.name](impl, spec, case), "jvp": jvp}
 PARAMS = [
     (op, check, dtype)
     for op in SPECS

@@ -85,9 +85,21 @@ def describe(coverage: dict) -> str:
             f"({coverage['checked']} of {total}): {declined_text(coverage['declined_features'])}")
 
 
+#: checks of optional parts of the contract (the forward-mode rule ``NAME_jvp``): a module without them is not
+#: incomplete (``--require-full``); a part it has and declines on some configurations still is
+OPTIONAL_CHECKS = ("jvp",)
+
+
+def absent_optional(result) -> bool:
+    """Whether a result is an optional check (``OPTIONAL_CHECKS``) the implementation has nothing for."""
+    from oracle.verdict import NOT_IMPLEMENTED  # noqa: PLC0415
+
+    return result.check in OPTIONAL_CHECKS and result.status == NOT_IMPLEMENTED
+
+
 def incomplete(result) -> bool:
     """Whether a result (``oracle.report.Result``) leaves part of a provided op's configuration space unverified."""
-    if result.missing_op:
+    if result.missing_op or absent_optional(result):
         return False
     if result.status == PARTIAL or (result.coverage or {}).get("declined"):
         return True
@@ -129,7 +141,7 @@ def by_op(results: Iterable) -> dict[str, dict]:
     results = list(results)
     out: dict[str, dict] = {}
     for op in dict.fromkeys(r.op for r in results):
-        entry = merge(op, [r.coverage for r in results if r.op == op])
+        entry = merge(op, [r.coverage for r in results if r.op == op and not absent_optional(r)])
         if entry["declined"] or entry.get("not_expressible"):
             entry["summary"] = op_line(op, entry) if entry["declined"] else ""
             if entry.get("not_expressible"):

@@ -618,3 +618,155 @@ def normwise(op: str, arrays: dict, config: dict) -> dict[str, tuple[float, int]
             return {k: (float(v[0]), int(v[1])) for k, v in rule(_float64(arrays), dict(config)).items()}
     except (ValueError, TypeError, ArithmeticError, KeyError, AttributeError):
         return {}
+
+
+# --------------------------------------------------------------------------- forward mode: the output tangent's terms
+#
+# ``jvp(a, t, cfg) -> (T, Tn)``: the term scale of each element of the output tangent ``J v``, ``a`` the case's
+# arrays, ``t`` the tangent of each differentiable input (None: zero). Every JVP rule is linear in the tangent, and
+# its element i adds up the terms ``J_ij v_j`` (and the rounding each ``J_ij`` carries): ``T_jvp = |J| |v|``. The
+# backward rules above give ``|J|^T |g|``; the forward-mode scale is that matrix's other product, so each family
+# takes it from the rule that already has it, no formula written twice:
+#
+# * multilinear ops (convolutions, linear, the average pools, flatten): the product rule, each term the forward
+#   itself applied to one tangent, so each term's scale is the forward's rule on absolute values with that tangent
+#   in place of its input: ``F(|dx|, |W|) + F(|x|, |dW|) + |db|``;
+# * max-pool: the tangent routed by x's own arg-max (refimpl's ``max_pool2d_jvp`` on ``|dx|``);
+# * elementwise functions and softmax, whose Jacobians are symmetric (diagonal; ``diag(s) - s s^T``): ``|J| |v|``
+#   is ``|J|^T |v|``, the backward rule with ``grad_output = v``;
+# * batch_norm / layer_norm: ``dy = gamma dxhat + dgamma xhat + dbeta``, and ``dxhat = P dx`` with the symmetric
+#   ``P = s (I - 11^T / m - xhat xhat^T / m)``: the backward rule's x scale with ``grad_output = dx`` and no gamma,
+#   times ``|gamma|``, plus ``|dgamma| E + |dbeta|`` (``E``, ``En``: ``normalization_terms``);
+# * losses: the output element i depends on one row (cross_entropy 'none'), one element ('none') or all
+#   ('sum', 'mean'), and its backward with ``grad_output = 1`` holds ``|J_ij|``'s terms per input element j:
+#   ``T_i = sum_{j in i's elements} Tback(1)_j |v_j|``;
+# * log_softmax (``J = I - 1 s^T`` is not symmetric): ``dx - sum_j s_j dx_j``, written out in ``_log_softmax_jvp``.
+
+
+def _abs_tangents(t: dict) -> dict:
+    return {k: _abs(v) for k, v in t.items()}
+
+
+def _multilinear_jvp(op: str) -> Callable:
+    """``sum_k F(|a| with input k -> |v_k|)`` over the inputs the forward is linear in (the other ones' magnitudes,
+    optional ones None), plus ``F(0, |a|..., |v_b|)`` for an optional additive input (the bias): ``|db|`` broadcast."""
+    spec = SPECS[op]
+    rule = RULES[op]
+
+    def jvp(a, t, cfg):
+        base = {**a, **{name: None for name in spec.optional}}
+        total = naive = 0.0
+        for name in spec.linear_in:
+            if t.get(name) is not None:
+                scale, scale_n = rule.forward({**base, name: np.abs(t[name])}, cfg)
+                total, naive = total + scale, naive + scale_n
+        for name in spec.optional:
+            if t.get(name) is not None:
+                zero = {n: np.zeros_like(a[n]) for n in spec.linear_in[:1]}
+                scale, scale_n = rule.forward({**base, **zero, name: np.abs(t[name])}, cfg)
+                total, naive = total + scale, naive + scale_n
+        return total, naive
+
+    return jvp
+
+
+def _symmetric_jvp(op: str) -> Callable:
+    """An op of one input whose Jacobian is symmetric: the backward rule's scale with ``grad_output = dx``."""
+
+    def jvp(a, t, cfg):
+        return RULES[op].backward({**a, "grad_output": t["x"]}, cfg)["x"]
+
+    return jvp
+
+
+def _max_pool_jvp(a, t, cfg):
+    """The tangent routed by x's own arg-max (first maximum on ties): ``|dx|`` at each window's arg-max."""
+    return _same(_reference().max_pool2d_jvp((a["x"],), (np.abs(t["x"]),), **cfg)[1])
+
+
+def _log_softmax_jvp(a, t, cfg):
+    """``dx_i - sum_j s_j dx_j``: terms ``|dx_i| + sum_j s_j |dx_j|``, each ``s_j`` off by ``u s_j e_j``
+    (``_log_softmax_terms``): ``|dx_i| + sum_j s_j (1 + e_j) |dx_j|``."""
+    axis = cfg["dim"]
+    s, e = _log_softmax_terms(a["x"], axis)
+    dx = np.abs(t["x"])
+    return _same(dx + np.sum(s * (1 + e) * dx, axis=axis, keepdims=True))
+
+
+def _loss_jvp(op: str) -> Callable:
+    """``T_i = sum_j Tback(grad_output = 1)_j |dinput_j|`` over the input elements output element i depends on."""
+
+    def jvp(a, t, cfg):
+        out_shape = () if cfg["reduction"] != "none" else (a["input"].shape[:1] if op == "cross_entropy" else a["input"].shape)
+        scale, naive = RULES[op].backward({**a, "grad_output": np.ones(out_shape)}, cfg)["input"]
+        d = np.abs(t["input"])
+        if cfg["reduction"] != "none":
+            return np.sum(scale * d), np.sum(naive * d)
+        if op == "cross_entropy":
+            return np.sum(scale * d, axis=1), np.sum(naive * d, axis=1)
+        return scale * d, naive * d
+
+    return jvp
+
+
+def _normalization_jvp(op: str, groups: Callable) -> Callable:
+    """``|gamma| Tback_x(grad_output = dx, no gamma) + |dgamma| E + |dbeta|`` (``Tn``: ``En`` and the naive x scale)."""
+
+    def jvp(a, t, cfg):
+        _, _, shaped = groups(a["x"], cfg)
+        gamma = 1.0 if a["weight"] is None else np.abs(shaped(a["weight"]))
+        total = naive = 0.0
+        if t.get("x") is not None:
+            scale, scale_n = RULES[op].backward({**a, "weight": None, "bias": None, "grad_output": t["x"]}, cfg)["x"]
+            total, naive = gamma * scale, gamma * scale_n
+        if t.get("weight") is not None or t.get("bias") is not None:
+            axes, _, _ = groups(a["x"], cfg)
+            terms = normalization_terms(a["x"], axes, cfg["eps"])
+            if t.get("weight") is not None:
+                dgamma = np.abs(shaped(t["weight"]))
+                total, naive = total + dgamma * terms["E"], naive + dgamma * terms["En"]
+            if t.get("bias") is not None:
+                total, naive = total + np.abs(shaped(t["bias"])), naive + np.abs(shaped(t["bias"]))
+        return np.broadcast_to(total, a["x"].shape), np.broadcast_to(naive, a["x"].shape)
+
+    return jvp
+
+
+JVP_RULES: dict[str, Callable] = {
+    **{op: _multilinear_jvp(op) for op in ("conv2d", "conv1d", "conv3d", "conv_transpose2d", "linear", "avg_pool2d",
+                                           "adaptive_avg_pool2d", "flatten")},
+    "max_pool2d": _max_pool_jvp,
+    **{op: _symmetric_jvp(op) for op in ("relu", "sigmoid", "tanh", "leaky_relu", "gelu", "softmax")},
+    "log_softmax": _log_softmax_jvp,
+    **{op: _loss_jvp(op) for op in ("binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
+                                    "mse_loss")},
+    "batch_norm": _normalization_jvp("batch_norm", _batch_norm_groups),
+    "layer_norm": _normalization_jvp("layer_norm", _layer_norm_groups),
+}
+assert set(JVP_RULES) == set(SPECS), f"every op needs a forward-mode term-scale rule: missing {set(SPECS) - set(JVP_RULES)}"
+
+
+def jvp(op: str, arrays: dict, tangents: dict, config: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(T, Tn)`` of the output tangent for ``tangents`` (``{input: tangent or None}``), or None when the rule
+    cannot run on these arrays (the neighbour rule then)."""
+    try:
+        with np.errstate(all="ignore"):
+            t, tn = JVP_RULES[op](_float64(arrays), _float64(tangents), dict(config))
+        return np.asarray(t, np.float64), np.asarray(tn, np.float64)
+    except (ValueError, TypeError, ArithmeticError, KeyError):
+        return None
+
+
+def jvp_normwise(op: str, arrays: dict, tangents: dict, config: dict) -> tuple[float, int] | None:
+    """The normwise rule of the output tangent of a bilinear op: ``(sum_k ||a_k||_F ||b_k||_F, m)`` over the product
+    rule's terms (each input the forward is linear in replaced by its tangent), or None for other ops."""
+    if op not in NORMWISE:
+        return None
+    total, points = 0.0, 0
+    for name in SPECS[op].linear_in:
+        if tangents.get(name) is not None:
+            term = normwise(op, {**arrays, name: tangents[name]}, config).get("output")
+            if term is None:
+                return None
+            total, points = total + term[0], max(points, term[1])
+    return (total, points) if points else None

@@ -35,6 +35,7 @@ from oracle.case import DTYPES, Case
 from oracle.checks import CHECKS
 from oracle.defects import Identities, failure_class
 from oracle.examples import examples_for
+from oracle.forward_mode import jvp
 from oracle.identities import IDENTITIES
 from oracle.ops import SPECS
 from oracle.verdict import CHECK_TITLES, NOT_IMPLEMENTED, SKIPPED, Verdict
@@ -82,7 +83,7 @@ def applies(op: str, check: str) -> bool:
     return True
 
 
-ALL_CHECKS = {**CHECKS, "identities": lambda impl, spec, case: IDENTITIES[spec.name](impl, spec, case)}
+ALL_CHECKS = {**CHECKS, "identities": lambda impl, spec, case: IDENTITIES[spec.name](impl, spec, case), "jvp": jvp}
 PARAMS = [
     (op, check, dtype)
     for op in SPECS
@@ -276,7 +277,7 @@ def _report_declined(impl, op: str, check: str, tally: Tally, dtype: str = "") -
     else:
         what = f"not implemented for any of the {cov['declined']} drawn configuration(s)"
     message = f"{impl.label}: {where} {what}; e.g. {first.message} on {first.case!r}"
-    if pytest_plugin.require_full and _provides(impl, op):
+    if pytest_plugin.require_full and _provides(impl, op) and (cov["checked"] or check not in coverage.OPTIONAL_CHECKS):
         pytest.fail(f"{message}\n(--require-full: every drawn configuration must be verified)", pytrace=False)
     if not cov["checked"]:
         pytest.skip(message)
@@ -382,7 +383,7 @@ def _make_examples_test(op: str, check: str):
             pytest.skip(f"{impl.label}: not expressible in the {course.style()} API: {why}")
         verdict = check_example(impl, op, check, case)
         if verdict.status == NOT_IMPLEMENTED:
-            if pytest_plugin.require_full and _provides(impl, op):
+            if pytest_plugin.require_full and _provides(impl, op) and check not in coverage.OPTIONAL_CHECKS:
                 pytest.fail(f"{impl.label}: {verdict.message} (--require-full)", pytrace=False)
             pytest.skip(f"{impl.label}: {verdict.message}")
         if verdict.failed:

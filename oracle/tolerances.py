@@ -172,6 +172,33 @@ error times ``|dy_i|`` (resp. ``|dx_j|``). So the identity is imprecise within
 and FAILs beyond (``adjoint_band``): an FFT convolution's normwise rounding
 of ``F dx`` where ``dy`` is large is imprecise, a wrong transpose (off by whole
 terms) is a FAIL.
+
+Forward mode (JVP)
+------------------
+A forward-mode rule ``NAME_jvp`` returns the output and its tangent ``J v``, ``v`` the tangents of the
+differentiable inputs. The output is the forward's and is judged as the forward is. The tangent is linear in
+``v``: each element is a sum of the terms ``J_ij v_j`` over the inputs (the product rule of a bilinear op:
+``conv(dx, W) + conv(x, dW) + db``), each ``J_ij`` carrying the rounding of the derivative it is computed from.
+So it is judged exactly as a backward element is, with
+
+* its term scale ``T_jvp = |J| |v|`` (``oracle.magnitudes.jvp``: the magnitudes rule applied to
+  ``(|x|, |dx|, |W|, |dW|)``: ``conv(|dx|, |W|) + conv(|x|, |dW|) + |db|``; the backward rule with the tangent as
+  grad_output where the Jacobian is symmetric), and its naive scale for the imprecise band;
+* its fan-in ``jvp_fan_in(n, k) = k (n + 1)``: ``k`` tangents, each contributing a sum of at most the forward's
+  ``n`` terms, then added together (``k - 1`` additions, covered by the ``+ 1`` per term);
+* the normwise bound of a correlation for each of the ``k`` terms (an FFT-based forward applied to a tangent),
+  ``rho(dtype, m log2 m + n) sum_k ||a_k||_F ||b_k||_F``: the bound above, for a sum of ``k`` such results.
+
+Against finite differences of the implementation's own forward (float64), elementwise: the output at
+``x +- h v`` (every differentiable input moved along its tangent at once), ``(f(x + h v) - f(x - h v)) / 2h``
+against the tangent along the displacement really made (``((x + h v) - (x - h v)) / 2h``, passed as the JVP's
+tangent). The noise is measured per output element (``noise_levels``: Moré and Wild on each element's values
+along ``v``), the step is the largest any element needs (``fd_step``), and each element's allowance widens by
+its own ``fd_error``: the tolerance is ``for_finite_differences`` element by element.
+
+The forward-reverse identity ``<J v, w> = <v, J^T w>`` between the implementation's JVP and its backward is the
+adjoint identity of a linear map (``J`` at the case's point): ``for_adjoint`` on the products of both sides and
+the term scales of both results, ``adjoint_band`` for the imprecise band. It holds for every op, linear or not.
 """
 
 from __future__ import annotations
@@ -404,17 +431,30 @@ def noise_level(values: np.ndarray) -> float:
     only, negligible at ``NOISE_SPACING`` for k >= 4. The maximum over ``NOISE_ORDERS`` (an overestimate
     only widens the allowance). Non-finite values: infinite noise.
     """
+    return float(noise_levels(np.asarray(values, dtype=np.float64).reshape(-1, 1))[0])
+
+
+def noise_levels(values: np.ndarray) -> np.ndarray:
+    """``noise_level`` of each element at once: ``values`` has the grid's points along axis 0, the elements after it."""
     values = np.asarray(values, dtype=np.float64)
-    if not np.all(np.isfinite(values)):
-        return math.inf
-    estimates = []
+    flat = values.reshape(values.shape[0], -1)
+    out = np.full(flat.shape[1], math.inf)
+    finite = np.all(np.isfinite(flat), axis=0)
+    series = flat[:, finite]
+    best = np.zeros(series.shape[1])
     for k in NOISE_ORDERS:
-        if k >= values.size:
+        if k >= series.shape[0]:
             continue
-        d = np.diff(values, n=k)
+        d = np.diff(series, n=k, axis=0)
         gamma = math.factorial(k) ** 2 / math.factorial(2 * k)
-        estimates.append(math.sqrt(gamma * float(np.mean(d * d))))
-    return max(estimates, default=0.0)
+        best = np.maximum(best, np.sqrt(gamma * np.mean(d * d, axis=0)))
+    out[finite] = best
+    return out.reshape(values.shape[1:])
+
+
+def jvp_fan_in(fan_in: int, tangents: int) -> int:
+    """The fan-in of an output tangent element: ``tangents`` sums of ``fan_in`` terms each, added (see "Forward mode")."""
+    return max(tangents, 1) * (fan_in + 1)
 
 
 def fd_step(noise: float, magnitude: float) -> float:

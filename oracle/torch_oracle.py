@@ -106,3 +106,46 @@ def run(
                 t.grad.detach().cpu().numpy() if t.grad is not None else np.zeros(tuple(t.shape), dtype=dtype)
             )
     return out.detach().cpu().numpy(), grads
+
+
+def jvp(
+    op: str,
+    inputs: dict[str, np.ndarray | None],
+    tangents: dict[str, np.ndarray | None],
+    config: dict[str, Any],
+    *,
+    dtype: str = "float64",
+    device: str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(forward output, output tangent)`` of ``op`` by ``torch.func.jvp``, in ``dtype`` (float64 by default).
+
+    ``inputs`` are the positional arrays in the op's order (``None`` for an absent optional one); ``tangents``
+    maps each name to its tangent or ``None`` (a zero tangent; always ``None`` for class indices, which go to
+    torch as ``torch.long`` and are not differentiated). Only the inputs with a tangent are differentiated.
+    """
+    torch = _torch()
+    device = device or DEVICE
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("the torch oracle was asked for CUDA, but torch.cuda.is_available() is False")
+    tdtype = getattr(torch, dtype)
+
+    def tensor(a):
+        if np.asarray(a).dtype.kind in "iu":
+            return torch.tensor(np.array(a, dtype=np.int64, copy=True), dtype=torch.long, device=device)
+        return torch.tensor(np.array(a, copy=True), dtype=tdtype, device=device)
+
+    names = list(inputs)
+    fixed = {n: None if a is None else tensor(a) for n, a in inputs.items()}
+    moving = [n for n in names if fixed[n] is not None and tangents.get(n) is not None]
+    function = torch_function(op)
+
+    def f(*moved):
+        args = dict(fixed)
+        args.update(zip(moving, moved))
+        return function(*[args[n] for n in names], **config)
+
+    if not moving:  # nothing moves: the tangent is zero
+        out = f()
+        return out.detach().cpu().numpy(), np.zeros(tuple(out.shape), dtype=dtype)
+    out, tangent = torch.func.jvp(f, tuple(fixed[n] for n in moving), tuple(tensor(tangents[n]) for n in moving))
+    return out.detach().cpu().numpy(), tangent.detach().cpu().numpy()

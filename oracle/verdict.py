@@ -30,6 +30,7 @@ CHECK_TITLES = {
     "finite_differences": "backward vs finite differences",
     "adjoint": "adjoint identity <F dx, dy> = <dx, F^T dy>",
     "identities": "the derivation's identities",
+    "jvp": "forward mode (JVP) vs torch.func.jvp, finite differences and <J dx, dy> = <dx, J^T dy>",
 }
 
 NEXT_STEPS = {
@@ -41,6 +42,9 @@ NEXT_STEPS = {
     "adjoint": "the backward is not the transpose of the forward: compare where dx and F^T dy meet on the rebuilt case "
     "(a missed flip, stride or padding offset shows here with no framework involved).",
     "identities": "the backward breaks one of the derivation's identities (message above): see README, 'The rules'.",
+    "jvp": "the forward-mode rule (NAME_jvp) is wrong where the message says: against torch.func.jvp, against finite "
+    "differences of your own forward, or against your own backward (<J dx, dy> = <dx, J^T dy>); if only the last "
+    "fails, one of the two rules is wrong and the backward's rows say which.",
 }
 
 #: what to try next on an imprecise verdict (any check)

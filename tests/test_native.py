@@ -114,7 +114,7 @@ def test_functional_passes_every_check_in_both_dtypes(capsys):
     ops = "conv1d,conv_transpose2d,max_pool2d,batch_norm,layer_norm,cross_entropy"
     assert main(["verify", f"torch:{EXAMPLES / 'functional.py'}", "--profile", "ci", "--examples", "10", "--ops", ops]) == 0
     out = capsys.readouterr().out
-    assert "FAIL" not in out and "OK: 54 op/check/dtype results: 54 pass" in out
+    assert "FAIL" not in out and "OK: 66 op/check/dtype results: 66 pass" in out
 
 
 def test_a_custom_function_that_is_right_passes(capsys):
@@ -171,7 +171,7 @@ def test_jax_ops_pass_every_check(capsys):
     target = f"jax:{EXAMPLES / 'jax_functional.py'}"
     assert main(["verify", target, "--profile", "ci", "--examples", "10", "--ops", "conv2d,linear,sigmoid"]) == 0
     out = capsys.readouterr().out
-    assert "FAIL" not in out and "OK: 26 op/check/dtype results: 26 pass" in out
+    assert "FAIL" not in out and "OK: 32 op/check/dtype results: 32 pass" in out
 
 
 @jax_missing
@@ -200,3 +200,23 @@ def test_a_jax_result_that_is_not_an_array_is_named():
     impl = native.adapt_jax(types.SimpleNamespace(relu=lambda x: [x]), SPECS)
     with pytest.raises(TypeError, match="relu must return a jax.Array, got builtins.list"):
         impl.relu(np.ones(2))
+
+
+def test_jvp_is_torch_forward_ad_through_the_op():
+    impl = _adapted(linear=torch.nn.functional.linear, cross_entropy=torch.nn.functional.cross_entropy)
+    x, w, dx, dw = np.array([[1.0, 2.0]]), np.array([[3.0, 4.0]]), np.array([[0.5, -1.0]]), np.array([[1.0, 1.0]])
+    y, dy = impl.linear_jvp((x, w, None), (dx, dw, None))
+    assert y.tolist() == [[11.0]] and dy.tolist() == [[(dx @ w.T + x @ dw.T).item()]]
+    _, none = impl.linear_jvp((x, w, None), (None, None, None))  # nothing moves: a zero tangent
+    assert none.tolist() == [[0.0]]
+    _, dloss = impl.cross_entropy_jvp((np.zeros((1, 2)), np.array([1])), (np.array([[1.0, 0.0]]), None), reduction="sum")
+    assert dloss == pytest.approx(0.5)  # softmax . dx - dx[target]
+
+
+@jax_missing
+def test_jax_jvp_is_jax_jvp_and_keeps_the_dtype():
+    native.jax_setup()
+    impl = native.adapt_jax(types.SimpleNamespace(linear=lambda x, w, b=None: x @ w.T), SPECS)
+    x, w = np.array([[1.0, 2.0]], np.float32), np.array([[3.0, 4.0]], np.float32)
+    y, dy = impl.linear_jvp((x, w, None), (np.ones_like(x), None, None))
+    assert y.dtype == dy.dtype == np.float32 and dy.tolist() == [[7.0]]

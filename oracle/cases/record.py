@@ -56,6 +56,11 @@ class OpSpec:
     def backward_name(self) -> str:
         return f"{self.name}_backward"
 
+    @property
+    def jvp_name(self) -> str:
+        """The forward-mode rule: ``NAME_jvp(primals, tangents, **config) -> (output, output_tangent)``."""
+        return f"{self.name}_jvp"
+
     def features_of(self, case: Case) -> tuple[str, ...]:
         """The names of the configuration features ``case`` uses, in ``features`` order."""
         return tuple(name for name, rule in self.features if rule(case))

@@ -22,11 +22,15 @@ device. Inputs are made on ``BPCHECK_DEVICE`` (``cpu`` by default; the
 ``--device`` option of ``bpcheck verify`` and pytest sets it), with the case's
 dtype; integer arrays (class indices) stay integer (``torch.long``).
 
+``NAME_jvp(primals, tangents, **config)`` is torch's forward-mode AD through the op (dual tensors,
+``torch.autograd.forward_ad``): a custom Function's ``jvp`` staticmethod is what the ``jvp`` check sees, and a
+Function without one declines ("no forward-mode rule"), which the check reports as not implemented.
+
 ``jax:MODULE`` is the same for a module of JAX functions (a ``custom_vjp``, a
 Pallas kernel, ``jax.nn`` itself): ``NAME_backward`` is ``jax.vjp`` through
-the op, float64 enabled (``jax_enable_x64``) before the module is imported.
-Each (op, configuration, which inputs are None) gets one ``jax.jit`` of its
-forward and one of its VJP, so XLA compiles once per shape and configuration
+the op, ``NAME_jvp`` is ``jax.jvp``, float64 enabled (``jax_enable_x64``) before
+the module is imported. Each (op, configuration, which inputs are None) gets one
+``jax.jit`` of its forward, one of its VJP and one of its JVP, so XLA compiles once per shape and configuration
 and every later case of that shape reuses it.
 """
 
@@ -145,24 +149,67 @@ def backward(torch, op, name: str, inputs: tuple[str, ...], differentiable: tupl
     return run
 
 
+def jvp(torch, op, name: str, inputs: tuple[str, ...], differentiable: tuple[str, ...]):
+    """The contract's ``NAME_jvp(primals, tangents, **config) -> (output, output_tangent)``: torch's forward-mode AD
+    through ``op`` (``torch.autograd.forward_ad`` dual tensors), so a custom Function's ``jvp`` staticmethod, or the
+    forward-mode formula of a built-in op, is what is checked.
+
+    A tangent is given only for differentiable inputs (None elsewhere); an output that does not depend on any
+    dual input has a zero tangent. A Function without a forward-mode rule declines the call (NotImplementedError,
+    "no forward-mode rule"): the check is then not implemented, not failed.
+    """
+    what = f"{name}_jvp"
+    from torch.autograd import forward_ad  # noqa: PLC0415
+
+    def run(primals, tangents, **config):
+        where = device()
+        if len(tangents) != len(primals):
+            raise ValueError(f"{what}: tangents must have one entry per primal ({len(primals)}), got {len(tangents)}")
+        tensors = [_tensor(torch, a, where) for a in primals]
+        with forward_ad.dual_level():
+            args = list(tensors)
+            for i, (input_name, t) in enumerate(zip(inputs, tangents)):
+                if t is not None and tensors[i] is not None and input_name in differentiable:
+                    args[i] = forward_ad.make_dual(tensors[i], _tensor(torch, t, where))
+            try:
+                out = op(*args, **config)
+            except NotImplementedError as exc:
+                raise NotImplementedError(f"{name}: no forward-mode rule ({exc})") from None
+            if not isinstance(out, torch.Tensor):
+                raise TypeError(f"{name} must return a torch.Tensor, got {type(out).__module__}.{type(out).__qualname__}")
+            primal, tangent = forward_ad.unpack_dual(out)
+            output = _array(torch, primal, name, where)
+            if tangent is None:
+                return output, np.zeros_like(output)
+            if tangent.dtype != primal.dtype:
+                raise TypeError(f"{what}: the output tangent has dtype {tangent.dtype}, the output {primal.dtype}")
+            return output, _array(torch, tangent, f"{what} (output tangent)", where)
+
+    run.__name__ = what
+    return run
+
+
 def adapt(module, specs) -> types.SimpleNamespace:
     """The contract's NumPy functions for every op of ``specs`` (``oracle.ops.SPECS``) that ``module`` defines.
 
-    A ``NAME_backward`` the module defines itself is ignored: the backward checked is the one autograd runs.
+    A ``NAME_backward`` or ``NAME_jvp`` the module defines itself is ignored: what autograd runs is what is checked.
     """
     torch = _torch()
     return _contract(module, specs, lambda op, name: forward(torch, op, name),
-                     lambda op, name, inputs, differentiable: backward(torch, op, name, inputs, differentiable))
+                     lambda op, name, inputs, differentiable: backward(torch, op, name, inputs, differentiable),
+                     lambda op, name, inputs, differentiable: jvp(torch, op, name, inputs, differentiable))
 
 
-def _contract(module, specs, make_forward, make_backward) -> types.SimpleNamespace:
-    """``NAME`` and ``NAME_backward`` made by ``make_forward`` / ``make_backward`` for each op ``module`` defines."""
+def _contract(module, specs, make_forward, make_backward, make_jvp) -> types.SimpleNamespace:
+    """``NAME``, ``NAME_backward`` and ``NAME_jvp`` made by ``make_forward`` / ``make_backward`` / ``make_jvp`` for each
+    op ``module`` defines."""
     functions = {}
     for spec in specs.values():
         op = getattr(module, spec.name, None)
         if callable(op):
             functions[spec.name] = make_forward(op, spec.name)
             functions[spec.backward_name] = make_backward(op, spec.name, spec.inputs, spec.differentiable)
+            functions[spec.jvp_name] = make_jvp(op, spec.name, spec.inputs, spec.differentiable)
     return types.SimpleNamespace(**functions)
 
 
@@ -264,8 +311,49 @@ def jax_backward(jax, op, name: str, inputs: tuple[str, ...], differentiable: tu
     return run
 
 
+def jax_jvp(jax, op, name: str, inputs: tuple[str, ...], differentiable: tuple[str, ...]):
+    """The contract's ``NAME_jvp``: ``jax.jvp`` through ``op``, jitted once per (configuration, which inputs are None,
+    which have a tangent), like ``jax_backward``."""
+    what = f"{name}_jvp"
+    compiled: dict = {}
+
+    def run(primals, tangents, **config):
+        if len(tangents) != len(primals):
+            raise ValueError(f"{what}: tangents must have one entry per primal ({len(primals)}), got {len(tangents)}")
+        present = tuple(a is not None for a in primals)
+        moving = tuple(i for i, input_name in enumerate(inputs[: len(primals)])
+                       if input_name in differentiable and present[i] and tangents[i] is not None)
+        key = (present, moving, _static_key(config))
+        if key not in compiled:
+            def call(*given, _present=present, _moving=moving, _config=config):
+                it = iter(given[: sum(_present)])
+                full = [next(it) if p else None for p in _present]
+                dual = given[sum(_present):]
+
+                def of_moving(*moved):
+                    args = list(full)
+                    for i, m in zip(_moving, moved):
+                        args[i] = m
+                    return op(*args, **_config)
+
+                return jax.jvp(of_moving, tuple(full[i] for i in _moving), tuple(dual))
+
+            compiled[key] = jax.jit(call)
+        given = [np.asarray(a) for a in primals if a is not None]
+        out, tangent = compiled[key](*given, *[np.asarray(tangents[i]).astype(np.asarray(primals[i]).dtype) for i in moving])
+        output = _jax_array(jax, out, name)
+        tangent = _jax_array(jax, tangent, f"{what} (output tangent)")
+        if tangent.dtype != output.dtype:
+            raise TypeError(f"{what}: the output tangent has dtype {tangent.dtype}, the output {output.dtype}")
+        return output, tangent
+
+    run.__name__ = what
+    return run
+
+
 def adapt_jax(module, specs) -> types.SimpleNamespace:
     """As ``adapt``, for a module of JAX functions."""
     jax = jax_setup()
     return _contract(module, specs, lambda op, name: jax_forward(jax, op, name),
-                     lambda op, name, inputs, differentiable: jax_backward(jax, op, name, inputs, differentiable))
+                     lambda op, name, inputs, differentiable: jax_backward(jax, op, name, inputs, differentiable),
+                     lambda op, name, inputs, differentiable: jax_jvp(jax, op, name, inputs, differentiable))

@@ -64,6 +64,15 @@ def pytest_addoption(parser):
         "(default: $BPCHECK_SHRINK_TIME, else 60; a hang costs --timeout per attempt)",
     )
     group.addoption(
+        "--database",
+        default=None,
+        dest="bpcheck_database",
+        metavar="SPEC",
+        help="Hypothesis example database of bpcheck's tests, replayed first and fed with every failure: none, a "
+        "directory, redis://HOST:PORT/DB, ro:SPEC (read only), SPEC,SPEC (all of them) (oracle.database); "
+        "default: $BPCHECK_DATABASE, else the profile's (ci: none; dev, thorough: Hypothesis's own directory)",
+    )
+    group.addoption(
         "--sandbox",
         action="store_true",
         help="run the implementation's worker in bubblewrap (no network, read-only filesystem but a scratch "
@@ -92,13 +101,23 @@ active_profile = default_profile()
 shrink_time = float(os.environ.get("BPCHECK_SHRINK_TIME", "60"))
 #: --require-full: a declined configuration fails the check (set at configure time)
 require_full = False
+#: the example database of bpcheck's tests (``--database``, ``oracle.database``); None: the profile's (set at configure time)
+database = None
 
 
 def pytest_configure(config):
     # Only bpcheck's own tests take the profile (oracle.suite applies it per test): loaded as an entry
     # point in someone else's project, the plugin must not change their Hypothesis settings.
-    global active_profile, require_full, shrink_time
+    global active_profile, database, require_full, shrink_time
     active_profile = config.getoption("hypothesis_profile", default=None) or default_profile()
+    from oracle.database import check_reachable, open_database, resolve  # noqa: PLC0415
+
+    spec = resolve(config.getoption("bpcheck_database", default=None))
+    try:
+        check_reachable(spec)
+        database = open_database(spec)
+    except (ValueError, TypeError) as exc:
+        raise pytest.UsageError(f"--database / $BPCHECK_DATABASE: {exc}") from None
     require_full = bool(config.getoption("require_full", default=False))
     shrink_time = config.getoption("--shrink-time", default=shrink_time)
 
@@ -108,6 +127,7 @@ def pytest_report_header(config):
     return (
         f"bpcheck: implementation under test = {config.getoption('--impl')}; hypothesis profile = {active_profile} "
         f"(max_examples={s.max_examples}, derandomize={s.derandomize})"
+        + (f"; database = {database!r}" if database is not None else "")
     )
 
 

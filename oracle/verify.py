@@ -129,8 +129,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an imprecise result (right rule, digits lost beyond rounding) fails the run (exit 1)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML to FILE")
+    add_database_argument(parser)
     add_sandbox_argument(parser)
     add_device_argument(parser)
+
+
+def add_database_argument(parser: argparse.ArgumentParser) -> None:
+    """``--database``, shared by the subcommands that run properties (``oracle.database``)."""
+    parser.add_argument("--database", metavar="SPEC", default=None,
+                        help="Hypothesis example database, replayed first and fed with every failure: none, a "
+                        "directory, redis://HOST:PORT/DB, ro:SPEC (read only), or SPEC,SPEC (all of them); "
+                        "default: $BPCHECK_DATABASE, else none")
+
+
+def resolve_database(option: str | None) -> str | None:
+    """The database spec in force (``--database``, else ``$BPCHECK_DATABASE``), checked: ValueError if it is malformed
+    or a Redis server in it cannot be reached."""
+    from oracle.database import check_reachable, resolve  # noqa: PLC0415
+
+    spec = resolve(option)
+    check_reachable(spec)
+    return spec
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
@@ -188,7 +207,8 @@ def resolve_sandbox(asked: bool, command: str) -> bool:
 
 
 def hypothesis_settings(config: dict):
-    """The Hypothesis settings of a run: the profile's, with the run's examples / derandomization, quiet, no database."""
+    """The Hypothesis settings of a run: the profile's, with the run's examples / derandomization, quiet, no database
+    (``run_unit`` adds the run's, ``oracle.database``)."""
     from hypothesis import Phase, Verbosity, settings  # noqa: PLC0415
 
     import oracle.pytest_plugin  # noqa: F401,PLC0415 - registers the profiles
@@ -222,27 +242,31 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
     case unchecked, and the last failing verdict of each distinct failure (the
     smallest found) is reported: the first as the result's verdict, all of them
     in its ``defects``. Declined cases make a passing result ``partial``.
+    Optional ``config`` keys: ``database`` (a spec, ``oracle.database``: replayed first, failures saved),
+    ``draw_seconds`` (stop checking new cases after this long; ``bpcheck fuzz``'s rounds),
+    ``explicit_examples`` (False: not the op's explicit examples).
     """
-    from hypothesis import seed as hypothesis_seed  # noqa: PLC0415
     from hypothesis.reporting import with_reporter  # noqa: PLC0415
 
     from oracle.coverage import PARTIAL, describe  # noqa: PLC0415
+    from oracle.database import WriteOnly, open_database  # noqa: PLC0415
+    from oracle.database import apply as apply_database  # noqa: PLC0415
     from oracle.defects import only_failures  # noqa: PLC0415
     from oracle.suite import ShrinkBudget, Tally, build_property, search_defects  # noqa: PLC0415
 
     op, check, dtype = unit
     tally = Tally()
-    before = ShrinkBudget(tally, config["shrink_time"], announce)
+    before = ShrinkBudget(tally, config["shrink_time"], announce, config.get("draw_seconds"))
+    db = open_database(config.get("database"))
 
     started = time.perf_counter()
     error: BaseException | None = None
 
-    def make_prop(_round: int):
+    def make_prop(round_: int):
         prop = build_property(op, check, dtype, before=before, examples=())
-        prop = hypothesis_settings(config)(prop)
-        if config["seed"] is not None:
-            prop = hypothesis_seed(config["seed"])(prop)
-        return prop
+        # the first round replays the database first; later ones mask the defects found, so must not replay them
+        return apply_database(prop, hypothesis_settings(config), db if round_ == 0 or db is None else WriteOnly(db),
+                              seed=config["seed"])
 
     try:
         with with_reporter(lambda *_: None):
@@ -251,7 +275,7 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
         if isinstance(exc, KeyboardInterrupt):
             raise
         error = exc
-    if tally.failing is None and error is None:
+    if tally.failing is None and error is None and config.get("explicit_examples", True):
         _run_examples(impl, op, check, dtype, tally, before)
     seconds = time.perf_counter() - started
     result = Result(op, check, dtype, PASS, examples=tally.ran, not_implemented=len(tally.declined),
@@ -441,6 +465,7 @@ def resolve_settings(args: argparse.Namespace) -> dict:
         "budget": args.budget,
         "jobs": args.jobs,
         "sandbox": resolve_sandbox(getattr(args, "sandbox", False), "verify"),
+        "database": resolve_database(getattr(args, "database", None)),
         "require_full": bool(getattr(args, "require_full", False)),
         "strict": bool(getattr(args, "strict", False)),
     }
@@ -456,8 +481,12 @@ def _header(target: str, config: dict, ops: list[str], dtypes: list[str]) -> str
     from oracle.untrusted.client import containment  # noqa: PLC0415
 
     return (f"bpcheck verify {target}: profile {config['profile']}, {config['max_examples']} examples per check, "
-            f"{randomness}, {' and '.join(dtypes)}, call timeout {config['timeout']:g} s, {config['jobs']} "
+            f"{randomness}{_database_note(config)}, {' and '.join(dtypes)}, call timeout {config['timeout']:g} s, {config['jobs']} "
             f"{'job' if config['jobs'] == 1 else 'jobs'}, implementation run in a worker ({containment(config['sandbox'])})")
+
+
+def _database_note(config: dict) -> str:
+    return f", database {config['database']}" if config.get("database") else ""
 
 
 def _console(stderr: bool = False) -> Console:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from oracle import corpus, demo, verify
+from oracle import corpus, demo, fuzz, verify
 
 SUBCOMMANDS = [
     ("demo", demo),
     ("verify", verify),
     ("record", corpus.RECORD),
     ("replay", corpus.REPLAY),
+    ("fuzz", fuzz),
 ]
 """(name, module with HELP, add_arguments(parser) and run(args) -> exit code), in the order ``--help`` lists them."""
 

@@ -169,13 +169,18 @@ class ShrinkBudget:
         self.failed_at: float | None = None
         self.cut = False
         self.last: Case | None = None
-        self.draw_until = None if draw_seconds is None else time.monotonic() + draw_seconds
-        """Past this (``draw_seconds`` from now; ``bpcheck fuzz``'s rounds), cases pass unchecked unless a
-        failure is being shrunk."""
+        self.draw_seconds = draw_seconds
+        """Cases drawn more than this after the first (``bpcheck fuzz``'s rounds) pass unchecked, unless a
+        failure is being shrunk (from the first: a fresh process's first check pays for torch's warm-up)."""
+        self.draw_until: float | None = None
 
     def __call__(self, case: Case) -> bool:
-        if self.tally.failing is None and self.draw_until is not None and time.monotonic() > self.draw_until:
-            return False
+        if self.draw_seconds is not None and self.tally.failing is None:
+            now = time.monotonic()
+            if self.draw_until is None:
+                self.draw_until = now + self.draw_seconds
+            elif now > self.draw_until:
+                return False
         if self.tally.failing is not None:
             now = time.monotonic()
             if self.failed_at is None:

@@ -12,6 +12,7 @@ Profiles (``--hypothesis-profile NAME`` or ``BPCHECK_PROFILE=NAME``; default
     ci        derandomized (the same examples every run), sized so the whole default run fits in CI
     dev       random examples (a new seed each run, printed on failure), same size
     thorough  ten times as many examples as ci, random; for nightly runs
+    replay    only the failures stored in the example database (--database), no new case drawn
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 import warnings
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 CI_EXAMPLES = 200
 
@@ -32,6 +33,9 @@ _common = dict(
 settings.register_profile("ci", max_examples=CI_EXAMPLES, derandomize=True, database=None, **_common)
 settings.register_profile("dev", max_examples=CI_EXAMPLES, **_common)
 settings.register_profile("thorough", max_examples=10 * CI_EXAMPLES, **_common)
+# replays what the example database (--database, oracle.database) holds and draws nothing new
+settings.register_profile("replay", max_examples=CI_EXAMPLES, phases=[Phase.explicit, Phase.reuse, Phase.shrink],
+                          **_common)
 
 
 def default_profile() -> str:

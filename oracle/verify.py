@@ -45,6 +45,7 @@ import os
 import random
 import sys
 import time
+import unittest
 from pathlib import Path
 from typing import Any, Callable
 
@@ -59,7 +60,7 @@ from oracle.verdict import FAIL, IMPRECISE, NOT_IMPLEMENTED, PASS, SKIPPED, Verd
 
 HELP = "check an implementation (a module or a .py file) against the oracles, op by op, with shrunk counterexamples"
 
-PROFILES = ("ci", "dev", "thorough")
+PROFILES = ("ci", "dev", "thorough", "replay")
 DEFAULT_SHRINK_TIME = 60.0
 DEFAULT_BUDGET = 600.0
 
@@ -102,7 +103,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=("float32", "float64", "both"), default="both",
                         help="the dtype(s) to check in (default: both)")
     parser.add_argument("--profile", choices=PROFILES, default=None,
-                        help="Hypothesis profile: ci (derandomized), dev (random), thorough (10x the examples, random); "
+                        help="Hypothesis profile: ci (derandomized), dev (random), thorough (10x the examples, random), "
+                        "replay (only the failures stored in --database, no new case, no explicit example); "
                         "default: $BPCHECK_PROFILE, else ci if $CI is set, else dev")
     parser.add_argument("--examples", type=_positive_int, metavar="N",
                         help="drawn cases per op, check and dtype (default: the profile's)")
@@ -209,7 +211,7 @@ def resolve_sandbox(asked: bool, command: str) -> bool:
 def hypothesis_settings(config: dict):
     """The Hypothesis settings of a run: the profile's, with the run's examples / derandomization, quiet, no database
     (``run_unit`` adds the run's, ``oracle.database``)."""
-    from hypothesis import Phase, Verbosity, settings  # noqa: PLC0415
+    from hypothesis import Verbosity, settings  # noqa: PLC0415
 
     import oracle.pytest_plugin  # noqa: F401,PLC0415 - registers the profiles
 
@@ -221,7 +223,7 @@ def hypothesis_settings(config: dict):
         verbosity=Verbosity.quiet,
         print_blob=False,
         report_multiple_bugs=True,  # each distinct failure (oracle.defects) shrunk and reported
-        phases=[phase for phase in Phase if phase.name != "explain"],
+        phases=[phase for phase in settings.get_profile(config["profile"]).phases if phase.name != "explain"],
     )
 
 
@@ -271,11 +273,13 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
     try:
         with with_reporter(lambda *_: None):
             search_defects(make_prop, impl, tally)
+    except unittest.SkipTest:  # Hypothesis had no case to run: the replay profile, and nothing stored
+        pass
     except BaseException as exc:  # noqa: BLE001 - AssertionError is the finding; anything else is reported too
         if isinstance(exc, KeyboardInterrupt):
             raise
         error = exc
-    if tally.failing is None and error is None and config.get("explicit_examples", True):
+    if tally.failing is None and error is None and config.get("explicit_examples", config["profile"] != "replay"):
         _run_examples(impl, op, check, dtype, tally, before)
     seconds = time.perf_counter() - started
     result = Result(op, check, dtype, PASS, examples=tally.ran, not_implemented=len(tally.declined),
@@ -307,7 +311,9 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
     elif checked == 0:
         first = tally.skipped[0] if tally.skipped else None
         result.status = SKIPPED
-        result.message = first.message if first else "no case was checked"
+        result.message = first.message if first else (
+            "the example database holds no case of this property" if config["profile"] == "replay"
+            else "no case was checked")
         result.verdict = first.as_dict() if first else None
     elif tally.declined:
         first = tally.declined[0]
@@ -448,6 +454,9 @@ def resolve_settings(args: argparse.Namespace) -> dict:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r} (from $BPCHECK_PROFILE); choose one of {', '.join(PROFILES)}")
     base = settings.get_profile(profile)
+    database = resolve_database(getattr(args, "database", None))
+    if profile == "replay" and database is None:
+        raise ValueError("--profile replay replays the example database: give one (--database or $BPCHECK_DATABASE)")
     seed = args.seed
     if seed is None and not base.derandomize:
         seed = random.SystemRandom().randrange(2**32)  # drawn here so that the run can be repeated with --seed
@@ -465,7 +474,7 @@ def resolve_settings(args: argparse.Namespace) -> dict:
         "budget": args.budget,
         "jobs": args.jobs,
         "sandbox": resolve_sandbox(getattr(args, "sandbox", False), "verify"),
-        "database": resolve_database(getattr(args, "database", None)),
+        "database": database,
         "require_full": bool(getattr(args, "require_full", False)),
         "strict": bool(getattr(args, "strict", False)),
     }

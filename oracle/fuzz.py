@@ -13,8 +13,8 @@ combination of configuration features and value recipes it had not shown before,
 ties broken by the fewest rounds so far. A property that finds new behaviour is thus run again at
 once; properties that have stopped finding any share what is left, round robin. A property that
 FAILs is retired: its failure, shrunk to the smallest case, is reported and saved in the database.
-New rounds start until --time-budget is spent; the rounds running then end by it (plus the time to
-shrink a failure, --shrink-time).
+New rounds start until --time-budget is spent (or every property has had --max-rounds); the rounds
+running then end by it (plus the time to shrink a failure, --shrink-time).
 
 With --database (or $BPCHECK_DATABASE), every failure found is saved there, keyed by the property;
 `bpcheck verify` and `pytest --impl` given the same database replay it first, on any machine
@@ -91,6 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"stop shrinking a failure after this long (default: {DEFAULT_SHRINK_TIME:g})")
     parser.add_argument("--timeout", type=_nonnegative_float, default=CALL_TIMEOUT, metavar="SECONDS",
                         help=f"time limit of one call of the implementation, beyond it a hang (default: {CALL_TIMEOUT:g})")
+    parser.add_argument("--max-rounds", type=_positive_int, default=None, metavar="N",
+                        help="at most N rounds of each property: the campaign ends when every property has had "
+                        "them (or failed), or at the time budget (default: no limit)")
     parser.add_argument("--seed", type=int, metavar="N", help="seed the campaign's choice of round seeds")
     add_database_argument(parser)
     add_sandbox_argument(parser)
@@ -145,9 +148,10 @@ class Property:
         return self.status in (FAIL, NOT_IMPLEMENTED, SKIPPED)
 
 
-def pick(properties: list[Property]) -> Property | None:
-    """The next property to run a round of (module docstring), or None if every one is retired or running."""
-    ready = [p for p in properties if not p.retired and not p.in_flight]
+def pick(properties: list[Property], max_rounds: int | None = None) -> Property | None:
+    """The next property to run a round of (module docstring), or None if every one is retired, running, or has had
+    ``max_rounds``."""
+    ready = [p for p in properties if not p.retired and not p.in_flight and (max_rounds is None or p.rounds < max_rounds)]
     return min(ready, key=Property.priority) if ready else None
 
 
@@ -216,7 +220,7 @@ def _client(scheduler: str | None, workers: int):
 
 
 def campaign(target: str, properties: list[Property], config: dict, *, client, slots: int, budget: float,
-             round_seconds: float, rng: random.Random, log=None) -> float:
+             round_seconds: float, rng: random.Random, max_rounds: int | None = None, log=None) -> float:
     """Run rounds on ``client`` until ``budget`` seconds are spent; returns the seconds the campaign took."""
     from distributed import as_completed  # noqa: PLC0415
 
@@ -228,7 +232,7 @@ def campaign(target: str, properties: list[Property], config: dict, *, client, s
 
     def submit() -> bool:
         left = budget - (time.monotonic() - started)
-        prop = pick(properties)
+        prop = pick(properties, max_rounds)
         if prop is None or left < min(1.0, budget):  # no round of a mere instant at the end
             return False
         prop.in_flight = True
@@ -330,7 +334,7 @@ def _run(args: argparse.Namespace) -> int:
         print(header, file=sys.stderr, flush=True)
         rng = random.Random(args.seed)
         seconds = campaign(args.module, properties, config, client=client, slots=slots, budget=args.time_budget,
-                           round_seconds=args.round_seconds, rng=rng,
+                           round_seconds=args.round_seconds, rng=rng, max_rounds=args.max_rounds,
                            log=lambda line: print(f"bpcheck fuzz: {line}", file=sys.stderr, flush=True))
     finally:
         client.close()

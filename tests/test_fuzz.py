@@ -138,13 +138,6 @@ def test_a_campaign_on_two_workers_finds_a_mutant_and_every_process_replays_it_f
     replayed(subprocess.run([*pytest_, "--database", f"ro:{redis_url}"], capture_output=True, text=True, cwd=tmp_path,
                             timeout=600))
     assert _files(folder) == before_files and _redis_contents(redis_url) == before_redis  # read only: untouched
-    replayed(_cli(*verify, "--database", redis_url, cwd=tmp_path))
-    replayed(subprocess.run([*pytest_, "--database", str(folder)], capture_output=True, text=True, cwd=tmp_path,
-                            timeout=600))
-
-    # the control: the replay profile draws nothing, so with an empty database nothing is found
-    empty = _cli(*verify, "--database", str(tmp_path / "empty"), cwd=tmp_path)
-    assert empty.returncode == 0 and "the example database holds no case of this property" in empty.stdout, empty.stdout
 
     clean = _cli("fuzz", "refimpl", "--ops", "relu", "--dtype", "float64", "--scheduler", cluster.scheduler_address,
                  "--time-budget", "4s", "--round-seconds", "1", cwd=tmp_path)
@@ -152,17 +145,15 @@ def test_a_campaign_on_two_workers_finds_a_mutant_and_every_process_replays_it_f
     assert "no failure" in clean.stdout and re.search(r"relu backward float64 +[1-9]\d* +[1-9]", clean.stdout)
 
 
-def test_a_crash_is_a_failure_found_and_the_campaign_goes_on(tmp_path):
-    """On the default LocalCluster (one worker here): the segfaulting backward FAILs with where it crashed, and
-    the forward goes on being fuzzed after it."""
-    pytest.importorskip("distributed", reason="dask.distributed is not installed (pip install 'bpcheck[fuzz]')")
+def test_a_crash_is_a_failure_found_and_the_campaign_goes_on(cluster, tmp_path):
+    """The segfaulting backward FAILs with where it crashed; the forward still gets all its rounds after it."""
     out = _cli("fuzz", str(HOSTILE / "crash_segfault.py"), "--ops", "relu", "--checks", "forward,backward",
-               "--dtype", "float64", "--workers", "1", "--time-budget", "6s", "--round-seconds", "1", cwd=tmp_path)
+               "--dtype", "float64", "--scheduler", cluster.scheduler_address, "--max-rounds", "3",
+               "--round-examples", "20", "--time-budget", "10m", "--shrink-time", "2", cwd=tmp_path)
     assert out.returncode == 1, out.stdout + out.stderr
-    assert re.search(r"relu backward float64 +\d+ +\d+ +\d+ +FAIL", out.stdout), out.stdout
-    assert "SIGSEGV" in out.stdout, out.stdout
-    rounds = int(re.search(r"relu forward float64 +(\d+)", out.stdout).group(1))
-    assert rounds >= 2, out.stdout  # not the end of the campaign
+    assert re.search(r"relu backward float64 +1 +\d+ +\d+ +FAIL", out.stdout), out.stdout
+    assert "SIGSEGV" in out.stdout and "crash_segfault.py\", line 8 in relu_backward" in out.stdout, out.stdout
+    assert re.search(r"relu forward float64 +3 +60 +\d+ +pass", out.stdout), out.stdout
 
 
 # --------------------------------------------------------------------------- cheap
@@ -229,6 +220,28 @@ def test_the_ci_profile_stays_derandomized_without_a_database_and_draws_the_same
     assert plain and draws(InMemoryExampleDatabase()) == plain
 
 
+def test_the_replay_profile_draws_nothing_new():
+    """What `--profile replay` finds comes from the database: with an empty one, no case at all is run."""
+    import unittest
+
+    from oracle.suite import Tally, build_property
+    from oracle.verdict import Verdict
+
+    seen = []
+
+    def passing(impl, spec, case):
+        seen.append(case)
+        return Verdict(spec.name, "backward", PASS, case)
+
+    prop = build_property("relu", "backward", "float64", examples=(), run_check=passing)
+    with pytest.raises(unittest.SkipTest):
+        database.apply(prop, settings.get_profile("replay"), InMemoryExampleDatabase())(None, Tally())
+    assert seen == []
+    again = build_property("relu", "backward", "float64", examples=(), run_check=passing)
+    database.apply(again, settings.get_profile("dev"), InMemoryExampleDatabase())(None, Tally())
+    assert seen  # the same property under dev draws cases
+
+
 def test_the_scheduler_runs_the_property_still_finding_new_behaviour_first():
     fresh, stale, failed = Property("relu", "backward", "float64"), Property("relu", "forward", "float64"), \
         Property("tanh", "backward", "float64")
@@ -238,6 +251,7 @@ def test_the_scheduler_runs_the_property_still_finding_new_behaviour_first():
     failed.absorb(Result("tanh", "backward", "float64", FAIL, examples=5), ["a"], 2.0)
     assert (fresh.stale, stale.stale) == (0, 1) and failed.retired and failed.found_after == 2.0
     assert pick([stale, failed, fresh]) is fresh
+    assert pick([stale, failed, fresh], max_rounds=1) is None  # fresh has had its round, stale two
     fresh.in_flight = True
     assert pick([stale, failed, fresh]) is stale
     stale.in_flight = True

@@ -41,6 +41,7 @@ from oracle.verdict import FAIL, IMPRECISE, NOT_IMPLEMENTED, PASS, SKIPPED
 
 HELP = "fuzz an implementation for a time budget on a Dask cluster, failures saved in a shared example database"
 
+NOT_RUN = "not run: out of time"
 DEFAULT_ROUND_EXAMPLES = 200
 DEFAULT_ROUND_SECONDS = 30.0
 DEFAULT_SHRINK_TIME = 30.0
@@ -273,15 +274,18 @@ def summary(target: str, properties: list[Property], seconds: float, header: str
     lines.append(f"{'property':<{width}}  {'rounds':>6}  {'examples':>8}  {'behaviours':>10}  status")
     for p in properties:
         found = f" (found after {p.found_after:.1f} s)" if p.status == FAIL and p.found_after is not None else ""
-        lines.append(f"{p.name:<{width}}  {p.rounds:>6}  {p.examples:>8}  {len(p.behaviours):>10}  {p.status}{found}")
+        status = p.status if p.rounds else NOT_RUN
+        lines.append(f"{p.name:<{width}}  {p.rounds:>6}  {p.examples:>8}  {len(p.behaviours):>10}  {status}{found}")
     failures = [p for p in properties if p.status == FAIL]
     total = sum(p.examples for p in properties)
     for p in failures:
         lines += ["", f"FAIL: {p.name} " + "-" * max(0, 60 - len(p.name))]
         lines.append(p.failure.rendered or p.failure.message)
     rate = total / seconds if seconds > 0 else 0.0
+    unrun = sum(not p.rounds for p in properties)
     lines += ["", f"{len(properties)} properties, {total} examples in {seconds:.1f} s ({rate:.1f} examples/s): "
-              + (f"{len(failures)} FAILED" if failures else "no failure")]
+              + (f"{len(failures)} FAILED" if failures else "no failure")
+              + (f"; {unrun} {NOT_RUN} (a longer --time-budget runs them)" if unrun else "")]
     return "\n".join(lines)
 
 

@@ -8,10 +8,12 @@ goes on). The cluster is a LocalCluster of --workers processes (default: one per
 running one at --scheduler tcp://HOST:8786.
 
 Scheduling, stated plainly: every property gets a first round; after that, the next free worker
-takes the property whose rounds have gone the fewest times in a row without a new behaviour (a
-combination of configuration features and value recipes it had not shown before, ``behaviour``),
-ties broken by the fewest rounds so far. A property that finds new behaviour is thus run again at
-once; properties that have stopped finding any share what is left, round robin. A property that
+takes the property with the fewest rounds running, then whose rounds have gone the fewest times in
+a row without a new behaviour (a combination of configuration features and value recipes it had not
+shown before, ``oracle.fuzz_round.behaviour``), then with the fewest rounds so far. A property that
+finds new behaviour is thus run again at once; properties that have stopped finding any share what
+is left, round robin; with fewer properties than workers, a property runs on several at once (each
+round its own seed). A property that
 FAILs is retired: its failure, shrunk to the smallest case, is reported and saved in the database.
 New rounds start until --time-budget is spent (or every property has had --max-rounds); the rounds
 running then end by it (plus the time to shrink a failure, --shrink-time).
@@ -117,15 +119,16 @@ class Property:
     failure: Result | None = None
     found_after: float | None = None
     """Seconds from the start of the campaign to the end of the round that found the failure."""
-    in_flight: bool = False
+    in_flight: int = 0
+    """Rounds of it running now."""
 
     @property
     def name(self) -> str:
         return f"{self.op} {self.check} {self.dtype}"
 
     def priority(self) -> tuple:
-        """Smaller runs sooner: the fewest rounds in a row without new behaviour, then the fewest rounds."""
-        return (self.stale, self.rounds)
+        """Smaller runs sooner: the fewest rounds running, then in a row without new behaviour, then in all."""
+        return (self.in_flight, self.stale, self.rounds)
 
     def absorb(self, result: Result, behaviours: list[str], now: float) -> None:
         """Take in one round's result."""
@@ -136,7 +139,8 @@ class Property:
         self.behaviours |= new
         self.stale = 0 if new else self.stale + 1
         if result.status == FAIL:
-            self.status, self.failure, self.found_after = FAIL, result, now
+            if self.status != FAIL:  # the first failure found (a round running alongside may find another)
+                self.status, self.failure, self.found_after = FAIL, result, now
         elif result.status == NOT_IMPLEMENTED and self.status == PASS and self.examples == result.examples:
             self.status = NOT_IMPLEMENTED  # first round: nothing checked; stays so unless a later round checks some
         elif result.status in (IMPRECISE, "partial") and self.status in (PASS, NOT_IMPLEMENTED):
@@ -150,9 +154,10 @@ class Property:
 
 
 def pick(properties: list[Property], max_rounds: int | None = None) -> Property | None:
-    """The next property to run a round of (module docstring), or None if every one is retired, running, or has had
-    ``max_rounds``."""
-    ready = [p for p in properties if not p.retired and not p.in_flight and (max_rounds is None or p.rounds < max_rounds)]
+    """The next property to run a round of (module docstring), or None if every one is retired or has had (or is
+    running) ``max_rounds``. A property runs on two workers at once only when every other one is running."""
+    ready = [p for p in properties
+             if not p.retired and (max_rounds is None or p.rounds + p.in_flight < max_rounds)]
     return min(ready, key=Property.priority) if ready else None
 
 
@@ -236,7 +241,7 @@ def campaign(target: str, properties: list[Property], config: dict, *, client, s
         prop = pick(properties, max_rounds)
         if prop is None or left < min(1.0, budget):  # no round of a mere instant at the end
             return False
-        prop.in_flight = True
+        prop.in_flight += 1
         unit = (prop.op, prop.check, prop.dtype, rng.randrange(2**32), max(0.1, min(round_seconds, left)))
         future = client.submit(fuzz_round, target, config, unit, pure=False)
         running[future.key] = prop
@@ -248,7 +253,7 @@ def campaign(target: str, properties: list[Property], config: dict, *, client, s
             break
     for future in futures:
         prop = running.pop(future.key)
-        prop.in_flight = False
+        prop.in_flight -= 1
         now = time.monotonic() - started
         try:
             out = future.result()

@@ -151,7 +151,7 @@ def test_a_crash_is_a_failure_found_and_the_campaign_goes_on(cluster, tmp_path):
                "--dtype", "float64", "--scheduler", cluster.scheduler_address, "--max-rounds", "3",
                "--round-examples", "20", "--time-budget", "10m", "--shrink-time", "2", cwd=tmp_path)
     assert out.returncode == 1, out.stdout + out.stderr
-    assert re.search(r"relu backward float64 +1 +\d+ +\d+ +FAIL", out.stdout), out.stdout
+    assert re.search(r"relu backward float64 +\d+ +\d+ +\d+ +FAIL", out.stdout), out.stdout
     assert "SIGSEGV" in out.stdout and "crash_segfault.py\", line 8 in relu_backward" in out.stdout, out.stdout
     assert re.search(r"relu forward float64 +3 +60 +\d+ +pass", out.stdout), out.stdout
 
@@ -252,10 +252,11 @@ def test_the_scheduler_runs_the_property_still_finding_new_behaviour_first():
     assert (fresh.stale, stale.stale) == (0, 1) and failed.retired and failed.found_after == 2.0
     assert pick([stale, failed, fresh]) is fresh
     assert pick([stale, failed, fresh], max_rounds=1) is None  # fresh has had its round, stale two
-    fresh.in_flight = True
+    fresh.in_flight = 1
     assert pick([stale, failed, fresh]) is stale
-    stale.in_flight = True
-    assert pick([stale, failed, fresh]) is None
+    stale.in_flight = 2
+    assert pick([stale, failed, fresh]) is fresh  # every one running: a second round of the least busy
+    assert pick([failed]) is None
 
 
 def test_a_duration_is_seconds_minutes_or_hours():

@@ -13,8 +13,8 @@ a row without a new behaviour (a combination of configuration features and value
 shown before, ``oracle.fuzz_round.behaviour``), then with the fewest rounds so far. A property that
 finds new behaviour is thus run again at once; properties that have stopped finding any share what
 is left, round robin; with fewer properties than workers, a property runs on several at once (each
-round its own seed). A property that
-FAILs is retired: its failure, shrunk to the smallest case, is reported and saved in the database.
+round its own seed). A property that FAILs is retired: its failure, shrunk to the smallest case, is
+reported and saved in the database.
 New rounds start until --time-budget is spent (or every property has had --max-rounds); the rounds
 running then end by it (plus the time to shrink a failure, --shrink-time).
 

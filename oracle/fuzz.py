@@ -88,8 +88,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start no round after this long: 60, 60s, 10m, 1h30m (default: 10m)")
     parser.add_argument("--round-examples", type=_positive_int, default=DEFAULT_ROUND_EXAMPLES, metavar="N",
                         help=f"cases per round of one property (default: {DEFAULT_ROUND_EXAMPLES})")
-    parser.add_argument("--round-seconds", type=_nonnegative_float, default=DEFAULT_ROUND_SECONDS, metavar="SECONDS",
-                        help=f"a round checks no new case after this long (default: {DEFAULT_ROUND_SECONDS:g})")
+    parser.add_argument("--round-seconds", type=_nonnegative_float, default=None, metavar="SECONDS",
+                        help="a round checks no new case after this long (default: the budget shared so that every "
+                        f"property can have a round, budget x rounds at a time / properties, from 1 to "
+                        f"{DEFAULT_ROUND_SECONDS:g} s)")
     parser.add_argument("--shrink-time", type=_nonnegative_float, default=DEFAULT_SHRINK_TIME, metavar="SECONDS",
                         help=f"stop shrinking a failure after this long (default: {DEFAULT_SHRINK_TIME:g})")
     parser.add_argument("--timeout", type=_nonnegative_float, default=CALL_TIMEOUT, metavar="SECONDS",
@@ -151,6 +153,11 @@ class Property:
     @property
     def retired(self) -> bool:
         return self.status in (FAIL, NOT_IMPLEMENTED, SKIPPED)
+
+
+def default_round_seconds(budget: float, slots: int, n_properties: int) -> float:
+    """Every property a round within the budget where it can be: ``budget * slots / properties``, from 1 to 30 s."""
+    return min(DEFAULT_ROUND_SECONDS, max(1.0, budget * slots / max(1, n_properties)))
 
 
 def pick(properties: list[Property], max_rounds: int | None = None) -> Property | None:
@@ -317,7 +324,7 @@ def _run(args: argparse.Namespace) -> int:
         "profile": "dev", "max_examples": args.round_examples, "derandomize": False, "seed": None,
         "timeout": args.timeout, "shrink_time": args.shrink_time, "budget": 0.0, "jobs": 1,
         "sandbox": resolve_sandbox(args.sandbox, "fuzz"), "database": database,
-        "require_full": False, "strict": False, "draw_seconds_max": args.round_seconds,
+        "require_full": False, "strict": False, "draw_seconds_max": args.round_seconds or DEFAULT_ROUND_SECONDS,
     }
     workers = args.workers or available_cores()
     warming = time.monotonic()
@@ -336,14 +343,16 @@ def _run(args: argparse.Namespace) -> int:
         print(f"bpcheck fuzz: cluster up and implementation loaded on every worker in "
               f"{time.monotonic() - warming:.1f} s (not counted in the budget)", file=sys.stderr, flush=True)
         slots = args.workers or sum(client.nthreads().values()) or workers
+        round_seconds = args.round_seconds if args.round_seconds is not None else default_round_seconds(
+            args.time_budget, slots, len(properties))
         where = f"scheduler {args.scheduler}" if args.scheduler else f"local cluster of {workers} workers"
         header = (f"bpcheck fuzz {args.module}: {len(properties)} properties, {where}, {slots} rounds at a time "
-                  f"of up to {args.round_examples} cases / {args.round_seconds:g} s, budget {args.time_budget:g} s, "
+                  f"of up to {args.round_examples} cases / {round_seconds:.3g} s, budget {args.time_budget:g} s, "
                   f"database {database or 'none (failures are printed, not saved)'}")
         print(header, file=sys.stderr, flush=True)
         rng = random.Random(args.seed)
         seconds = campaign(args.module, properties, config, client=client, slots=slots, budget=args.time_budget,
-                           round_seconds=args.round_seconds, rng=rng, max_rounds=args.max_rounds,
+                           round_seconds=round_seconds, rng=rng, max_rounds=args.max_rounds,
                            log=lambda line: print(f"bpcheck fuzz: {line}", file=sys.stderr, flush=True))
     finally:
         client.close()

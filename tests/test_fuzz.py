@@ -259,6 +259,14 @@ def test_the_scheduler_runs_the_property_still_finding_new_behaviour_first():
     assert pick([failed]) is None
 
 
+def test_the_default_round_shares_the_budget_between_the_properties():
+    from oracle.fuzz import default_round_seconds
+
+    assert default_round_seconds(60, 2, 188) == 1.0  # at least a second
+    assert default_round_seconds(3600, 2, 188) == 3600 * 2 / 188
+    assert default_round_seconds(8 * 3600, 2, 188) == 30.0  # at most 30 s: then more rounds
+
+
 def test_a_duration_is_seconds_minutes_or_hours():
     assert [parse_duration(t) for t in ("60", "60s", "10m", "1h30m", "0.5s")] == [60, 60, 600, 5400, 0.5]
     for bad in ("", "soon", "10x", "0s"):

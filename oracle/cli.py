@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from oracle import corpus, demo, init, verify
+from oracle import corpus, demo, fuzz, init, verify
 from oracle.network import cli as verify_network
 
 SUBCOMMANDS = [
@@ -20,6 +20,7 @@ SUBCOMMANDS = [
     ("record", corpus.RECORD),
     ("replay", corpus.REPLAY),
     ("init", init),
+    ("fuzz", fuzz),
 ]
 """(name, module with HELP, add_arguments(parser) and run(args) -> exit code), in the order ``--help`` lists them."""
 

@@ -12,6 +12,7 @@ Profiles (``--hypothesis-profile NAME`` or ``BPCHECK_PROFILE=NAME``; default
     ci        derandomized (the same examples every run), sized so the whole default run fits in CI
     dev       random examples (a new seed each run, printed on failure), same size
     thorough  ten times as many examples as ci, random; for nightly runs
+    replay    only the failures stored in the example database (--database), no new case drawn
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 import warnings
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 CI_EXAMPLES = 200
 
@@ -32,6 +33,9 @@ _common = dict(
 settings.register_profile("ci", max_examples=CI_EXAMPLES, derandomize=True, database=None, **_common)
 settings.register_profile("dev", max_examples=CI_EXAMPLES, **_common)
 settings.register_profile("thorough", max_examples=10 * CI_EXAMPLES, **_common)
+# replays what the example database (--database, oracle.database) holds and draws nothing new
+settings.register_profile("replay", max_examples=CI_EXAMPLES, phases=[Phase.explicit, Phase.reuse, Phase.shrink],
+                          **_common)
 
 
 def default_profile() -> str:
@@ -62,6 +66,15 @@ def pytest_addoption(parser):
         metavar="SECONDS",
         help="stop shrinking a failure after this long and report the smallest case so far "
         "(default: $BPCHECK_SHRINK_TIME, else 60; a hang costs --timeout per attempt)",
+    )
+    group.addoption(
+        "--database",
+        default=None,
+        dest="bpcheck_database",
+        metavar="SPEC",
+        help="Hypothesis example database of bpcheck's tests, replayed first and fed with every failure: none, a "
+        "directory, redis://HOST:PORT/DB, ro:SPEC (read only), SPEC,SPEC (all of them) (oracle.database); "
+        "default: $BPCHECK_DATABASE, else the profile's (ci: none; dev, thorough: Hypothesis's own directory)",
     )
     group.addoption(
         "--sandbox",
@@ -108,14 +121,24 @@ shrink_time = float(os.environ.get("BPCHECK_SHRINK_TIME", "60"))
 require_full = False
 #: the target the worker loads: --impl, as STYLE:MODULE with --style (set at configure time)
 impl_target = "refimpl"
+#: the example database of bpcheck's tests (``--database``, ``oracle.database``); None: the profile's (set at configure time)
+database = None
 
 
 def pytest_configure(config):
     # Only bpcheck's own tests take the profile (oracle.suite applies it per test): loaded as an entry
     # point in someone else's project, the plugin must not change their Hypothesis settings.
-    global active_profile, require_full, shrink_time, impl_target
+    global active_profile, database, require_full, shrink_time, impl_target
     active_profile = config.getoption("hypothesis_profile", default=None) or default_profile()
     impl_target = _styled_target(config)
+    from oracle.database import check_reachable, open_database, resolve  # noqa: PLC0415
+
+    spec = resolve(config.getoption("bpcheck_database", default=None))
+    try:
+        check_reachable(spec)
+        database = open_database(spec)
+    except (ValueError, TypeError) as exc:
+        raise pytest.UsageError(f"--database / $BPCHECK_DATABASE: {exc}") from None
     require_full = bool(config.getoption("require_full", default=False))
     shrink_time = config.getoption("--shrink-time", default=shrink_time)
 
@@ -140,6 +163,7 @@ def pytest_report_header(config):
     return (
         f"bpcheck: implementation under test = {config.getoption('--impl')}; hypothesis profile = {active_profile} "
         f"(max_examples={s.max_examples}, derandomize={s.derandomize})"
+        + (f"; database = {database!r}" if database is not None else "")
     )
 
 

@@ -33,6 +33,8 @@ from hypothesis import event, example, given, note, settings
 from oracle import course, coverage, defects, pytest_plugin
 from oracle.case import DTYPES, Case
 from oracle.checks import CHECKS
+from oracle.database import WriteOnly, database_key
+from oracle.database import apply as apply_database
 from oracle.defects import Identities, failure_class
 from oracle.examples import examples_for
 from oracle.forward_mode import jvp
@@ -165,13 +167,24 @@ class ShrinkBudget:
     before each checked case. ``cut`` tells whether the budget ran out; ``last`` is the last case let through.
     """
 
-    def __init__(self, tally: "Tally", seconds: float, announce: Callable[[str], None] | None = None):
+    def __init__(self, tally: "Tally", seconds: float, announce: Callable[[str], None] | None = None,
+                 draw_seconds: float | None = None):
         self.tally, self.seconds, self.announce = tally, seconds, announce
         self.failed_at: float | None = None
         self.cut = False
         self.last: Case | None = None
+        self.draw_seconds = draw_seconds
+        """Cases drawn more than this after the first (``bpcheck fuzz``'s rounds) pass unchecked, unless a
+        failure is being shrunk (from the first: a fresh process's first check pays for torch's warm-up)."""
+        self.draw_until: float | None = None
 
     def __call__(self, case: Case) -> bool:
+        if self.draw_seconds is not None and self.tally.failing is None:
+            now = time.monotonic()
+            if self.draw_until is None:
+                self.draw_until = now + self.draw_seconds
+            elif now > self.draw_until:
+                return False
         if self.tally.failing is not None:
             now = time.monotonic()
             if self.failed_at is None:
@@ -245,6 +258,8 @@ def build_property(
 
     # every property shares this source; without its own digest each would draw the same derandomized cases
     prop.hypothesis.inner_test._hypothesis_internal_add_digest = f"{op}/{check}/{dtype}".encode()
+    # the example database is keyed by the property, not by this source or the implementation (oracle.database)
+    prop._hypothesis_internal_database_key = database_key(op, check, dtype)
     for case in examples_for(op, dtype) if examples is None else examples:
         prop = example(case=case)(prop)
     return prop
@@ -346,11 +361,14 @@ def _make_test(op: str, check: str, dtype: str):
         profile = settings.get_profile(pytest_plugin.active_profile)
         budget = run["budget"] = ShrinkBudget(tally, pytest_plugin.shrink_time)
 
+        db = pytest_plugin.database  # --database; None: the profile's own
+
         def make_prop(round_: int):
             if round_ == 0:
-                return settings(profile)(prop)
-            # later rounds mask the defects found: keep them out of the example database
-            return settings(profile, database=None)(build_property(op, check, dtype, before=budget, examples=()))
+                return settings(profile)(prop) if db is None else apply_database(prop, profile, db)
+            # later rounds mask the defects found: they must not replay (and so delete) the stored failures
+            again = build_property(op, check, dtype, before=budget, examples=())
+            return settings(profile, database=None)(again) if db is None else apply_database(again, profile, WriteOnly(db))
 
         try:
             _run_reporting_defects(make_prop, impl, tally, f"{op} {CHECK_TITLES.get(check, check)} ({dtype})")

@@ -45,6 +45,7 @@ import os
 import random
 import sys
 import time
+import unittest
 from pathlib import Path
 from typing import Any, Callable
 
@@ -60,7 +61,7 @@ from oracle.verdict import FAIL, IMPRECISE, NOT_EXPRESSIBLE, NOT_IMPLEMENTED, PA
 
 HELP = "check an implementation (a module or a .py file) against the oracles, op by op, with shrunk counterexamples"
 
-PROFILES = ("ci", "dev", "thorough")
+PROFILES = ("ci", "dev", "thorough", "replay")
 DEFAULT_SHRINK_TIME = 60.0
 DEFAULT_BUDGET = 600.0
 
@@ -103,7 +104,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=("float32", "float64", "both"), default=None,
                         help="the dtype(s) to check in (default: both; float64 with --style, the courses' dtype)")
     parser.add_argument("--profile", choices=PROFILES, default=None,
-                        help="Hypothesis profile: ci (derandomized), dev (random), thorough (10x the examples, random); "
+                        help="Hypothesis profile: ci (derandomized), dev (random), thorough (10x the examples, random), "
+                        "replay (only the failures stored in --database, no new case, no explicit example); "
                         "default: $BPCHECK_PROFILE, else ci if $CI is set, else dev")
     parser.add_argument("--examples", type=_positive_int, metavar="N",
                         help="drawn cases per op, check and dtype (default: the profile's)")
@@ -131,6 +133,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML to FILE")
     add_style_arguments(parser)
+    add_database_argument(parser)
     add_sandbox_argument(parser)
     add_device_argument(parser)
 
@@ -160,6 +163,24 @@ def resolve_style(args: argparse.Namespace) -> tuple[str, str | None]:
     style = styles.style_of(target)
     course.activate(style, getattr(args, "conventions", "course"))
     return target, style
+
+
+def add_database_argument(parser: argparse.ArgumentParser) -> None:
+    """``--database``, shared by the subcommands that run properties (``oracle.database``)."""
+    parser.add_argument("--database", metavar="SPEC", default=None,
+                        help="Hypothesis example database, replayed first and fed with every failure: none, a "
+                        "directory, redis://HOST:PORT/DB, ro:SPEC (read only), or SPEC,SPEC (all of them); "
+                        "default: $BPCHECK_DATABASE, else none")
+
+
+def resolve_database(option: str | None) -> str | None:
+    """The database spec in force (``--database``, else ``$BPCHECK_DATABASE``), checked: ValueError if it is malformed
+    or a Redis server in it cannot be reached."""
+    from oracle.database import check_reachable, resolve  # noqa: PLC0415
+
+    spec = resolve(option)
+    check_reachable(spec)
+    return spec
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
@@ -217,8 +238,9 @@ def resolve_sandbox(asked: bool, command: str) -> bool:
 
 
 def hypothesis_settings(config: dict):
-    """The Hypothesis settings of a run: the profile's, with the run's examples / derandomization, quiet, no database."""
-    from hypothesis import Phase, Verbosity, settings  # noqa: PLC0415
+    """The Hypothesis settings of a run: the profile's, with the run's examples / derandomization, quiet, no database
+    (``run_unit`` adds the run's, ``oracle.database``)."""
+    from hypothesis import Verbosity, settings  # noqa: PLC0415
 
     import oracle.pytest_plugin  # noqa: F401,PLC0415 - registers the profiles
 
@@ -230,7 +252,7 @@ def hypothesis_settings(config: dict):
         verbosity=Verbosity.quiet,
         print_blob=False,
         report_multiple_bugs=True,  # each distinct failure (oracle.defects) shrunk and reported
-        phases=[phase for phase in Phase if phase.name != "explain"],
+        phases=[phase for phase in settings.get_profile(config["profile"]).phases if phase.name != "explain"],
     )
 
 
@@ -253,37 +275,43 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
     case unchecked, and the last failing verdict of each distinct failure (the
     smallest found) is reported: the first as the result's verdict, all of them
     in its ``defects``. Declined cases make a passing result ``partial``.
+    Optional ``config`` keys: ``database`` (a spec, ``oracle.database``: replayed first, failures saved),
+    ``draw_seconds`` (stop checking new cases after this long; ``bpcheck fuzz``'s rounds),
+    ``explicit_examples`` (False: not the op's explicit examples).
     """
-    from hypothesis import seed as hypothesis_seed  # noqa: PLC0415
     from hypothesis.reporting import with_reporter  # noqa: PLC0415
 
     from oracle.coverage import PARTIAL, describe  # noqa: PLC0415
+    from oracle.database import WriteOnly, open_database  # noqa: PLC0415
+    from oracle.database import apply as apply_database  # noqa: PLC0415
     from oracle.defects import only_failures  # noqa: PLC0415
     from oracle.suite import ShrinkBudget, Tally, build_property, search_defects  # noqa: PLC0415
 
     op, check, dtype = unit
     course.activate(config.get("style"), config.get("conventions"))
     tally = Tally()
-    before = ShrinkBudget(tally, config["shrink_time"], announce)
+    before = ShrinkBudget(tally, config["shrink_time"], announce, config.get("draw_seconds"))
+    db = open_database(config.get("database"))
 
     started = time.perf_counter()
     error: BaseException | None = None
 
-    def make_prop(_round: int):
+    def make_prop(round_: int):
         prop = build_property(op, check, dtype, before=before, examples=())
-        prop = hypothesis_settings(config)(prop)
-        if config["seed"] is not None:
-            prop = hypothesis_seed(config["seed"])(prop)
-        return prop
+        # the first round replays the database first; later ones mask the defects found, so must not replay them
+        return apply_database(prop, hypothesis_settings(config), db if round_ == 0 or db is None else WriteOnly(db),
+                              seed=config["seed"])
 
     try:
         with with_reporter(lambda *_: None):
             search_defects(make_prop, impl, tally)
+    except unittest.SkipTest:  # Hypothesis had no case to run: the replay profile, and nothing stored
+        pass
     except BaseException as exc:  # noqa: BLE001 - AssertionError is the finding; anything else is reported too
         if isinstance(exc, KeyboardInterrupt):
             raise
         error = exc
-    if tally.failing is None and error is None:
+    if tally.failing is None and error is None and config.get("explicit_examples", config["profile"] != "replay"):
         _run_examples(impl, op, check, dtype, tally, before)
     seconds = time.perf_counter() - started
     result = Result(op, check, dtype, PASS, examples=tally.ran, not_implemented=len(tally.declined),
@@ -318,7 +346,9 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
     elif checked == 0:
         first = tally.skipped[0] if tally.skipped else None
         result.status = SKIPPED
-        result.message = first.message if first else "no case was checked"
+        result.message = first.message if first else (
+            "the example database holds no case of this property" if config["profile"] == "replay"
+            else "no case was checked")
         result.verdict = first.as_dict() if first else None
     elif tally.declined:
         first = tally.declined[0]
@@ -463,6 +493,9 @@ def resolve_settings(args: argparse.Namespace) -> dict:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r} (from $BPCHECK_PROFILE); choose one of {', '.join(PROFILES)}")
     base = settings.get_profile(profile)
+    database = resolve_database(getattr(args, "database", None))
+    if profile == "replay" and database is None:
+        raise ValueError("--profile replay replays the example database: give one (--database or $BPCHECK_DATABASE)")
     seed = args.seed
     if seed is None and not base.derandomize:
         seed = random.SystemRandom().randrange(2**32)  # drawn here so that the run can be repeated with --seed
@@ -480,6 +513,7 @@ def resolve_settings(args: argparse.Namespace) -> dict:
         "budget": args.budget,
         "jobs": args.jobs,
         "sandbox": resolve_sandbox(getattr(args, "sandbox", False), "verify"),
+        "database": database,
         "require_full": bool(getattr(args, "require_full", False)),
         "strict": bool(getattr(args, "strict", False)),
     }
@@ -495,10 +529,14 @@ def _header(target: str, config: dict, ops: list[str], dtypes: list[str]) -> str
     from oracle.untrusted.client import containment  # noqa: PLC0415
 
     line = (f"bpcheck verify {target}: profile {config['profile']}, {config['max_examples']} examples per check, "
-            f"{randomness}, {' and '.join(dtypes)}, call timeout {config['timeout']:g} s, {config['jobs']} "
+            f"{randomness}{_database_note(config)}, {' and '.join(dtypes)}, call timeout {config['timeout']:g} s, {config['jobs']} "
             f"{'job' if config['jobs'] == 1 else 'jobs'}, implementation run in a worker ({containment(config['sandbox'])})")
     styled = course.header()
     return line + (f"\n{styled}" if styled else "")
+
+
+def _database_note(config: dict) -> str:
+    return f", database {config['database']}" if config.get("database") else ""
 
 
 def _console(stderr: bool = False) -> Console:

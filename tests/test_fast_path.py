@@ -170,7 +170,10 @@ def test_correlate_matches_its_formula(dtype, channels):
 
 
 @pytest.mark.parametrize("xs,ws,cfg", [
-    ((5, 4, 60, 60), (3, 4, 3, 3), dict()),  # small im2col per image: chunks of 4 and 1 images
+    ((5, 4, 60, 60), (3, 4, 3, 3), dict()),  # stride 1: im2col of contiguous runs, one image per chunk
+    ((5, 4, 30, 30), (3, 4, 3, 3), dict()),  # the same in chunks of 4 and 1 images
+    ((9, 2, 20, 23), (3, 2, 2, 4), dict()),  # the same with a non-square kernel, one chunk
+    ((5, 4, 30, 30), (3, 4, 3, 3), dict(stride=(2, 2))),  # small strided im2col per image: several images per chunk
     ((3, 64, 70, 70), (8, 64, 3, 3), dict(stride=(2, 1))),  # large im2col per image: row-stacked, one image per chunk
     ((3, 16, 30, 30), (8, 4, 3, 3), dict(dilation=2, groups=4)),
 ])
@@ -181,3 +184,24 @@ def test_correlate_over_several_chunks_of_images(xs, ws, cfg):
     groups = cfg.get("groups", 1)
     got = correlate(x, w, stride=stride, dilation=dilation, groups=groups)
     assert_close(got, correlate_by_formula(x, w, stride, dilation, groups), np.dtype(np.float64))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_correlate_runs_path_keeps_what_it_drops_out(dtype):
+    """Stride 1 reads each tap as a run of the flattened plane, whose columns past Wo wrap into
+    the next row and are dropped: inf and NaN in the last and first columns (read only by those
+    wrapped columns, by the windows at the edge, and at the plane's very end) land exactly where
+    the formula puts them, and a non-contiguous x gives the same result."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 2, 9, 8)).astype(dtype)
+    x[0, 1, 4, -1], x[1, 0, 2, 0], x[2, 1, -1, -1] = np.inf, np.nan, -np.inf
+    w = rng.standard_normal((4, 2, 3, 2)).astype(dtype)
+    want = correlate_by_formula(x, w, (1, 1), (1, 1), 1).astype(dtype)
+    for xv in (x, np.asfortranarray(x)):
+        got = correlate(xv, w, stride=(1, 1), dilation=(1, 1), groups=1)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+        np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))
+        finite = np.isfinite(want)
+        assert finite.sum() > 0.7 * want.size
+        assert_close(np.where(finite, got, 0), np.where(finite, want, 0), np.dtype(dtype))

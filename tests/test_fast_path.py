@@ -151,14 +151,16 @@ def correlate_by_formula(x, weight, stride, dilation, groups):
     return out
 
 
+@pytest.mark.parametrize("grow", [0, 16])
 @pytest.mark.parametrize("channels", [1, 40])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_correlate_matches_its_formula(dtype, channels):
-    """Random configurations with few channels and with many (correlate picks its loop by size)."""
+def test_correlate_matches_its_formula(dtype, channels, grow):
+    """Random configurations with few channels and with many, on small images and on images ``grow``
+    larger (correlate picks its loop by size; float32 images of >= 256 outputs take the runs path)."""
     rng = np.random.default_rng(21)
     for _ in range(60 // channels + 3):
         xs, ws, cfg = random_config(rng)
-        xs = xs[:1] + (xs[1] * channels,) + xs[2:]
+        xs = xs[:1] + (xs[1] * channels, xs[2] + grow, xs[3] + grow)
         ws = ws[:1] + (ws[1] * channels,) + ws[2:]
         h = xs[2] + 2 * cfg["padding"][0]
         w = xs[3] + 2 * cfg["padding"][1]
@@ -170,14 +172,40 @@ def test_correlate_matches_its_formula(dtype, channels):
 
 
 @pytest.mark.parametrize("xs,ws,cfg", [
-    ((5, 4, 60, 60), (3, 4, 3, 3), dict()),  # small im2col per image: chunks of 4 and 1 images
+    ((5, 4, 60, 60), (3, 4, 3, 3), dict()),  # float64: small strided im2col per image, chunks of 4 and 1 images
+    ((5, 4, 60, 60), (3, 4, 3, 3), dict(dtype=np.float32)),  # float32, stride 1: im2col of runs, one image per chunk
+    ((5, 4, 30, 30), (3, 4, 3, 3), dict(dtype=np.float32)),  # the same in chunks of 4 and 1 images
+    ((9, 2, 20, 23), (3, 2, 2, 4), dict(dtype=np.float32)),  # the same with a non-square kernel, one chunk
+    ((5, 4, 30, 30), (3, 4, 3, 3), dict(stride=(2, 2))),  # small strided im2col per image: several images per chunk
     ((3, 64, 70, 70), (8, 64, 3, 3), dict(stride=(2, 1))),  # large im2col per image: row-stacked, one image per chunk
     ((3, 16, 30, 30), (8, 4, 3, 3), dict(dilation=2, groups=4)),
 ])
 def test_correlate_over_several_chunks_of_images(xs, ws, cfg):
     rng = np.random.default_rng(4)
-    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    dtype = np.dtype(cfg.get("dtype", np.float64))
+    x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
     stride, dilation = (cfg.get("stride", (1, 1)), (cfg.get("dilation", 1),) * 2)
     groups = cfg.get("groups", 1)
     got = correlate(x, w, stride=stride, dilation=dilation, groups=groups)
-    assert_close(got, correlate_by_formula(x, w, stride, dilation, groups), np.dtype(np.float64))
+    assert_close(got, correlate_by_formula(x, w, stride, dilation, groups).astype(dtype), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_correlate_runs_path_keeps_what_it_drops_out(dtype):
+    """Stride 1 reads each tap as a run of the flattened plane, whose columns past Wo wrap into
+    the next row and are dropped: inf and NaN in the last and first columns (read only by those
+    wrapped columns, by the windows at the edge, and at the plane's very end) land exactly where
+    the formula puts them, and a non-contiguous x gives the same result."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 2, 20, 18)).astype(dtype)  # 18 x 17 outputs: float32 takes the runs path
+    x[0, 1, 4, -1], x[1, 0, 2, 0], x[2, 1, -1, -1] = np.inf, np.nan, -np.inf
+    w = rng.standard_normal((4, 2, 3, 2)).astype(dtype)
+    want = correlate_by_formula(x, w, (1, 1), (1, 1), 1).astype(dtype)
+    for xv in (x, np.asfortranarray(x)):
+        got = correlate(xv, w, stride=(1, 1), dilation=(1, 1), groups=1)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+        np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))
+        finite = np.isfinite(want)
+        assert finite.sum() > 0.9 * want.size
+        assert_close(np.where(finite, got, 0), np.where(finite, want, 0), np.dtype(dtype))

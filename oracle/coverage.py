@@ -82,7 +82,7 @@ def describe(coverage: dict) -> str:
 
 def incomplete(result) -> bool:
     """Whether a result (``oracle.report.Result``) leaves part of a provided op's configuration space unverified."""
-    if result.missing_op:
+    if result.missing_op or getattr(result, "optional", False):
         return False
     if result.status == PARTIAL or (result.coverage or {}).get("declined"):
         return True

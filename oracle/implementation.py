@@ -37,8 +37,8 @@ CALL_TIMEOUT = client.CALL_TIMEOUT
 
 
 def contract_names() -> list[str]:
-    """Every function name of the contract: each op and its backward."""
-    return [n for spec in SPECS.values() for n in (spec.name, spec.backward_name)]
+    """Every function name of the contract: each op, its backward, and its optional double backward."""
+    return [n for spec in SPECS.values() for n in (spec.name, spec.backward_name, spec.double_backward_name)]
 
 
 @dataclass

@@ -28,6 +28,7 @@ CHECK_TITLES = {
     "finite_differences": "backward vs finite differences",
     "adjoint": "adjoint identity <F dx, dy> = <dx, F^T dy>",
     "identities": "the derivation's identities",
+    "double_backward": "double backward (second order) vs torch and vs differences of the backward",
 }
 
 NEXT_STEPS = {
@@ -39,6 +40,9 @@ NEXT_STEPS = {
     "adjoint": "the backward is not the transpose of the forward: compare where dx and F^T dy meet on the rebuilt case "
     "(a missed flip, stride or padding offset shows here with no framework involved).",
     "identities": "the backward breaks one of the derivation's identities (message above): see README, 'The rules'.",
+    "double_backward": "differentiating your backward gives the wrong second order: if the backward row passed, the "
+    "backward is right but not differentiable as written (a detached or non-differentiable computation in it); "
+    "rebuild the case and compare torch.autograd.grad(<your grads, v>, (g, *inputs)) with torch.nn.functional's.",
 }
 
 #: what to try next on an imprecise verdict (any check)

@@ -56,6 +56,11 @@ class OpSpec:
     def backward_name(self) -> str:
         return f"{self.name}_backward"
 
+    @property
+    def double_backward_name(self) -> str:
+        """The optional second-order function of the contract (``oracle.second_order``)."""
+        return f"{self.name}_double_backward"
+
     def features_of(self, case: Case) -> tuple[str, ...]:
         """The names of the configuration features ``case`` uses, in ``features`` order."""
         return tuple(name for name, rule in self.features if rule(case))

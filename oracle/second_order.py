@@ -56,6 +56,11 @@ def requires(spec: OpSpec) -> str:
     return spec.double_backward_name
 
 
+#: torch 2.13's batch_norm double backward raises ("Expected a proper Tensor but got None ... 'other'") when weight
+#: is None and bias is not: the reference passes a constant weight of ones there, the same function
+_UNIT_WEIGHT_WHEN_NONE = ("batch_norm",)
+
+
 def reference(spec: OpSpec, arrays: dict, config: dict, directions: dict, dtype: str = "float64") -> dict | None:
     """torch's double backward of ``torch.nn.functional``'s op: ``{"grad_output": ds/dg, name: ds/dx or None}``
     in ``dtype``, or None where torch has none (it raises)."""
@@ -70,7 +75,9 @@ def reference(spec: OpSpec, arrays: dict, config: dict, directions: dict, dtype:
             tensors[name] = torch.tensor(np.array(a, dtype=np.int64), dtype=torch.long)
         else:
             tensors[name] = torch.tensor(np.array(a, copy=True), dtype=tdtype, requires_grad=name in spec.differentiable)
-    wanted = [n for n in spec.differentiable if tensors[n] is not None]
+    if spec.name in _UNIT_WEIGHT_WHEN_NONE and tensors["weight"] is None and tensors["bias"] is not None:
+        tensors["weight"] = torch.ones(np.shape(arrays["bias"]), dtype=tdtype)  # the same function; see below
+    wanted = [n for n in spec.differentiable if tensors[n] is not None and (n != "weight" or arrays[n] is not None)]
     g = torch.tensor(np.array(arrays["grad_output"], copy=True), dtype=tdtype, requires_grad=True)
     try:
         out = torch_oracle.torch_function(spec.name)(*tensors.values(), **config)
@@ -111,15 +118,17 @@ def _check(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
     v64 = {n: directions[n].astype(np.float64) for n in names}
     moved_args = ["grad_output", *names]  # the double backward differentiates in each of these
     noise_rng, dir_rng = np.random.default_rng(case.seed ^ 0x401F), np.random.default_rng(case.seed ^ 0x5EEE)
-    probes = {n: noise_rng.standard_normal(base[n].shape) for n in moved_args}
+    probe = {n: noise_rng.standard_normal(base[n].shape) for n in moved_args}
     steps = {n: [dir_rng.standard_normal(base[n].shape) for _ in range(FD_DIRECTIONS)] for n in moved_args}
 
     def at(name: str, pairs) -> list[dict]:
         return [{**base, name: base[name] + t * w} for w, t in pairs]
 
-    noise_points = {n: at(n, [(probes[n], t) for t in _noise_ts()]) for n in moved_args}
+    # the backward's noise, measured once along a direction moving every argument (the first order measures it per
+    # input; here each measurement costs a backward call per point, and the arguments share one backward)
+    noise_points = [{**base, **{n: base[n] + t * probe[n] for n in moved_args}} for t in _noise_ts()]
     quiet_points = {n: at(n, [(w, t) for w in steps[n] for t in _fd_steps(tolerances.FD_STEP)]) for n in moved_args}
-    planned = [p for n in moved_args for p in noise_points[n] + quiet_points[n]]
+    planned = noise_points + [p for n in moved_args for p in quiet_points[n]]
     running = submit(impl, [double_backward_call(spec, arrays["grad_output"], directions, arrays, case),
                             *(backward_call(spec, p["grad_output"], p, case) for p in planned)])
     expected = reference(spec, base, case.config, v64) if not spec.torch_untrusted(case) else None  # meanwhile
@@ -143,7 +152,7 @@ def _check(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
             mismatch = locate(f"d/d{name}", got[name], expected[name], tols[name])
             if mismatch and not mismatch.imprecise:
                 return _judged(spec, CHECK, case, mismatch, dtype_note, "expected = torch's double backward (float64)",
-                               hints=_detached_hint(got[name], expected[name], name))
+                               hints=_detached_hints(spec, case, base, v64, got, tols, moved_args))
             if mismatch and (worst is None or mismatch.digits_lost > worst.digits_lost):
                 worst = mismatch
     found = _against_differences(impl, spec, case, base, v64, got, tols, running, noise_points, quiet_points, steps,
@@ -178,15 +187,13 @@ def _against_differences(impl, spec, case, base, v64, got, tols, running, noise_
         position += count
         return values
 
-    first = None  # B at the first moved point, for the magnitude where no term scale is known
     magnitude = sum(float(np.sum(np.abs(v64[n]) * term_scales[n][0])) for n in v64 if term_scales.get(n) is not None)
+    probed = phis(len(noise_points))
+    if not (np.isfinite(magnitude) and magnitude > 0):
+        magnitude = float(np.sum(np.abs(v_flat * probed[0])))
+    noise = tolerances.noise_level(np.array([float(np.sum(v_flat * p)) for p in probed]))
     worst = None
     for name in moved_args:
-        probed = phis(len(noise_points[name]))
-        if first is None:
-            first = probed[0]
-            magnitude = magnitude if np.isfinite(magnitude) and magnitude > 0 else float(np.sum(np.abs(v_flat * first)))
-        noise = tolerances.noise_level(np.array([float(np.sum(v_flat * p)) for p in probed]))
         values = phis(len(quiet_points[name]))
         h = tolerances.FD_STEP
         if tolerances.fd_step(noise, magnitude) != h:  # a noisy backward: a larger step, its truncation measured
@@ -215,9 +222,22 @@ def _against_differences(impl, spec, case, base, v64, got, tols, running, noise_
     return worst
 
 
-def _detached_hint(got: np.ndarray, expected: np.ndarray, name: str) -> list[str]:
-    if got is None or np.any(np.asarray(got) != 0) or not np.any(np.asarray(expected) != 0):
+def _detached_hints(spec: OpSpec, case: Case, base: dict, v64: dict, got: dict, tols: dict, moved_args: list) -> list[str]:
+    """The gradients whose second order is missing: the result matches torch's double backward with their
+    directions set to 0 (each one alone, then all at once), as it does when the backward returns them cut from the
+    autograd graph."""
+    def matches(directions: dict) -> bool:
+        wanted = reference(spec, base, case.config, directions)
+        return wanted is not None and all(locate(n, got[n], wanted[n], tols[n]) is None for n in moved_args)
+
+    names = list(v64)
+    cut = [n for n in names if len(names) > 1 and matches({**v64, n: np.zeros_like(v64[n])})]
+    if not cut and matches({n: np.zeros_like(v) for n, v in v64.items()}):
+        cut = names
+    if not cut:
         return []
-    return [f"d/d{name} is exactly 0 where torch's is not: a first-order gradient is cut from the autograd graph "
-            "(returned .detach()ed, computed under torch.no_grad or through NumPy), so create_graph=True differentiates "
-            "nothing through it; torch.autograd.gradgradcheck skips such outputs and passes it"]
+    which = ", ".join(f"grad_{n}" for n in cut)
+    return [f"the result is torch's double backward without the part through {which}: the backward returns "
+            f"{'it' if len(cut) == 1 else 'them'} cut from the autograd graph (.detach(), computed under torch.no_grad "
+            "or through NumPy), so create_graph=True differentiates nothing through it; torch.autograd.gradgradcheck "
+            "skips outputs that do not require grad and passes such a backward"]

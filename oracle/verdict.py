@@ -28,7 +28,7 @@ CHECK_TITLES = {
     "finite_differences": "backward vs finite differences",
     "adjoint": "adjoint identity <F dx, dy> = <dx, F^T dy>",
     "identities": "the derivation's identities",
-    "double_backward": "double backward (second order) vs torch and vs differences of the backward",
+    "double_backward": "double backward vs torch and vs differences of the backward",
 }
 
 NEXT_STEPS = {

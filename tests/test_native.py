@@ -114,7 +114,7 @@ def test_functional_passes_every_check_in_both_dtypes(capsys):
     ops = "conv1d,conv_transpose2d,max_pool2d,batch_norm,layer_norm,cross_entropy"
     assert main(["verify", f"torch:{EXAMPLES / 'functional.py'}", "--profile", "ci", "--examples", "10", "--ops", ops]) == 0
     out = capsys.readouterr().out
-    assert "FAIL" not in out and "OK: 54 op/check/dtype results: 54 pass" in out
+    assert "FAIL" not in out and "OK: 66 op/check/dtype results: 66 pass" in out
 
 
 def test_a_custom_function_that_is_right_passes(capsys):
@@ -171,7 +171,7 @@ def test_jax_ops_pass_every_check(capsys):
     target = f"jax:{EXAMPLES / 'jax_functional.py'}"
     assert main(["verify", target, "--profile", "ci", "--examples", "10", "--ops", "conv2d,linear,sigmoid"]) == 0
     out = capsys.readouterr().out
-    assert "FAIL" not in out and "OK: 26 op/check/dtype results: 26 pass" in out
+    assert "FAIL" not in out and "OK: 32 op/check/dtype results: 32 pass" in out
 
 
 @jax_missing

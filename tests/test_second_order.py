@@ -75,7 +75,7 @@ def test_torch_functional_passes_the_second_order():
     with Implementation.load(f"torch:{EXAMPLES / 'functional.py'}") as impl:
         for dtype in ("float64", "float32"):
             for op in ("conv2d", "batch_norm", "log_softmax"):
-                tally = _run(impl, op, dtype, 6)
+                tally = _run(impl, op, dtype, 4)
                 assert tally.ran and not tally.declined and tally.failing is None
 
 

@@ -119,16 +119,13 @@ def _check(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
     moved_args = ["grad_output", *names]  # the double backward differentiates in each of these
     noise_rng, dir_rng = np.random.default_rng(case.seed ^ 0x401F), np.random.default_rng(case.seed ^ 0x5EEE)
     probe = {n: noise_rng.standard_normal(base[n].shape) for n in moved_args}
-    steps = {n: [dir_rng.standard_normal(base[n].shape) for _ in range(FD_DIRECTIONS)] for n in moved_args}
-
-    def at(name: str, pairs) -> list[dict]:
-        return [{**base, name: np.asarray(base[name] + t * w)} for w, t in pairs]  # a loss's 0-d g stays an array
-
-    # the backward's noise, measured once along a direction moving every argument (the first order measures it per
-    # input; here each measurement costs a backward call per point, and the arguments share one backward)
-    noise_points = [{**base, **{n: np.asarray(base[n] + t * probe[n]) for n in moved_args}} for t in _noise_ts()]
-    quiet_points = {n: at(n, [(w, t) for w in steps[n] for t in _fd_steps(tolerances.FD_STEP)]) for n in moved_args}
-    planned = noise_points + [p for n in moved_args for p in quiet_points[n]]
+    # each direction moves every argument at once: <r, w> = sum over the arguments, one difference per direction
+    # (the first order differentiates per input; here each point costs a backward call, and torch's reference
+    # already locates a wrong part), and the backward's noise is measured along one such direction too
+    steps = [{n: dir_rng.standard_normal(base[n].shape) for n in moved_args} for _ in range(FD_DIRECTIONS)]
+    noise_points = [_moved(base, probe, t) for t in _noise_ts()]
+    quiet_points = [_moved(base, w, t) for w in steps for t in _fd_steps(tolerances.FD_STEP)]
+    planned = noise_points + quiet_points
     running = submit(impl, [double_backward_call(spec, arrays["grad_output"], directions, arrays, case),
                             *(backward_call(spec, p["grad_output"], p, case) for p in planned)])
     expected = reference(spec, base, case.config, v64) if not spec.torch_untrusted(case) else None  # meanwhile
@@ -155,8 +152,7 @@ def _check(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
                                hints=_detached_hints(spec, case, base, v64, got, tols, moved_args))
             if mismatch and (worst is None or mismatch.digits_lost > worst.digits_lost):
                 worst = mismatch
-    found = _against_differences(impl, spec, case, base, v64, got, tols, running, noise_points, quiet_points, steps,
-                                 moved_args)
+    found = _against_differences(impl, spec, case, base, v64, got, tols, running, len(noise_points), steps, moved_args)
     if found is not None and not found.imprecise:
         return _judged(spec, CHECK, case, found, dtype_note,
                        "expected = central differences of the implementation's own backward, <v, B(g + t w, x + t w)>")
@@ -171,56 +167,56 @@ def _flat(results, names) -> np.ndarray:
     return np.concatenate([np.ravel(np.asarray(r, np.float64)) for r, n in zip(results, names) if n is not None])
 
 
-def _against_differences(impl, spec, case, base, v64, got, tols, running, noise_points, quiet_points, steps, moved_args):
-    """(b): ``<r_name, w>`` vs the central difference of ``phi(t) = <v, B(... name + t w ...)>`` per argument and
-    direction; the worst mismatch (a FAIL first), or None."""
+def _moved(base: dict, w: dict, t: float) -> dict:
+    """The arguments moved by ``t w`` (``w``: a direction per argument); a loss's 0-d grad_output stays an array."""
+    return {**base, **{n: np.asarray(base[n] + t * d) for n, d in w.items()}}
+
+
+def _against_differences(impl, spec, case, base, v64, got, tols, running, n_noise, steps, moved_args):
+    """(b): ``<r, w> = sum_name <r_name, w_name>`` vs the central difference of ``phi(t) = <v, B((g, x) + t w)>``
+    along each direction ``w``; the worst mismatch (a FAIL first), or None."""
     expected_shapes = [(f"grad_{n}", base[n]) for n in spec.differentiable]
     present = [base[n] for n in spec.differentiable]
     v_flat = _flat([v64.get(n) for n in spec.differentiable], present)
     term_scales = magnitudes.backward(spec.name, base, case.config)
-    position = 1
 
-    def phis(count: int) -> list[np.ndarray]:
-        nonlocal position
-        values = []
-        for k in range(count):
-            result, _ = _checked_result(running.result(position + k), spec.backward_name, expected_shapes, "float64")
-            values.append(_flat(result, present))
-        position += count
-        return values
+    def phis(results) -> list[np.ndarray]:
+        return [_flat(_checked_result(r, spec.backward_name, expected_shapes, "float64")[0], present) for r in results]
 
     magnitude = sum(float(np.sum(np.abs(v64[n]) * term_scales[n][0])) for n in v64 if term_scales.get(n) is not None)
-    probed = phis(len(noise_points))
+    probed = phis(running.result(1 + k) for k in range(n_noise))
     if not (np.isfinite(magnitude) and magnitude > 0):
         magnitude = float(np.sum(np.abs(v_flat * probed[0])))
     noise = tolerances.noise_level(np.array([float(np.sum(v_flat * p)) for p in probed]))
+    h = tolerances.fd_step(noise, magnitude)
+    if h == tolerances.FD_STEP:
+        values = phis(running.result(1 + n_noise + k) for k in range(len(steps) * len(_fd_steps(h))))
+    else:  # a noisy backward: a larger step, its truncation measured (a second request)
+        points = [_moved(base, w, t) for w in steps for t in _fd_steps(h)]
+        values = phis(submit(impl, [backward_call(spec, p["grad_output"], p, case) for p in points]).results())
+    r = {n: np.asarray(got[n], np.float64) for n in moved_args}
+    size = sum(r[n].size for n in moved_args)
     worst = None
-    for name in moved_args:
-        values = phis(len(quiet_points[name]))
-        h = tolerances.FD_STEP
-        if tolerances.fd_step(noise, magnitude) != h:  # a noisy backward: a larger step, its truncation measured
-            h = tolerances.fd_step(noise, magnitude)
-            points = [{**base, name: np.asarray(base[name] + t * w)} for w in steps[name] for t in _fd_steps(h)]
-            outcome = submit(impl, [backward_call(spec, p["grad_output"], p, case) for p in points]).results()
-            values = [_flat(_checked_result(r, spec.backward_name, expected_shapes, "float64")[0], present) for r in outcome]
-        r = np.asarray(got[name], np.float64)
-        for d, (w, (value, truncation)) in enumerate(zip(steps[name], _fd_estimates(values, v_flat, len(steps[name]), h))):
-            taken = ((base[name] + h * w) - (base[name] - h * w)) / (2 * h)
-            analytical = np.array(float(np.sum(r * taken)))
-            scale = float(np.sum(np.abs(r * w)))
-            tol = tols.get(name)
-            own = None if tol is None else np.array(float(np.sum(tol.term_scale(r) * np.abs(w))))
-            extra = tolerances.fd_second_order_error(noise, magnitude, h, truncation)
-            error = None if tol is None or not np.any(tol.slack) else np.array(float(np.sum(np.asarray(tol.slack) * np.abs(w))) / 2)
-            tolerance = tolerances.for_finite_differences(case.dtype, tolerances.second_order_fan_in(spec.fan_in(case)) * r.size,
-                                                          np.array(scale), error, extra=extra, scale=own)
-            found = locate(f"<d/d{name}, w{d}>", analytical, np.array(value), tolerance)
-            if found:
-                found = replace(found, index=f"random direction w{d} (seed {case.seed ^ 0x5EEE})", count=1, size=1)
-                if worst is None or (worst.imprecise and not found.imprecise):
-                    worst = found
-                if not found.imprecise:
-                    return worst
+    for d, (w, (value, truncation)) in enumerate(zip(steps, _fd_estimates(values, v_flat, len(steps), h))):
+        taken = {n: ((base[n] + h * w[n]) - (base[n] - h * w[n])) / (2 * h) for n in moved_args}
+        analytical = np.array(sum(float(np.sum(r[n] * taken[n])) for n in moved_args))
+        scale = sum(float(np.sum(np.abs(r[n] * w[n]))) for n in moved_args)
+        known = all(n in tols for n in moved_args)
+        own = np.array(sum(float(np.sum(tols[n].term_scale(r[n]) * np.abs(w[n]))) for n in moved_args)) if known else None
+        error = (np.array(sum(float(np.sum(np.asarray(tols[n].slack) * np.abs(w[n]))) for n in moved_args) / 2)
+                 if known and case.dtype != "float64" else None)
+        extra = tolerances.fd_second_order_error(noise, magnitude, h, truncation)
+        tolerance = tolerances.for_finite_differences(case.dtype, tolerances.second_order_fan_in(spec.fan_in(case)) * size,
+                                                      np.array(scale), error, extra=extra, scale=own)
+        found = locate(f"<(d/dgrad_output, {', '.join(f'd/d{n}' for n in moved_args[1:])}), w{d}>", analytical,
+                       np.array(value), tolerance)
+        if found:
+            found = replace(found, index=f"random direction w{d} moving every argument (seed {case.seed ^ 0x5EEE})",
+                            count=1, size=1)
+            if worst is None or (worst.imprecise and not found.imprecise):
+                worst = found
+            if not found.imprecise:
+                return worst
     return worst
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable
 
+from oracle.cases.record import OPTIONAL_FUNCTIONS
 from oracle.ops import SPECS
 
 PARTIAL = "partial"
@@ -85,9 +86,9 @@ def describe(coverage: dict) -> str:
             f"({coverage['checked']} of {total}): {declined_text(coverage['declined_features'])}")
 
 
-#: checks of optional parts of the contract (the forward-mode rule ``NAME_jvp``): a module without them is not
-#: incomplete (``--require-full``); a part it has and declines on some configurations still is
-OPTIONAL_CHECKS = ("jvp",)
+#: checks of optional parts of the contract (the forward-mode rule ``NAME_jvp``, the double backward): a module
+#: without them is not incomplete (``--require-full``); a part it has and declines on some configurations still is
+OPTIONAL_CHECKS = tuple(OPTIONAL_FUNCTIONS)
 
 
 def absent_optional(result) -> bool:
@@ -99,7 +100,7 @@ def absent_optional(result) -> bool:
 
 def incomplete(result) -> bool:
     """Whether a result (``oracle.report.Result``) leaves part of a provided op's configuration space unverified."""
-    if result.missing_op or absent_optional(result):
+    if result.missing_op or absent_optional(result) or getattr(result, "optional", False):
         return False
     if result.status == PARTIAL or (result.coverage or {}).get("declined"):
         return True

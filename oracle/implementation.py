@@ -37,8 +37,8 @@ CALL_TIMEOUT = client.CALL_TIMEOUT
 
 
 def contract_names() -> list[str]:
-    """Every function name of the contract: each op, its backward and its forward-mode rule (optional)."""
-    return [n for spec in SPECS.values() for n in (spec.name, spec.backward_name, spec.jvp_name)]
+    """Every function name of the contract: each op, its backward, and its optional forward-mode rule and double backward."""
+    return [n for spec in SPECS.values() for n in (spec.name, spec.backward_name, spec.jvp_name, spec.double_backward_name)]
 
 
 @dataclass
@@ -97,6 +97,13 @@ def _time_limit(seconds: float, what: str):
         signal.signal(signal.SIGALRM, previous)
 
 
+def _copied(a):
+    """A copy of an argument: an array, None, or a tuple of them (the directions of a double backward)."""
+    if isinstance(a, tuple):
+        return tuple(_copied(item) for item in a)
+    return None if a is None else np.array(a, copy=True)
+
+
 def call(fn: Callable, what: str, args: list, kwargs: dict[str, Any], *, timeout: float | None = None) -> Any:
     """Call ``fn(*args, **kwargs)`` on copies; a mutated input or an exception is an ImplementationFailure.
 
@@ -105,8 +112,8 @@ def call(fn: Callable, what: str, args: list, kwargs: dict[str, Any], *, timeout
     """
     if isinstance(fn, RemoteFunction):
         return fn.owner.call(fn.name, list(args), dict(kwargs), timeout)
-    copies = [None if a is None else np.array(a, copy=True) for a in args]
-    originals = [None if a is None else np.array(a, copy=True) for a in args]
+    copies = [_copied(a) for a in args]
+    originals = [None if a is None or isinstance(a, tuple) else np.array(a, copy=True) for a in args]
     try:
         with _time_limit(CALL_TIMEOUT if timeout is None else timeout, what):
             result = fn(*copies, **dict(kwargs))

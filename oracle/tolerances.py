@@ -157,6 +157,43 @@ step grows as ``h = FD_STEP * cbrt(eps / (u |phi|))`` (the balance of the two
 errors), and the allowance grows by ``NOISE_SIGMAS * eps / h`` plus the
 truncation measured by Richardson's comparison of the steps h and 2h.
 
+Second order (``oracle.second_order``)
+--------------------------------------
+The double backward ``r = d<v, B(g, x)>/d(g, x)`` (``B`` the first-order
+backward, ``v`` a direction per gradient) is the backward of a backward: each
+of its sums is the product rule applied to a first-order sum, ``d(sum_k a_k b_k)
+= sum_k (da_k b_k + a_k db_k)``, so it has at most twice the terms, plus the
+inner product with ``v``: fan-in ``n2 = 2 n + 1`` (``second_order_fan_in``).
+Its term scales have no per-op rule (``oracle.magnitudes`` covers the first
+order); they are *measured* per case from the reference itself: torch's
+double backward in float32 and in float64 differ by torch's float32 rounding
+``e32``, at most ``rho(float32, n2) T2`` at each element, so ``T2 >= e32 / u32``
+(an overestimate by up to the factor ``SAFETY sqrt(n2 + 1)``), and
+``T2 >= |r|`` always. Each element is then judged against the largest of these
+over the result, the neighbour rule (``for_second_order``):
+
+    T2 = max_j max(|r_j|, e32_j / u(float32))
+    allowed = (rho(dtype, n2) + rho(float64, n2)) T2 + (n2 + 1) tiny + slack,  slack = 2 e32 in float32
+
+and FAIL beyond ``allowed + sqrt(u(dtype)) T2`` (the imprecise band). An
+element's rounding is bounded by its own terms, never more than the largest
+terms of the result: ``T2`` is an underestimate only if the result cancels at
+its largest element *and* torch's float32 kernel rounds every element far
+better than its bound; a first-order rule off by a whole term moves ``r`` by
+a whole term of its largest elements, beyond ``sqrt(u) T2``. A backward cut
+from the graph gives ``r = 0`` where the reference is of size ``T2``.
+
+Against central differences of the implementation's own float64 backward along
+a direction ``w`` (``phi(t) = <v, B(g + t w_g, x + t w_x)>``), as for the first
+order ("Finite differences", above: the same step, noise measurement and
+Richardson truncation), with one more term: ``B``'s rounding. A backward right
+to rounding is "quiet" when its measured noise is within ``NOISE_QUIET u M``,
+``M = sum |v| T_B`` (``T_B`` its term scales), so each difference errs by at
+most ``NOISE_SIGMAS max(noise, NOISE_QUIET u M) / h`` (``fd_second_order_error``):
+at ``h = 1e-6``, ``3.5e-9 M``, against a second order of the size of ``M``
+for the smooth ops (and exact differences for the bilinear ones, linear in each
+input).
+
 Adjoint identity
 ----------------
 ``<F dx, dy>`` and ``<dx, F^T dy>`` are two sums of the same products in a
@@ -418,6 +455,39 @@ def adjoint_band(sides: list[tuple[Tolerance, np.ndarray, np.ndarray]]) -> float
         band = tolerance.bound(finite) - tolerance.allowed(finite)
         total += float(np.sum(band * np.abs(np.asarray(weight, np.float64))))
     return total
+
+
+def second_order_fan_in(fan_in: int) -> int:
+    """The fan-in of the double backward: the product rule doubles each first-order sum, plus the inner product
+    with ``v`` (see "Second order")."""
+    return 2 * fan_in + 1
+
+
+def for_second_order(dtype: str, fan_in: int, expected: np.ndarray, reference_error: np.ndarray | None) -> Tolerance:
+    """Tolerance for a double backward in ``dtype`` against the float64 reference ``expected``.
+
+    ``fan_in``: the first-order fan-in; ``reference_error``: torch's float32 double backward minus its float64 one
+    on the same case (always measured: it estimates the term scales, and is the float32 slack). See "Second order".
+    """
+    expected = np.asarray(expected, dtype=np.float64)
+    n = second_order_fan_in(fan_in)
+    terms = np.abs(np.where(np.isfinite(expected), expected, 0.0))
+    slack = 0.0
+    if reference_error is not None:
+        error = np.abs(np.asarray(reference_error, dtype=np.float64))
+        error = np.where(np.isfinite(error), error, 0.0)
+        terms = np.maximum(terms, error / UNIT_ROUNDOFF["float32"])
+        slack = float32_slack(reference_error) if dtype != "float64" else 0.0
+    scale = np.full(expected.shape, float(terms.max()) if terms.size else 0.0)
+    return Tolerance(rtol=rho(dtype, n), atol=(n + 1) * float(np.finfo(np.dtype(dtype)).tiny), slack=slack, scale=scale,
+                     band=imprecise_rtol(dtype), oracle_rtol=rho("float64", n), dtype=dtype)
+
+
+def fd_second_order_error(noise: float, magnitude: float, step: float, truncation: float = 0.0) -> float:
+    """What central differences of a backward may err by on their own: its noise (at least the quiet level
+    ``NOISE_QUIET u magnitude`` of a backward right to rounding) magnified by 1/h, and the measured truncation."""
+    floor = NOISE_QUIET * UNIT_ROUNDOFF["float64"] * magnitude
+    return fd_error(max(noise, floor) if math.isfinite(noise) else noise, step, truncation)
 
 
 # --------------------------------------------------------------------------- finite differences: noise and step

@@ -31,6 +31,7 @@ CHECK_TITLES = {
     "adjoint": "adjoint identity <F dx, dy> = <dx, F^T dy>",
     "identities": "the derivation's identities",
     "jvp": "forward mode (JVP) vs torch.func.jvp, finite differences and <J dx, dy> = <dx, J^T dy>",
+    "double_backward": "double backward vs torch and vs differences of the backward",
 }
 
 NEXT_STEPS = {
@@ -45,6 +46,9 @@ NEXT_STEPS = {
     "jvp": "the forward-mode rule (NAME_jvp) is wrong where the message says: against torch.func.jvp, against finite "
     "differences of your own forward, or against your own backward (<J dx, dy> = <dx, J^T dy>); if only the last "
     "fails, one of the two rules is wrong and the backward's rows say which.",
+    "double_backward": "differentiating your backward gives the wrong second order: if the backward row passed, the "
+    "backward is right but not differentiable as written (a detached or non-differentiable computation in it); "
+    "rebuild the case and compare torch.autograd.grad(<your grads, v>, (g, *inputs)) with torch.nn.functional's.",
 }
 
 #: what to try next on an imprecise verdict (any check)

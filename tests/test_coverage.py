@@ -28,6 +28,7 @@ import pytest
 
 from oracle import coverage, defects
 from oracle.case import Case
+from oracle.cases.record import OPTIONAL_FUNCTIONS
 from oracle.cli import main
 from oracle.diagnosis import HINT
 from oracle.ops import SPECS
@@ -150,22 +151,22 @@ def test_declined_groups_and_dilation_is_partial(tmp_path, capsys):
                        "--json", json_path, "--junit", junit_path, *FAST)
     assert code == 0, out  # partial is not a failure without --require-full
     rows = table_rows(out)
-    jvp = [row for row in rows if " jvp " in row]  # no conv2d_jvp: not implemented, an optional part of the contract
-    rows = [row for row in rows if " jvp " not in row]
-    assert len(jvp) == 1 and " not implemented " in jvp[0]
+    optional = [row for row in rows if " jvp " in row or " double_backward " in row]  # optional parts it does not define
+    rows = [row for row in rows if row not in optional]
+    assert len(optional) == 2 and all(" not implemented " in row for row in optional), optional
     assert len(rows) == 5 and all(" partial " in row and "groups and dilation declined" in row for row in rows)
     line = re.search(r"^conv2d: verified on (\d+)% of the configuration space \((\d+) of (\d+) cases\): "
                      r"groups and dilation declined$", out, re.M)
     assert line, out
     assert 0 < int(line[1]) < 100 and 0 < int(line[2]) < int(line[3])
-    assert out.rstrip().splitlines()[-1].startswith("OK: 6 op/check/dtype results: 5 partial, 1 not implemented")
+    assert out.rstrip().splitlines()[-1].startswith("OK: 7 op/check/dtype results: 5 partial, 2 not implemented")
 
     document = json.loads(json_path.read_text())
     assert document["summary"]["partial"] == 5 and document["summary"]["pass"] == 0
     assert document["summary"]["exit_code"] == 0
     assert document["coverage"]["conv2d"]["declined_features"] == ["groups", "dilation"]
     assert 0 < document["coverage"]["conv2d"]["fraction"] < 1
-    for r in [r for r in document["results"] if r["check"] != "jvp"]:
+    for r in [r for r in document["results"] if r["check"] not in OPTIONAL_FUNCTIONS]:
         cov = r["coverage"]
         assert r["status"] == "partial" and cov["declined_features"] == ["groups", "dilation"]
         assert cov["checked"] > 0 and cov["declined"] > 0 and cov["checked"] + cov["declined"] == r["examples"]
@@ -174,7 +175,7 @@ def test_declined_groups_and_dilation_is_partial(tmp_path, capsys):
 
     suite = ET.parse(junit_path).getroot()
     assert suite.get("failures") == "0"
-    for case in [c for c in suite.iter("testcase") if "jvp" not in (c.get("name") or "")]:
+    for case in [c for c in suite.iter("testcase") if not any(k in (c.get("name") or "") for k in OPTIONAL_FUNCTIONS)]:
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         assert props["status"] == "partial" and props["declined_features"] == "groups, dilation"
         assert 0 < float(props["verified_fraction"]) < 1
@@ -195,7 +196,7 @@ def test_require_full_turns_partial_into_a_failure(tmp_path, capsys):
     suite = ET.parse(junit_path).getroot()
     assert suite.get("failures") == "5"
     conv = [c for c in suite.iter("testcase") if c.get("classname") == "conv2d" and c.find("failure") is not None]
-    assert len(conv) == 5  # the sixth, jvp, is not implemented: an optional part of the contract, not a failure
+    assert len(conv) == 5  # jvp and double_backward: not implemented, optional parts of the contract, not failures
     assert all(c.find("failure").get("type") == "partial" for c in conv)
     assert all("--require-full" in c.find("failure").get("message") for c in conv)
 

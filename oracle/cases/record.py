@@ -15,6 +15,10 @@ import numpy as np
 from oracle.case import Case
 
 
+#: checks of the functions the contract makes optional: check -> the ``OpSpec`` property naming the function it needs
+OPTIONAL_FUNCTIONS = {"jvp": "jvp_name", "double_backward": "double_backward_name"}
+
+
 @dataclass(frozen=True)
 class OpSpec:
     """What the harness needs to know about one op.
@@ -60,6 +64,11 @@ class OpSpec:
     def jvp_name(self) -> str:
         """The forward-mode rule: ``NAME_jvp(primals, tangents, **config) -> (output, output_tangent)``."""
         return f"{self.name}_jvp"
+
+    @property
+    def double_backward_name(self) -> str:
+        """The optional second-order function of the contract (``oracle.second_order``)."""
+        return f"{self.name}_double_backward"
 
     def features_of(self, case: Case) -> tuple[str, ...]:
         """The names of the configuration features ``case`` uses, in ``features`` order."""

@@ -10,7 +10,10 @@ the vector-Jacobian product torch's autograd computes through *their* op,
     grads = torch.autograd.grad(op(*inputs, **config), differentiable inputs, grad_output)
 
 so whatever backward they registered (``Function.backward``, a derivative
-formula, an extension's kernel) is what is checked.
+formula, an extension's kernel) is what is checked. ``NAME_double_backward``
+(the second order, ``double_backward``) differentiates that backward once more
+with ``create_graph=True``, as a Hessian-vector product or a gradient penalty
+does.
 
 This runs in the worker, like any code under test: the judge sees only the
 NumPy arrays that come back, and validates them as it does any
@@ -189,6 +192,89 @@ def jvp(torch, op, name: str, inputs: tuple[str, ...], differentiable: tuple[str
     return run
 
 
+#: what torch says when a backward cannot be differentiated (``@once_differentiable``, a derivative not implemented)
+_NO_DOUBLE_BACKWARD = ("differentiate twice", "once_differentiable", "not implemented", "is not differentiable twice")
+
+
+def _once_differentiable(grads) -> bool:
+    """Whether a ``@once_differentiable`` backward produced any of ``grads``: its outputs hang off torch's ``Error``
+    node (``DelayedError``), which raises only if the engine runs it, and ``torch.autograd.grad(s, inputs)`` never
+    does (its inputs are fresh leaves): the second order through it would silently be 0."""
+    seen, stack = set(), [g.grad_fn for g in grads if g is not None and g.grad_fn is not None]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.name() in ("torch::autograd::Error", "DelayedError", "Error"):
+            return True
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return False
+
+
+def double_backward(torch, op, name: str, inputs: tuple[str, ...], differentiable: tuple[str, ...]):
+    """The contract's ``NAME_double_backward(grad_output, v, *inputs, **config)`` through torch autograd.
+
+    With ``B(g, x) = torch.autograd.grad(op(x), x, g, create_graph=True)`` (the first-order gradients, one per
+    differentiable input) and ``s = sum_i <B_i, v_i>``, returns ``(ds/dg, ds/dx_1, ...)``: ``torch.autograd.grad(s,
+    (g, *x))``, zeros where ``s`` does not depend on one (autograd's "unused"), None for an input given as None.
+    A first-order gradient the backward returned cut from the graph (``.detach()``, ``torch.no_grad``, a NumPy round
+    trip) contributes nothing, exactly as it does in the user's own ``create_graph=True`` code: the judge compares the
+    result with a reference and finds it wrong. A backward marked ``@once_differentiable``, or a derivative torch
+    says it does not implement, raises NotImplementedError ("no double backward").
+    """
+    what = f"{name}_double_backward"
+
+    def run(grad_output, v, *arrays, **config):
+        where = device()
+        if not isinstance(v, (tuple, list)) or len(v) != len(differentiable):
+            raise TypeError(f"{what}: v must be a tuple of {len(differentiable)} directions ({', '.join(differentiable)}), "
+                            f"got {type(v).__name__}")
+        tensors = [_tensor(torch, a, where) for a in arrays]
+        wanted = [i for i, input_name in enumerate(inputs[: len(tensors)])
+                  if input_name in differentiable and tensors[i] is not None]
+        for i in wanted:
+            tensors[i].requires_grad_(True)
+        g = _tensor(torch, grad_output, where).requires_grad_(True)
+        directions = {i: _tensor(torch, v[differentiable.index(inputs[i])], where) for i in wanted}
+        with torch.enable_grad():
+            out = op(*tensors, **config)
+            if not isinstance(out, torch.Tensor) or not out.requires_grad:
+                raise RuntimeError(f"{name}'s output is not a tensor in the autograd graph: nothing to differentiate")
+            try:
+                grads = torch.autograd.grad(out, [tensors[i] for i in wanted], g, create_graph=True, allow_unused=True)
+            except RuntimeError as exc:
+                if any(s in str(exc) for s in _NO_DOUBLE_BACKWARD):
+                    raise NotImplementedError(f"no double backward: torch says: {exc}") from None
+                raise
+            if _once_differentiable(grads):
+                raise NotImplementedError(f"no double backward: {name}'s backward is marked @once_differentiable")
+            terms = [(grad * directions[i]).sum() for i, grad in zip(wanted, grads)
+                     if grad is not None and grad.requires_grad and directions[i] is not None]
+            targets = [g, *[tensors[i] for i in wanted]]
+            second = [None] * len(targets)
+            if terms:
+                try:
+                    second = torch.autograd.grad(sum(terms), targets, allow_unused=True)
+                except RuntimeError as exc:
+                    if any(s in str(exc) for s in _NO_DOUBLE_BACKWARD):
+                        raise NotImplementedError(f"no double backward: torch says: {exc}") from None
+                    raise
+        names = ["grad_output", *[inputs[i] for i in wanted]]
+        by_name = {}
+        for input_name, target, result in zip(names, targets, second):
+            if result is None:
+                result = torch.zeros_like(target)
+            if result.dtype != target.dtype:
+                raise TypeError(f"{what}: the second-order gradient of {input_name} has dtype {result.dtype}, "
+                                f"the input {target.dtype}")
+            by_name[input_name] = _array(torch, result, f"{what} ({input_name})", where)
+        return (by_name["grad_output"], *[by_name.get(n) for n in differentiable])
+
+    run.__name__ = what
+    return run
+
+
 def adapt(module, specs) -> types.SimpleNamespace:
     """The contract's NumPy functions for every op of ``specs`` (``oracle.ops.SPECS``) that ``module`` defines.
 
@@ -197,12 +283,13 @@ def adapt(module, specs) -> types.SimpleNamespace:
     torch = _torch()
     return _contract(module, specs, lambda op, name: forward(torch, op, name),
                      lambda op, name, inputs, differentiable: backward(torch, op, name, inputs, differentiable),
-                     lambda op, name, inputs, differentiable: jvp(torch, op, name, inputs, differentiable))
+                     lambda op, name, inputs, differentiable: jvp(torch, op, name, inputs, differentiable),
+                     lambda op, name, inputs, differentiable: double_backward(torch, op, name, inputs, differentiable))
 
 
-def _contract(module, specs, make_forward, make_backward, make_jvp) -> types.SimpleNamespace:
-    """``NAME``, ``NAME_backward`` and ``NAME_jvp`` made by ``make_forward`` / ``make_backward`` / ``make_jvp`` for each
-    op ``module`` defines."""
+def _contract(module, specs, make_forward, make_backward, make_jvp, make_double_backward) -> types.SimpleNamespace:
+    """``NAME``, ``NAME_backward``, ``NAME_jvp`` and ``NAME_double_backward`` made by the ``make_*`` for each op
+    ``module`` defines."""
     functions = {}
     for spec in specs.values():
         op = getattr(module, spec.name, None)
@@ -210,6 +297,7 @@ def _contract(module, specs, make_forward, make_backward, make_jvp) -> types.Sim
             functions[spec.name] = make_forward(op, spec.name)
             functions[spec.backward_name] = make_backward(op, spec.name, spec.inputs, spec.differentiable)
             functions[spec.jvp_name] = make_jvp(op, spec.name, spec.inputs, spec.differentiable)
+            functions[spec.double_backward_name] = make_double_backward(op, spec.name, spec.inputs, spec.differentiable)
     return types.SimpleNamespace(**functions)
 
 
@@ -265,6 +353,24 @@ def jax_forward(jax, op, name: str):
     return run
 
 
+def _jax_vjp(jax, op, wanted: tuple[int, ...], config: dict):
+    """``vjp(g, *args)``: the gradients of ``<g, op(*args, **config)>`` with respect to the arguments at ``wanted``."""
+
+    def vjp(g, *given):
+        full = list(given)
+
+        def of_differentiable(*diff):
+            args = list(full)
+            for i, d in zip(wanted, diff):
+                args[i] = d
+            return op(*args, **config)
+
+        out, pullback = jax.vjp(of_differentiable, *[full[i] for i in wanted])
+        return pullback(g.astype(out.dtype) if hasattr(out, "dtype") else g)
+
+    return vjp
+
+
 def jax_backward(jax, op, name: str, inputs: tuple[str, ...], differentiable: tuple[str, ...]):
     """The contract's ``NAME_backward``: ``jax.vjp`` through ``op``, jitted once per configuration."""
     what = f"{name}_backward"
@@ -275,17 +381,7 @@ def jax_backward(jax, op, name: str, inputs: tuple[str, ...], differentiable: tu
         wanted = tuple(i for i, input_name in enumerate(inputs[: len(arrays)]) if input_name in differentiable and present[i])
         key = (present, _static_key(config))
         if key not in compiled:
-            def vjp(g, *given, _present=present, _wanted=wanted, _config=config):
-                full = list(given)
-
-                def of_differentiable(*diff):
-                    args = list(full)
-                    for i, d in zip(_wanted, diff):
-                        args[i] = d
-                    return op(*args, **_config)
-
-                out, pullback = jax.vjp(of_differentiable, *[full[i] for i in _wanted])
-                return pullback(g.astype(out.dtype) if hasattr(out, "dtype") else g)
+            vjp = _jax_vjp(jax, op, wanted, config)
 
             def call(g, *given, _present=present):
                 it = iter(given)
@@ -351,9 +447,54 @@ def jax_jvp(jax, op, name: str, inputs: tuple[str, ...], differentiable: tuple[s
     return run
 
 
+def jax_double_backward(jax, op, name: str, inputs: tuple[str, ...], differentiable: tuple[str, ...]):
+    """The contract's ``NAME_double_backward``: ``jax.grad`` of ``s = sum_i <vjp_i(g, x), v_i>`` with respect to
+    ``(g, *x)`` (reverse over reverse: a ``custom_vjp``'s rule is differentiated as written), jitted once per
+    configuration. Same results as the torch adapter's ``double_backward``."""
+    what = f"{name}_double_backward"
+    compiled: dict = {}
+
+    def run(grad_output, v, *arrays, **config):
+        if not isinstance(v, (tuple, list)) or len(v) != len(differentiable):
+            raise TypeError(f"{what}: v must be a tuple of {len(differentiable)} directions ({', '.join(differentiable)}), "
+                            f"got {type(v).__name__}")
+        present = tuple(a is not None for a in arrays)
+        wanted = tuple(i for i, input_name in enumerate(inputs[: len(arrays)]) if input_name in differentiable and present[i])
+        key = (present, _static_key(config))
+        if key not in compiled:
+            vjp = _jax_vjp(jax, op, wanted, config)
+
+            def second(g, directions, *given, _present=present, _wanted=wanted):
+                it = iter(given)
+                full = [next(it) if p else None for p in _present]
+
+                def s(g, *diff):
+                    args = list(full)
+                    for i, d in zip(_wanted, diff):
+                        args[i] = d
+                    return sum(jax.numpy.vdot(grad, d) for grad, d in zip(vjp(g, *args), directions))
+
+                return jax.grad(s, argnums=tuple(range(1 + len(_wanted))))(g, *[full[i] for i in _wanted])
+
+            compiled[key] = jax.jit(second)
+        directions = tuple(np.asarray(v[differentiable.index(inputs[i])]) for i in wanted)
+        results = compiled[key](np.asarray(grad_output), directions, *[np.asarray(a) for a in arrays if a is not None])
+        by_index = dict(zip(wanted, results[1:]))
+        out = [_jax_array(jax, results[0], f"{what} (grad_output)")]
+        for i, input_name in enumerate(inputs):
+            if input_name in differentiable:
+                out.append(None if i >= len(arrays) or arrays[i] is None
+                           else _jax_array(jax, by_index[i], f"{what} ({input_name})"))
+        return tuple(out)
+
+    run.__name__ = what
+    return run
+
+
 def adapt_jax(module, specs) -> types.SimpleNamespace:
     """As ``adapt``, for a module of JAX functions."""
     jax = jax_setup()
     return _contract(module, specs, lambda op, name: jax_forward(jax, op, name),
                      lambda op, name, inputs, differentiable: jax_backward(jax, op, name, inputs, differentiable),
-                     lambda op, name, inputs, differentiable: jax_jvp(jax, op, name, inputs, differentiable))
+                     lambda op, name, inputs, differentiable: jax_jvp(jax, op, name, inputs, differentiable),
+                     lambda op, name, inputs, differentiable: jax_double_backward(jax, op, name, inputs, differentiable))

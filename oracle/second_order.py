@@ -98,8 +98,8 @@ def double_backward_call(spec: OpSpec, grad_output, directions: dict, arrays: di
 def double_backward(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
     """The double backward vs torch's (float64) and vs central differences of the implementation's own backward."""
     case = fd_case(spec, case)
-    if impl.function(requires(spec)) is None:
-        return Verdict(spec.name, CHECK, NOT_IMPLEMENTED, case, f"{impl.label} has no {requires(spec)}")
+    if impl.function(spec.double_backward_name) is None:
+        return Verdict(spec.name, CHECK, NOT_IMPLEMENTED, case, f"{impl.label} has no {spec.double_backward_name}")
     return _verdict_of(lambda: _check(impl, spec, case), spec, CHECK, case)
 
 

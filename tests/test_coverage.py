@@ -189,7 +189,7 @@ def test_require_full_turns_partial_into_a_failure(tmp_path, capsys):
     code, out = verify(capsys, path, "--ops", "conv2d,relu", "--dtype", "float64", "--examples", "10", "--require-full",
                        "--json", json_path, "--junit", junit_path, *FAST)
     assert code == 1, out
-    assert out.rstrip().splitlines()[-1].startswith("FAILED: 10 op/check/dtype results: 5 partial, 5 not implemented")
+    assert out.rstrip().splitlines()[-1].startswith("FAILED: 12 op/check/dtype results: 5 partial, 7 not implemented")
     assert "(--require-full: 5 not verified on every drawn configuration)" in out  # relu is not provided: out of scope
     document = json.loads(json_path.read_text())
     assert document["settings"]["require_full"] is True and document["summary"]["exit_code"] == 1

@@ -273,8 +273,14 @@ class WorkerPool:
     # -- running
 
     def start(self, timeout: float = 300.0) -> Any:
-        """Start the first child and wait for its setup: its ``info``, or SetupFailed with the reason."""
+        """Start the children and wait for the first one's setup: its ``info``, or SetupFailed with the reason.
+
+        All ``jobs`` children are started at once, so that the others load the module (start their workers)
+        while the first does; ``run`` takes each as it reports ready.
+        """
         worker = self._spawn()
+        while len(self._workers) < self.jobs:
+            self._spawn()
         deadline = time.monotonic() + timeout
         while True:
             wait([worker.conn, worker.process.sentinel], timeout=0.5)

@@ -317,10 +317,28 @@ def test_a_log_gets_a_line_per_finished_check_and_every_core_is_used_by_default(
                            "--examples", "5"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("bpcheck verify: [")]
-    assert len(lines) == 4, done.stderr
+    assert len(lines) == 5, done.stderr
     assert sorted(line.split("] ", 1)[1].split(":")[0] for line in lines) == [
-        "relu backward float64", "relu double_backward float64", "relu finite_differences float64", "relu forward float64"]
+        "relu backward float64", "relu double_backward float64", "relu finite_differences float64", "relu forward float64",
+        "relu jvp float64"]
     assert all((": pass (" in line or "double_backward" in line and ": not implemented (0 cases" in line)
                and " cases, " in line for line in lines)
+    checks = [line.split("│")[2].strip() for line in done.stdout.splitlines() if line.startswith("│")]
+    # the contract's order, though the finite differences were handed out first
+    assert checks == ["forward", "backward", "finite_differences", "jvp", "double_backward"], done.stdout
     cores = available_cores()
     assert f", {cores} job{'s' if cores > 1 else ''}, " in done.stdout
+
+
+def test_the_slow_checks_are_handed_out_first():
+    """Longest first: a finite-differences unit is not left to run alone at the end (the table keeps the contract's
+    order: the test above)."""
+    from oracle.verify import dispatch_order
+
+    units = [(op, check, dtype) for op in ("relu", "linear") for check in ("forward", "backward", "finite_differences")
+             for dtype in ("float64", "float32")]
+    ordered = dispatch_order(units)
+    assert sorted(ordered) == sorted(units)
+    assert ordered[:4] == [u for u in units if u[1] == "finite_differences"]
+    assert ordered[4:] == [u for u in units if u[1] != "finite_differences"]
+    assert dispatch_order([("relu", "forward", "float64"), ("relu", "jvp", "float64")])[0][1] == "jvp"

@@ -109,8 +109,10 @@ def optional_missing(impl, op: str, check: str) -> str | None:
 
 
 def checks_for(op: str) -> list[str]:
-    """The checks that apply to ``op``, in ``ALL_CHECKS`` order."""
-    return [check for check in ALL_CHECKS if applies(op, check)]
+    """The checks that apply to ``op``, in ``ALL_CHECKS`` order; under a course style (``oracle.course``) not the
+    optional ones: no course's API has a forward-mode rule or a second order, so those rows would say nothing."""
+    styled = course.style() is not None
+    return [check for check in ALL_CHECKS if applies(op, check) and not (styled and check in OPTIONAL)]
 
 
 @dataclass(repr=False)

@@ -28,10 +28,6 @@ from oracle.verdict import FAIL, IMPRECISE, PASS, SKIPPED, locate
 FAST = ["--examples", "10", "--seed", "1", "--shrink-time", "5"]
 
 
-@pytest.fixture(autouse=True)
-def wide_table(monkeypatch):
-    monkeypatch.setenv("COLUMNS", "250")
-
 
 def load(tmp_path: Path, name: str, source: str) -> Implementation:
     path = tmp_path / f"{name}.py"

@@ -62,11 +62,6 @@ NO_GROUPS_NO_DILATION = """
 PADDED_COORDINATES = Path(__file__).resolve().parent.parent / "examples" / "max_pool_padded_coordinates.py"
 
 
-@pytest.fixture(autouse=True)
-def wide_table(monkeypatch):
-    """A table wide enough that no detail is cut (pytest-xdist sets a narrow $COLUMNS)."""
-    monkeypatch.setenv("COLUMNS", "250")
-
 
 def module(tmp_path: Path, name: str, source: str) -> Path:
     path = tmp_path / f"{name}.py"

@@ -407,9 +407,14 @@ def jax_backward(jax, op, name: str, inputs: tuple[str, ...], differentiable: tu
     return run
 
 
+#: what JAX says when asked for forward mode through a ``custom_vjp`` function
+_NO_FORWARD_MODE = "can't apply forward-mode autodiff (jvp) to a custom_vjp function"
+
+
 def jax_jvp(jax, op, name: str, inputs: tuple[str, ...], differentiable: tuple[str, ...]):
     """The contract's ``NAME_jvp``: ``jax.jvp`` through ``op``, jitted once per (configuration, which inputs are None,
-    which have a tangent), like ``jax_backward``."""
+    which have a tangent), like ``jax_backward``. A ``custom_vjp`` function has no forward mode (JAX refuses it):
+    the call declines (NotImplementedError, "no forward-mode rule"), as a torch Function without ``jvp`` does."""
     what = f"{name}_jvp"
     compiled: dict = {}
 
@@ -436,7 +441,14 @@ def jax_jvp(jax, op, name: str, inputs: tuple[str, ...], differentiable: tuple[s
 
             compiled[key] = jax.jit(call)
         given = [np.asarray(a) for a in primals if a is not None]
-        out, tangent = compiled[key](*given, *[np.asarray(tangents[i]).astype(np.asarray(primals[i]).dtype) for i in moving])
+        try:
+            out, tangent = compiled[key](*given, *[np.asarray(tangents[i]).astype(np.asarray(primals[i]).dtype)
+                                                   for i in moving])
+        except TypeError as exc:
+            if _NO_FORWARD_MODE in str(exc):  # a custom_vjp: JAX has no forward mode through it, by design
+                raise NotImplementedError(f"{name}: no forward-mode rule (a jax.custom_vjp function; "
+                                          "jax.custom_jvp gives one)") from None
+            raise
         output = _jax_array(jax, out, name)
         tangent = _jax_array(jax, tangent, f"{what} (output tangent)")
         if tangent.dtype != output.dtype:

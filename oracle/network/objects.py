@@ -50,11 +50,16 @@ def _linear(call: LayerCall, layout: str, args, dout, result) -> None:
 
 def layer_call(record, position: int) -> LayerCall:
     """The ``LayerCall`` of one recorded layer object (or the student's loss), numbered ``position``."""
-    _, label, source, op, layout, args, names, output, dout, result, order = (list(record) + [None] * 11)[:11]
+    _, label, source, op, layout, args, names, output, dout, result, order, mapped = (list(record) + [None] * 12)[:12]
     loss = op == "cross_entropy"
     call = LayerCall(position, str(label), str(label) if loss else f"{label}.backward", str(source or ""), op,
                      backward_order=order if type(order) is int else None)
     call.params = {k: v for k, v in zip(("x", "weight", "bias"), names or []) if v}
+    if loss:
+        call.not_alone = "a loss function is checked in the network only (the layers style has no cross_entropy)"
+    elif mapped != label:
+        call.not_alone = (f"its class {label} is not the mapping's {mapped} (a subclass): the mapping alone would "
+                          f"check {mapped}")
     try:
         if order is None:
             raise LookupError("its backward was not called in this pass")

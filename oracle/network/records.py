@@ -41,6 +41,7 @@ class LayerCall:
     backward_order: int | None = None  # 0 for the first backward call of the pass
     not_checked: str | None = None     # why the call is not checked
     alone: str | None = None           # the target checking its function alone (default ``cs231n:{source}``)
+    not_alone: str | None = None       # why its function cannot be checked alone
 
     @property
     def label(self) -> str:

@@ -16,9 +16,10 @@ With ``record`` the whole pass runs twice on the same objects and the second is 
 loop's second step, so gradients that accumulate across steps without a ``zero_grad`` come out wrong. Without
 ``record`` only the loss is computed (the end-to-end check's finite differences need nothing else).
 
-Each layer is recorded as ``("layer", label, source, op, layout, args, param names, output, dout, result, order)``:
+Each layer is recorded as ``("layer", label, source, op, layout, args, param names, output, dout, result, order,
+mapped)``:
 ``args`` the forward's arrays as the student holds them (x, weight, bias), ``result`` the backward's dx and
-parameter gradients as the attributes hold them, ``order`` its place in the backward pass (the loss is 0). The
+parameter gradients as the attributes hold them, ``order`` its place in the backward pass (the loss is 0), ``mapped`` the mapping's class it was recognised by. The
 judge converts them (``oracle.network.objects``). Nothing of the judge is imported here.
 """
 
@@ -71,8 +72,8 @@ def softmax_cross_entropy(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.
 class Slot:
     """One layer object of the list and what the mapping says of it."""
 
-    def __init__(self, position: int, layer, op: str, entry: dict):
-        self.position, self.layer, self.op, self.entry = position, layer, op, entry
+    def __init__(self, position: int, layer, op: str, entry: dict, mapped: str):
+        self.position, self.layer, self.op, self.entry, self.mapped = position, layer, op, entry, mapped
         self.attributes = [a for a in (entry.get("weight"), entry.get("bias")) if a] if op == "linear" else []
         if op == "linear" and len(self.attributes) != 2:
             raise ValueError(f"the mapping's [linear] must name the attributes weight and bias (layer {position})")
@@ -126,11 +127,11 @@ def adapt(spec: dict, load):
     ops = _class_names(mapping)
     slots = []
     for position, layer in enumerate(net, 1):
-        op = next((ops[c.__name__] for c in type(layer).__mro__ if c.__name__ in ops), None)
-        if op is None:
+        mapped = next((c.__name__ for c in type(layer).__mro__ if c.__name__ in ops), None)
+        if mapped is None:
             raise TypeError(f"layer {position} is a {type(layer).__name__}, a class the mapping does not name "
                             f"(it names {', '.join(sorted(ops)) or 'none'})")
-        slots.append(Slot(position, layer, op, mapping[op]))
+        slots.append(Slot(position, layer, ops[mapped], mapping[ops[mapped]], mapped))
     by_name = {n: (s, a) for s in slots for n, a in zip(s.names(), s.attributes)}
     dense = [s for s in slots if s.op == "linear"]
 
@@ -172,12 +173,12 @@ def adapt(spec: dict, load):
             grads.update(zip(slot.names(), param_grads))
             by_position[slot.position] = ("layer", type(slot.layer).__name__, source(type(slot.layer)), slot.op,
                                           slot.entry.get("layout", "out_in"), args, [None, *slot.names()], output,
-                                          _copy(dout), (_copy(dx), *param_grads), order)
+                                          _copy(dout), (_copy(dx), *param_grads), order, slot.mapped)
             dout = dx
         out = [by_position[p] for p in sorted(by_position)]  # forward order, as the judge numbers the layers
         if loss_fn is not None:
             out.append(("layer", loss_fn.__name__, source(loss_fn), "cross_entropy", None, (_copy(x), _copy(y)),
-                        [None, None], loss, None, _copy(dscores), 0))
+                        [None, None], loss, None, _copy(dscores), 0, None))
         return loss, grads, out
 
     def network_run(names, arrays, X, y, record=False):

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import re
 import sys
+import types
 
 import numpy as np
 
-from oracle.untrusted.styles.layers import OPS, read_mapping
+from oracle.untrusted.styles.layers import OPS, _result, read_mapping
 
 CALLEE = re.compile(r"\s*([A-Za-z_][\w.]*)\s*\(")
 
@@ -45,14 +46,6 @@ def _class_names(mapping: dict) -> dict[str, str]:
             if match:
                 out[match.group(1).rsplit(".", 1)[-1]] = op
     return out
-
-
-def _result(layer, returned, attribute, what: str):
-    if attribute:
-        if not hasattr(layer, attribute):
-            raise AttributeError(f"{what} left no attribute {attribute!r} (the mapping's entry)")
-        return getattr(layer, attribute)
-    return returned
 
 
 def _copy(value):
@@ -107,8 +100,6 @@ class Slot:
 
 def adapt(spec: dict, load):
     """``network_params`` and ``network_run`` (see ``oracle.untrusted.network``) of the list of layer objects."""
-    import types  # noqa: PLC0415
-
     if not spec.get("factory") or not isinstance(spec.get("mapping"), str):
         raise ValueError("a network of layer objects needs a factory and a mapping")
     mapping, _ = read_mapping(spec["mapping"])

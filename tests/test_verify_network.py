@@ -124,3 +124,63 @@ def test_recorded_affine_and_conv_calls_become_the_contract_ops():
 def test_rel_error_is_the_course_notebooks():
     assert rel_error(np.array([1.0, 0.0]), np.array([1.0 + 2e-7, 0.0])) == pytest.approx(1e-7, rel=1e-6)
     assert rel_error(np.array([1e-9]), np.array([-1e-9])) == pytest.approx(2e-9 / 1e-8)  # the 1e-8 floor
+
+
+# --------------------------------------------------------------------------- a list of layer objects (--style layers)
+
+
+def verify_layers(tmp_path: Path, capsys, model: str, mapping: str = "dense_layers.toml", *args: str):
+    return verify_network(tmp_path, capsys, str(STUDENTS / model), "--style", "layers", "--factory", "make_network",
+                          "--mapping", str(STUDENTS / mapping), "--no-heatmap", *args)
+
+
+def test_a_correct_list_of_layer_objects_passes_with_its_own_loss_judged(tmp_path, capsys):
+    code, doc, out = verify_layers(tmp_path, capsys, "dense_network.py", "dense_layers.toml", "--loss",
+                                   "softmax_cross_entropy")
+    assert code == 0, out
+    assert [(layer["function"], layer["op"]) for layer in doc["layers"]] == [
+        ("Layer_Dense", "linear"), ("ReLU", "relu"), ("Layer_Dense", "linear"), ("softmax_cross_entropy", "cross_entropy")]
+    assert [layer["backward"]["status"] for layer in doc["layers"]] == ["pass"] * 4
+    assert statuses(doc) == {"1.weights": "pass", "1.biases": "pass", "3.weights": "pass", "3.biases": "pass"}
+    assert not [m for m in sys.modules if m.startswith("dense_")]  # only the worker imported the student's files
+
+
+def test_a_dense_dx_with_the_weight_untransposed_is_named_though_the_first_layers_parameters_are_wrong(tmp_path, capsys):
+    code, doc, out = verify_layers(tmp_path, capsys, "dense_network_buggy.py", "dense_layers.toml", "--loss",
+                                   "softmax_cross_entropy")
+    assert code == 1, out
+    layers = {layer["position"]: layer for layer in doc["layers"]}
+    assert doc["first_broken"] == 3 and layers[3]["function"] == "Output_Dense"
+    assert layers[3]["gradients"] == {"grad_x": "FAIL", "grad_weight": "pass", "grad_bias": "pass"}
+    assert [layers[i]["backward"]["status"] for i in (1, 2, 4)] == ["pass"] * 3
+    assert statuses(doc) == {"1.weights": "FAIL", "1.biases": "FAIL", "3.weights": "pass", "3.biases": "pass"}
+    assert "first broken layer, in backward order: layer 3, Output_Dense.backward" in out
+    assert "come out wrong end to end although their own backward is right" in out
+    assert "not checked alone: its class Output_Dense is not the mapping's Layer_Dense" in out
+
+
+def test_dense_layers_that_accumulate_their_gradients_fail_on_a_training_loops_second_step(tmp_path, capsys):
+    code, doc, out = verify_layers(tmp_path, capsys, "dense_network_accumulating.py", "dense_layers_buggy.toml")
+    assert code == 1, out
+    layers = {layer["position"]: layer for layer in doc["layers"]}
+    assert len(layers) == 3  # bpcheck's own loss is no layer of the student's
+    assert doc["first_broken"] == 3 and layers[1]["backward"]["status"] == "FAIL"
+    assert layers[3]["gradients"] == {"grad_x": "pass", "grad_weight": "FAIL", "grad_bias": "FAIL"}
+    assert set(statuses(doc).values()) == {"FAIL"}
+    assert any("accumulate" in hint for hint in doc["isolation"]["verdict"]["hints"])
+    assert doc["isolation"]["command"].endswith("dense_layers_buggy.toml --ops linear")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--style", "layers", "--factory", "make_network"], "--style layers needs --factory FUNCTION"),
+    (["--factory", "make_network", "--mapping", str(STUDENTS / "dense_layers.toml")], "go with --style layers"),
+    (["--style", "layers", "--factory", "make_network", "--mapping", str(STUDENTS / "dense_layers.toml"), "--loss",
+      "no_such_loss"], "has no function 'no_such_loss'"),
+    (["--style", "layers", "--factory", "make_network", "--mapping", "{tmp}/relu_only.toml"],
+     "layer 1 is a Layer_Dense, a class the mapping does not name (it names ReLU)"),
+])
+def test_layer_object_usage_errors_exit_2_and_say_what_is_wrong(tmp_path, capsys, args, message):
+    (tmp_path / "relu_only.toml").write_text(f'module = "{STUDENTS / "dense_layers.py"}"\nrelu = {{ new = "ReLU()" }}\n')
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    code, _, out = verify_network(tmp_path, capsys, str(STUDENTS / "dense_network.py"), *args)
+    assert code == 2 and message in out, out

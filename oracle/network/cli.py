@@ -1,5 +1,6 @@
-"""Check a student's whole model (a CS231n-style model class with ``params`` and ``loss(X, y) -> (loss, grads)``) and
-name the layer whose gradient is wrong.
+"""Check a student's whole model (a CS231n-style model class with ``params`` and ``loss(X, y) -> (loss, grads)``, or
+with ``--style layers`` a list of layer objects, ``oracle.untrusted.network_layers``) and name the layer whose
+gradient is wrong.
 
 MODEL is the model's ``.py`` file (or a dotted module); ``--model CLASS`` (with ``--kwargs JSON``) or
 ``--factory FUNCTION`` says how to build it. The model runs only in a worker process, in float64 (its
@@ -34,7 +35,7 @@ import numpy as np
 from oracle import course
 from oracle.verdict import FAIL
 
-HELP = "check a student's whole model (CS231n-style loss(X, y)) end to end and layer by layer; name the broken layer"
+HELP = "check a student's whole model (CS231n-style loss(X, y), or a list of layer objects) end to end and layer by layer; name the broken layer"
 
 NAMES = ["network_params", "network_run"]
 
@@ -48,8 +49,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--model", metavar="CLASS", help="the model class of MODEL (built with --kwargs)")
     build.add_argument("--factory", metavar="FUNCTION", help="a function of MODEL, without arguments, returning the model")
     parser.add_argument("--kwargs", metavar="JSON", default="{}", help="keyword arguments of CLASS, as a JSON object")
-    parser.add_argument("--style", choices=("cs231n",), default="cs231n",
-                        help="the API of the layer functions the model calls (cs231n: layers.py's function pairs)")
+    parser.add_argument("--style", choices=("cs231n", "layers"), default="cs231n",
+                        help="the API of the layer functions the model calls (cs231n: layers.py's function pairs); "
+                        "layers: --factory returns a list of layer objects, described by --mapping")
+    parser.add_argument("--mapping", metavar="FILE.toml",
+                        help="with --style layers: the layer objects' mapping (bpcheck init --style layers)")
+    parser.add_argument("--loss", metavar="FUNCTION",
+                        help="with --style layers: a function of MODEL, loss(scores, y) -> (loss, dscores), judged as "
+                        "softmax cross-entropy (mean); default bpcheck's own (not judged)")
     parser.add_argument("--conventions", choices=course.CONVENTIONS, default="course",
                         help="check the layers against the course's conventions (default) or torch's")
     parser.add_argument("--batch", metavar="FILE.npz", help="the batch: an .npz with arrays X and y (default: drawn)")
@@ -98,6 +105,16 @@ def target(args: argparse.Namespace) -> str:
         raise ValueError("--kwargs goes with --model, not --factory")
     path = Path(args.model_file)
     file = str(path.resolve()) if args.model_file.endswith(".py") or path.is_file() else args.model_file
+    if args.style == "layers":
+        if not args.factory or not args.mapping:
+            raise ValueError("--style layers needs --factory FUNCTION (returning the list of layer objects) and "
+                             "--mapping FILE.toml")
+        if not Path(args.mapping).is_file():
+            raise ValueError(f"--mapping {args.mapping}: no such file")
+        return "network:" + json.dumps({"file": file, "factory": args.factory, "style": "layers",
+                                        "mapping": str(Path(args.mapping).resolve()), "loss": args.loss})
+    if args.mapping or args.loss:
+        raise ValueError("--mapping and --loss go with --style layers")
     spec = {"file": file, "factory": args.factory} if args.factory else {"file": file, "class": args.model, "kwargs": kwargs}
     return "network:" + json.dumps({**spec, "style": args.style})
 
@@ -171,7 +188,8 @@ def _run(args: argparse.Namespace) -> int:
         try:
             loss, grad_names, grad_arrays, records = impl.call("network_run", [names, [params[n] for n in names], X, y, True], {})
         except (ImplementationFailure, NotImplementedForConfig) as exc:
-            console.print(f"model.loss(X, y) failed: {exc}", highlight=False)
+            what = "the network's forward, loss and backward" if args.style == "layers" else "model.loss(X, y)"
+            console.print(f"{what} failed: {exc}", highlight=False)
             return 1
         return _judge(args, console, impl, names, params, X, y, loss, dict(zip(grad_names, grad_arrays)), records,
                       seed, started)
@@ -183,6 +201,9 @@ def _judge(args, console, impl, names, params, X, y, loss, grads, records, seed,
     from oracle.ops import SPECS  # noqa: PLC0415
 
     calls = layer_calls(records, names)
+    for call in calls:
+        if args.style == "layers" and call.op != "cross_entropy":
+            call.alone = f"layers:{Path(args.mapping).resolve()}"  # the layer object alone, through its mapping
     verdicts = [layers.judge(call) for call in calls]
     first = layers.first_broken(verdicts)
     fan_in = sum(SPECS[c.op].fan_in(c.case()) for c in calls if c.not_checked is None) or 1

@@ -2,7 +2,7 @@
 shrunk to the smallest configuration that still FAILs.
 
 The layer's file is loaded in a worker of its own through the course's adapter (``cs231n:FILE``, the target
-``bpcheck verify --style cs231n FILE`` uses), and each candidate is the per-op ``backward`` check
+``bpcheck verify --style cs231n FILE`` uses; a layer object's through its mapping, ``layers:MAPPING.toml``), and each candidate is the per-op ``backward`` check
 (``oracle.checks.backward``: torch's gradients on drawn values, the derived tolerances, the course's
 conventions, the diagnosis of classic mistakes). The shrink is greedy: from the recorded shapes and
 configuration, each dimension (batch, channels, filters, height, width, kernel) is cut down to 1, to half or by
@@ -39,6 +39,8 @@ AXES = {
     "layer_norm": {"x": "ND", "weight": "D", "bias": "D"},
     "cross_entropy": {"input": "NC", "target": "N"},
     "relu": {"x": "NCHW"},
+    "sigmoid": {"x": "NCHW"},
+    "tanh": {"x": "NCHW"},
 }
 
 
@@ -68,13 +70,13 @@ def _shapes(op: str, template: dict, dims: dict[str, int]) -> dict:
     return out
 
 
-def _with_output(case: Case) -> Case | None:
+def _with_output(case: Case, style: str = "cs231n") -> Case | None:
     """``case`` with its grad_output's shape recomputed (through the course's projection for conv and pool); None
     if the configuration is invalid or the course's API cannot express it."""
     shapes = dict(case.shapes)
     x = shapes.get("x") or shapes.get("input")
     if case.op in ("conv2d", "max_pool2d"):
-        case = course.steer("cs231n", case)
+        case = course.steer(style, case)
     elif case.op == "linear":
         shapes["grad_output"] = (x[0], shapes["weight"][0])
         case = replace(case, shapes=shapes)
@@ -88,7 +90,7 @@ def _with_output(case: Case) -> Case | None:
         case = replace(case, config={**case.config, "normalized_shape": (case.shapes["x"][-1],)})
     if any(s is not None and (len(s) and min(s) < 1) for s in case.shapes.values()):
         return None
-    if reason("cs231n", case.op, case.config, case.shapes):
+    if reason(style, case.op, case.config, case.shapes):
         return None
     try:
         case.arrays()
@@ -126,9 +128,13 @@ def _size(case: Case) -> int:
 
 def isolate(call: LayerCall, timeout: float, sandbox: bool = False) -> Isolation:
     """The smallest configuration of ``call``'s function that FAILs the backward check on its own."""
-    command = f"bpcheck verify --style cs231n {call.source} --ops {call.op}"
+    target = call.alone or f"cs231n:{call.source}"
+    style, file = target.split(":", 1)
+    command = f"bpcheck verify --style {style} {file} --ops {call.op}"
+    if call.not_alone:
+        return Isolation(None, None, f"not checked alone: {call.not_alone}", command)
     try:
-        impl = Implementation.load(f"cs231n:{call.source}", timeout=timeout, sandbox=sandbox)
+        impl = Implementation.load(target, timeout=timeout, sandbox=sandbox)
     except LoadError as exc:
         return Isolation(None, None, f"the layer's file could not be loaded on its own: {exc}", command)
     spec = SPECS[call.op]
@@ -136,7 +142,7 @@ def isolate(call: LayerCall, timeout: float, sandbox: bool = False) -> Isolation
     try:
         case, verdict = None, None
         for seed in SEEDS:
-            start = _with_output(replace(call.case(), seed=seed))
+            start = _with_output(replace(call.case(), seed=seed), style)
             if start is None:
                 return Isolation(None, None, "the recorded configuration is not one the course's API expresses on its "
                                  "own", command)
@@ -152,7 +158,7 @@ def isolate(call: LayerCall, timeout: float, sandbox: bool = False) -> Isolation
         while shrinking and tried < BUDGET:
             shrinking = False
             for candidate in _candidates(case):
-                candidate = _with_output(candidate)
+                candidate = _with_output(candidate, style)
                 if candidate is None or _size(candidate) >= _size(case) and candidate.config == case.config:
                     continue
                 tried += 1

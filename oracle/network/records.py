@@ -40,6 +40,8 @@ class LayerCall:
     params: dict = field(default_factory=dict)   # contract input name -> the model's parameter name
     backward_order: int | None = None  # 0 for the first backward call of the pass
     not_checked: str | None = None     # why the call is not checked
+    alone: str | None = None           # the target checking its function alone (default ``cs231n:{source}``)
+    not_alone: str | None = None       # why its function cannot be checked alone
 
     @property
     def label(self) -> str:
@@ -135,6 +137,11 @@ def layer_calls(records: list, params: list[str]) -> list[LayerCall]:
     backward_count = 0
     for index, record in enumerate(records or []):
         kind, function, source, of, args, names, result = (list(record) + [None] * 7)[:7]
+        if kind == "layer":  # a layer object, forward and backward in one record (oracle.network.objects)
+            from oracle.network.objects import layer_call  # noqa: PLC0415 - it imports LayerCall from here
+
+            calls.append(layer_call(record, len(calls) + 1))
+            continue
         if kind in ("forward", "loss"):
             call = LayerCall(len(calls) + 1, function, None, str(source or ""), FORWARDS[function]["op"])
             call.params = {}

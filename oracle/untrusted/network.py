@@ -2,7 +2,8 @@
 
 The target ``network:{json}`` (made by ``oracle.network.target``) names the model's file, how to build it
 (``factory``: a function of the file returning the model; or ``class`` with keyword ``kwargs``) and the style of
-its layers (``cs231n``: function pairs with a cache, ``oracle.untrusted.styles.calls``). ``load`` gives the worker
+its layers (``cs231n``: function pairs with a cache, ``oracle.untrusted.styles.calls``; ``layers``: a list of layer objects,
+``oracle.untrusted.network_layers``). ``load`` gives the worker
 two functions, the only ones the judge calls:
 
     network_params()                      -> (names, arrays, hints)   the model's ``params``, in order, and plain
@@ -184,6 +185,10 @@ def adapt(target: str, load) -> types.SimpleNamespace:
     ``load`` is the worker's own module loader (a ``.py`` path or a dotted name).
     """
     spec = _spec(target)
+    if spec.get("style") == "layers":  # a list of layer objects, through the layers style's mapping
+        from oracle.untrusted import network_layers  # noqa: PLC0415
+
+        return network_layers.adapt(spec, load)
     before = set(sys.modules)
     module = load(spec["file"])
     if spec.get("factory"):

@@ -48,7 +48,7 @@ def layer_table(verdicts: list[LayerVerdict], first: LayerVerdict | None) -> Tab
 
 
 def param_table(results: list[ParamResult]) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, title="parameters: model.loss's gradients vs central differences of model.loss",
+    table = Table(box=box.SIMPLE_HEAD, title="parameters: the model's gradients vs central differences of its own loss",
                   title_justify="left")
     for column in ("param", "shape", "checked on", "bpcheck", "rel_error (notebook)", "worst / note"):
         table.add_column(column, overflow="fold")
@@ -72,7 +72,7 @@ def explanation(verdicts: list[LayerVerdict], first: LayerVerdict | None, params
                     f"({forward.call.function})'s forward is wrong: the loss itself is not the network's."]
         if wrong_params:
             return [f"every layer's backward is right on what reached it, yet {', '.join(wrong_params)} disagree with "
-                    "central differences of model.loss: the error is in the model's own code between the layers "
+                    "central differences of the model's own loss: the error is in the model's code between the layers "
                     "(the regularization term and its gradient, a dout handed to the wrong layer, a gradient "
                     "stored under the wrong name)."]
         return []

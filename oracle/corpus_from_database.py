@@ -17,6 +17,7 @@ was saved: the database is a cache) is counted and left out.
 
 from __future__ import annotations
 
+import os
 import re
 import unittest
 from dataclasses import dataclass, field
@@ -38,13 +39,16 @@ class Recovered:
     entries: dict[str, int] = field(default_factory=dict)
     """property -> entries stored under its key (and its secondary key)."""
     decoded: dict[str, int] = field(default_factory=dict)
-    """property -> distinct cases its entries decoded to."""
+    """property -> entries that decoded to a case."""
+    distinct: dict[str, int] = field(default_factory=dict)
+    """property -> distinct cases its entries decoded to (two choice sequences can draw the same case)."""
 
     def add(self, prop: str, case: Case) -> None:
-        case_, found_by = self.cases.setdefault(repr(case), (case, []))
+        self.decoded[prop] = self.decoded.get(prop, 0) + 1
+        _, found_by = self.cases.setdefault(repr(case), (case, []))
         if prop not in found_by:
             found_by.append(prop)
-            self.decoded[prop] = self.decoded.get(prop, 0) + 1
+            self.distinct[prop] = self.distinct.get(prop, 0) + 1
 
 
 def public_spec(spec: str) -> str:
@@ -58,8 +62,6 @@ def recover(spec: str, ops: list[str] | None = None) -> Recovered:
 
     ValueError for a malformed spec, ``none``, or a Redis server that cannot be reached.
     """
-    from hypothesis.database import ReadOnlyDatabase  # noqa: PLC0415
-
     from oracle.database import check_reachable, database_key, open_database  # noqa: PLC0415
     from oracle.ops import SPECS  # noqa: PLC0415
     from oracle.suite import PARAMS  # noqa: PLC0415
@@ -68,10 +70,13 @@ def recover(spec: str, ops: list[str] | None = None) -> Recovered:
         if op not in SPECS:
             raise ValueError(f"ops: unknown op {op!r}")
     check_reachable(spec)
+    for part in spec.split(","):
+        folder = os.path.expanduser(part.strip().removeprefix("ro:").strip())
+        if "://" not in folder and folder.lower() != "none" and not os.path.isdir(folder):
+            raise ValueError(f"--from-database: no such directory {folder!r} (a database that was never written?)")
     db = open_database(spec)
     if db is None:
         raise ValueError("--from-database none: there is no database to export from")
-    db = ReadOnlyDatabase(db)
     found = Recovered()
     for op, check, dtype in PARAMS:
         if ops and op not in ops:
@@ -81,14 +86,17 @@ def recover(spec: str, ops: list[str] | None = None) -> Recovered:
         if stored:
             name = f"{op}/{check}/{dtype}"
             found.entries[name] = stored
-            found.decoded.setdefault(name, 0)
             _replay(op, check, dtype, db, lambda case, name=name: found.add(name, case))
     return found
 
 
 def _replay(op: str, check: str, dtype: str, db, collect) -> None:
-    """Run the property over what ``db`` holds for it, as the ``replay`` profile would, ``collect``-ing each case."""
+    """Run the property over what ``db`` holds for it, as the ``replay`` profile would, ``collect``-ing each case.
+
+    Read only: Hypothesis deletes a replayed entry that no longer fails, and here every case passes.
+    """
     from hypothesis import HealthCheck, Phase, Verbosity, settings  # noqa: PLC0415
+    from hypothesis.database import ReadOnlyDatabase  # noqa: PLC0415
 
     from oracle.pytest_plugin import CI_EXAMPLES  # noqa: PLC0415 - the replay profile's number of examples
     from oracle.suite import Tally, build_property  # noqa: PLC0415
@@ -100,7 +108,7 @@ def _replay(op: str, check: str, dtype: str, db, collect) -> None:
 
     prop = build_property(op, check, dtype, examples=(), run_check=passing)
     prop = settings(
-        database=db, phases=[Phase.reuse], max_examples=CI_EXAMPLES, derandomize=False, deadline=None,
+        database=ReadOnlyDatabase(db), phases=[Phase.reuse], max_examples=CI_EXAMPLES, derandomize=False, deadline=None,
         suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, print_blob=False,
     )(prop)
     try:
@@ -133,9 +141,9 @@ def summary(found: Recovered, spec: str, ops: list[str] | None) -> list[str]:
     lines = [f"the database {where}: {sum(found.entries.values())} entries of {len(found.entries)} properties, "
              f"{len(found.cases)} distinct cases"]
     for prop, n in found.entries.items():
-        got = found.decoded.get(prop, 0)
-        lost = f"; {n - got} no longer decode to a case or repeat one (strategies changed?)" if got < n else ""
-        lines.append(f"  {prop}: {n} entries, {got} cases{lost}")
+        decoded, distinct = found.decoded.get(prop, 0), found.distinct.get(prop, 0)
+        lost = f"; {n - decoded} no longer decode to a case (the strategies changed since)" if decoded < n else ""
+        lines.append(f"  {prop}: {n} entries, {distinct} distinct cases{lost}")
     other = sorted({p.split("/")[1] for _, props in found.cases.values() for p in props} - set(REPLAYED_CHECKS))
     if other:
         lines.append(f"  note: cases found by {', '.join(other)} are kept, but a corpus replays only forward and "

@@ -475,14 +475,9 @@ def _run_record(args: argparse.Namespace) -> int:
     if cases < 0:
         print("bpcheck record: error: --cases must be >= 0", file=sys.stderr)
         return 2
-    try:
-        meta = record(args.out, cases=cases, ops=args.ops, seed=DEFAULT_SEED if args.seed is None else args.seed,
-                      examples=args.examples)
-    except ImportError as exc:
-        print(f"bpcheck record: error: recording needs torch and hypothesis ({_one_line(exc)})", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"bpcheck record: error: cannot write {args.out} ({_one_line(exc)})", file=sys.stderr)
+    meta = _attempt(args.out, lambda: record(args.out, cases=cases, ops=args.ops, examples=args.examples,
+                                             seed=DEFAULT_SEED if args.seed is None else args.seed))
+    if meta is None:
         return 2
     drawn = sum(1 for c in meta["cases"] if c["source"] == "drawn")
     size = os.path.getsize(args.out)
@@ -492,6 +487,19 @@ def _run_record(args: argparse.Namespace) -> int:
         f"torch {meta['torch']}, numpy {meta['numpy']}; {size / 1024:.0f} KiB"
     )
     return _say_left_out(meta)
+
+
+def _attempt(out, recording):
+    """``recording()``'s result, or None once a one-line error is printed (a bad spec, no torch, an unwritable file)."""
+    try:
+        return recording()
+    except ValueError as exc:
+        print(f"bpcheck record: error: {exc}", file=sys.stderr)
+    except ImportError as exc:
+        print(f"bpcheck record: error: recording needs torch and hypothesis ({_one_line(exc)})", file=sys.stderr)
+    except OSError as exc:
+        print(f"bpcheck record: error: cannot write {out} ({_one_line(exc)})", file=sys.stderr)
+    return None
 
 
 def _say_left_out(meta: dict) -> int:
@@ -513,17 +521,10 @@ def _run_record_from_database(args: argparse.Namespace) -> int:
         print(f"bpcheck record: error: {', '.join(given)}: nothing is drawn with --from-database (it records the "
               f"database's cases, and no explicit example)", file=sys.stderr)
         return 2
-    try:
-        found, meta = exporter.export(args.from_database, args.out, args.ops)
-    except ValueError as exc:
-        print(f"bpcheck record: error: {exc}", file=sys.stderr)
+    exported = _attempt(args.out, lambda: exporter.export(args.from_database, args.out, args.ops))
+    if exported is None:
         return 2
-    except ImportError as exc:
-        print(f"bpcheck record: error: recording needs torch and hypothesis ({_one_line(exc)})", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"bpcheck record: error: cannot write {args.out} ({_one_line(exc)})", file=sys.stderr)
-        return 2
+    found, meta = exported
     print("\n".join(exporter.summary(found, args.from_database, args.ops)))
     if meta is None:
         print(f"bpcheck record: nothing exported, {args.out} not written: the database holds no case of "

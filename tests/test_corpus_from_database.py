@@ -12,6 +12,7 @@ from oracle import corpus
 from oracle.cli import main
 from oracle.corpus_from_database import public_spec, recover
 from oracle.verdict import FAIL, PASS, Verdict
+from test_fuzz import redis_url  # noqa: F401 - the real redis-server fixture
 
 MUTANT = "oracle.zoo.relu_grad_at_zero_one"  # relu'(0) = 1: found only on cases with an exact zero in x
 
@@ -68,23 +69,27 @@ def test_an_empty_database_exports_nothing_and_says_so(found_db, tmp_path, capsy
         assert says in capsys.readouterr().err and not out.exists()
 
 
-def test_one_case_found_by_several_properties_is_recorded_once_with_a_note_for_the_checks_not_replayed(tmp_path,
-                                                                                                       capsys):
-    """The same rule FAILs relu's backward and jvp properties on zeros: both keys store the same shrunk case."""
+def _fails_on_zeros(impl, spec, case):
+    return Verdict(spec.name, "x", FAIL if case.values.get("x") == "zeros" else PASS, case)
+
+
+def _find(db, check: str) -> None:
+    """Save relu's float64 ``check`` property's shrunk failure (a rule failing on zeros) to ``db``, in-process."""
     from oracle.database import apply
     from oracle.suite import Tally, build_property
 
+    prop = build_property("relu", check, "float64", examples=(), run_check=_fails_on_zeros)
+    ran = apply(prop, settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck)), db)
+    with pytest.raises(AssertionError):
+        ran(None, Tally())
+
+
+def test_one_case_found_by_several_properties_is_recorded_once_with_a_note_for_the_checks_not_replayed(tmp_path,
+                                                                                                       capsys):
+    """The same rule FAILs relu's backward and jvp properties on zeros: both keys store the same shrunk case."""
     folder = tmp_path / "db"
-
-    def fails_on_zeros(impl, spec, case):
-        return Verdict(spec.name, "x", FAIL if case.values.get("x") == "zeros" else PASS, case)
-
     for check in ("backward", "jvp"):
-        prop = build_property("relu", check, "float64", examples=(), run_check=fails_on_zeros)
-        ran = apply(prop, settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck)),
-                    DirectoryBasedExampleDatabase(str(folder)))
-        with pytest.raises(AssertionError):
-            ran(None, Tally())
+        _find(DirectoryBasedExampleDatabase(str(folder)), check)
 
     found = recover(str(folder), ["relu"])
     assert set(found.entries) == {"relu/backward/float64", "relu/jvp/float64"}
@@ -95,6 +100,22 @@ def test_one_case_found_by_several_properties_is_recorded_once_with_a_note_for_t
     assert main(["record", "--from-database", str(folder), "--ops", "relu", "--out", str(out)]) == 0
     assert "cases found by jvp are kept, but a corpus replays only forward and backward" in capsys.readouterr().out
     assert len(corpus.load(out).cases) == len(found.cases)
+
+
+def test_a_redis_database_exports_read_only(redis_url, tmp_path, capsys):  # noqa: F811 - the fixture imported above
+    """A real redis-server: the failure saved there is exported through a read-only view, Redis left as it was."""
+    import redis
+
+    from oracle.database import open_database
+
+    _find(open_database(redis_url), "backward")
+    client = redis.Redis.from_url(redis_url)
+    before = {key: client.smembers(key) for key in client.scan_iter() if client.type(key) == b"set"}
+    out = tmp_path / "redis.npz"
+    assert main(["record", "--from-database", f"ro:{redis_url}", "--ops", "relu", "--out", str(out)]) == 0
+    assert "relu/backward/float64: " in capsys.readouterr().out
+    assert any(c.case.values == {"x": "zeros"} for c in corpus.load(out).cases)
+    assert {key: client.smembers(key) for key in client.scan_iter() if client.type(key) == b"set"} == before
 
 
 def test_the_header_names_the_database_without_its_password():

@@ -260,41 +260,56 @@ def record(
     examples: bool = True,
 ) -> dict:
     """Draw, run through torch and write a corpus to ``out``; returns its header."""
-    from oracle import torch_oracle  # noqa: PLC0415
     from oracle.examples import examples_for  # noqa: PLC0415
 
     ops = list(ops or SPECS)
+    chosen: list[tuple[Case, str, dict]] = []
+    for op in ops:
+        for dtype in DTYPES:
+            chosen += [(c, "drawn", {}) for c in draw_cases(op, dtype, cases, seed)]
+            if examples:
+                chosen += [(c, "example", {}) for c in examples_for(op, dtype)]
+    return record_cases(out, chosen, {"seed": seed, "cases_per_op": cases, "ops": ops})
+
+
+def record_cases(out: str | os.PathLike, chosen: list[tuple[Case, str, dict]], header: dict) -> dict:
+    """Run ``chosen`` cases through torch and write them, with ``header``'s fields, as a corpus to ``out``.
+
+    ``chosen``: ``(case, source, extra)``, ``extra`` being more fields of the case's record. A case whose recipe
+    came before is left out (the first one is kept). Returns the corpus header.
+    """
+    from oracle import torch_oracle  # noqa: PLC0415
+
     meta = {
         "format": FORMAT, "version": VERSION,
         "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
         **_versions(),
-        "seed": seed, "cases_per_op": cases, "ops": ops, "dtypes": list(DTYPES), "expected_dtype": "float64",
+        **header, "dtypes": list(DTYPES), "expected_dtype": "float64",
         "untrusted_skipped": 0, "rejected": [], "cases": [],
     }
     arrays: dict[str, np.ndarray] = {}
-    for op in ops:
-        spec = SPECS[op]
-        for dtype in DTYPES:
-            chosen = [(c, "drawn") for c in draw_cases(op, dtype, cases, seed)]
-            if examples:
-                seen = {repr(c) for c, _ in chosen}
-                chosen += [(c, "example") for c in examples_for(op, dtype) if repr(c) not in seen]
-            for case, source in chosen:
-                if spec.torch_untrusted(case):
-                    meta["untrusted_skipped"] += 1
-                    continue
-                recipe = repr(case)
-                if repr(case_from_recipe(recipe)) != recipe:
-                    raise ValueError(f"the recipe of a {op} case does not read back as itself: {recipe}")
-                cid = f"c{len(meta['cases']):04d}"
-                try:
-                    stored = _store_case(spec, case, cid, arrays, torch_oracle)
-                except Exception as exc:  # noqa: BLE001 - torch refuses the case: leave it out, say so
-                    for key in [k for k in arrays if k.startswith(f"{cid}/")]:
-                        del arrays[key]
-                    meta["rejected"].append({"recipe": recipe, "source": source, "error": _one_line(exc)})
-                    continue
-                meta["cases"].append({"id": cid, "op": op, "dtype": dtype, "source": source, "recipe": recipe, **stored})
+    seen: set[str] = set()
+    for case, source, extra in chosen:
+        recipe = repr(case)
+        if recipe in seen:
+            continue
+        seen.add(recipe)
+        spec = SPECS[case.op]
+        if spec.torch_untrusted(case):
+            meta["untrusted_skipped"] += 1
+            continue
+        if repr(case_from_recipe(recipe)) != recipe:
+            raise ValueError(f"the recipe of a {case.op} case does not read back as itself: {recipe}")
+        cid = f"c{len(meta['cases']):04d}"
+        try:
+            stored = _store_case(spec, case, cid, arrays, torch_oracle)
+        except Exception as exc:  # noqa: BLE001 - torch refuses the case: leave it out, say so
+            for key in [k for k in arrays if k.startswith(f"{cid}/")]:
+                del arrays[key]
+            meta["rejected"].append({"recipe": recipe, "source": source, "error": _one_line(exc)})
+            continue
+        meta["cases"].append({"id": cid, "op": case.op, "dtype": case.dtype, "source": source, "recipe": recipe,
+                              **extra, **stored})
     arrays[META_KEY] = np.array(json.dumps(meta))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -441,25 +456,28 @@ class _Subcommand:
 
 def _record_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="FILE", help="corpus file to write (default: %(default)s)")
-    parser.add_argument("--cases", type=int, default=DEFAULT_CASES, metavar="N",
-                        help="drawn cases per op per dtype, on top of the explicit examples (default: %(default)s)")
+    parser.add_argument("--cases", type=int, default=None, metavar="N",
+                        help=f"drawn cases per op per dtype, on top of the explicit examples (default: {DEFAULT_CASES})")
     parser.add_argument("--ops", nargs="+", choices=list(SPECS), metavar="OP", help="ops to record (default: all)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="Hypothesis seed of the drawn cases (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=None, help=f"Hypothesis seed of the drawn cases (default: {DEFAULT_SEED})")
     parser.add_argument("--no-examples", dest="examples", action="store_false",
                         help="leave out the explicit examples of oracle.examples")
+    parser.add_argument("--from-database", metavar="SPEC", default=None,
+                        help="record instead the cases an example database holds (the failures found by verify, "
+                        "pytest or fuzz; SPEC as --database: a directory, redis://HOST:PORT/DB, ...), nothing drawn; "
+                        "exit 2 if it holds none")
 
 
 def _run_record(args: argparse.Namespace) -> int:
-    if args.cases < 0:
+    if args.from_database is not None:
+        return _run_record_from_database(args)
+    cases = DEFAULT_CASES if args.cases is None else args.cases
+    if cases < 0:
         print("bpcheck record: error: --cases must be >= 0", file=sys.stderr)
         return 2
-    try:
-        meta = record(args.out, cases=args.cases, ops=args.ops, seed=args.seed, examples=args.examples)
-    except ImportError as exc:
-        print(f"bpcheck record: error: recording needs torch and hypothesis ({_one_line(exc)})", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"bpcheck record: error: cannot write {args.out} ({_one_line(exc)})", file=sys.stderr)
+    meta = _attempt(args.out, lambda: record(args.out, cases=cases, ops=args.ops, examples=args.examples,
+                                             seed=DEFAULT_SEED if args.seed is None else args.seed))
+    if meta is None:
         return 2
     drawn = sum(1 for c in meta["cases"] if c["source"] == "drawn")
     size = os.path.getsize(args.out)
@@ -468,11 +486,60 @@ def _run_record(args: argparse.Namespace) -> int:
         f"of {len(meta['ops'])} op(s) x {len(meta['dtypes'])} dtypes, seed {meta['seed']}, "
         f"torch {meta['torch']}, numpy {meta['numpy']}; {size / 1024:.0f} KiB"
     )
+    return _say_left_out(meta)
+
+
+def _attempt(out, recording):
+    """``recording()``'s result, or None once a one-line error is printed (a bad spec, no torch, an unwritable file)."""
+    try:
+        return recording()
+    except ValueError as exc:
+        print(f"bpcheck record: error: {exc}", file=sys.stderr)
+    except ImportError as exc:
+        print(f"bpcheck record: error: recording needs torch and hypothesis ({_one_line(exc)})", file=sys.stderr)
+    except OSError as exc:
+        print(f"bpcheck record: error: cannot write {out} ({_one_line(exc)})", file=sys.stderr)
+    return None
+
+
+def _say_left_out(meta: dict) -> int:
     if meta["untrusted_skipped"]:
         print(f"  left out {meta['untrusted_skipped']} case(s) torch is not trusted on")
     for rejected in meta["rejected"]:
         print(f"  left out ({rejected['source']}), torch rejects it: {rejected['error'][:200]}\n    {rejected['recipe']}", file=sys.stderr)
     return 0
+
+
+def _run_record_from_database(args: argparse.Namespace) -> int:
+    """``bpcheck record --from-database SPEC``: ``oracle.corpus_from_database``; 2 if nothing was exported."""
+    from oracle import corpus_from_database as exporter  # noqa: PLC0415
+
+    given = [name for name, value in (("--cases", args.cases), ("--seed", args.seed)) if value is not None]
+    if not args.examples:
+        given.append("--no-examples")
+    if given:
+        print(f"bpcheck record: error: {', '.join(given)}: nothing is drawn with --from-database (it records the "
+              f"database's cases, and no explicit example)", file=sys.stderr)
+        return 2
+    exported = _attempt(args.out, lambda: exporter.export(args.from_database, args.out, args.ops))
+    if exported is None:
+        return 2
+    found, meta = exported
+    print("\n".join(exporter.summary(found, args.from_database, args.ops)))
+    if meta is None:
+        print(f"bpcheck record: nothing exported, {args.out} not written: the database holds no case of "
+              f"{'the ops ' + ', '.join(args.ops) if args.ops else 'any op'} (an empty corpus would check nothing)",
+              file=sys.stderr)
+        return 2
+    size = os.path.getsize(args.out)
+    print(f"wrote {args.out}: {len(meta['cases'])} cases from the database, torch {meta['torch']}, "
+          f"numpy {meta['numpy']}; {size / 1024:.0f} KiB")
+    code = _say_left_out(meta)
+    if not meta["cases"]:
+        print(f"bpcheck record: none of the database's cases could be recorded (see above): {args.out} holds none",
+              file=sys.stderr)
+        return 2
+    return code
 
 
 def _replay_arguments(parser: argparse.ArgumentParser) -> None:
@@ -527,7 +594,10 @@ RECORD = _Subcommand(
     "draw cases, run them through torch and store inputs and torch's answers in a corpus file",
     """Record a corpus: N drawn cases per op per dtype (the same for the same --seed) plus the
 explicit examples, with their actual arrays, configuration, output gradient and torch's
-float64 forward output and gradients, in one compressed .npz file. Needs torch.""",
+float64 forward output and gradients, in one compressed .npz file. Needs torch.
+With --from-database SPEC: instead the cases an example database holds (the failures found by
+verify, pytest or fuzz), so each found bug becomes a regression case replayed without torch;
+exit code 2 if the database holds none of the chosen ops.""",
     _record_arguments,
     _run_record,
 )

@@ -64,14 +64,19 @@ def keep_worst_imprecise(tally: "Tally", verdict: Verdict) -> None:
         tally.imprecise = verdict
 
 
-def report_imprecise(verdict: Verdict | None, strict: bool, prefix: str = "") -> None:
-    """An imprecise verdict as a warning, or as a failure under --bpcheck-strict."""
+def _report_note(verdict: Verdict | None, strict: bool, what: str, warning: type[UserWarning], prefix: str) -> None:
+    """A verdict that passes with a caveat (``what``) as a ``warning``, or as a failure under --bpcheck-strict."""
     if verdict is None:
         return
     text = prefix + verdict.render()
     if strict:
-        raise AssertionError("\nimprecise (a failure under --bpcheck-strict):\n" + text)
-    warnings.warn(ImpreciseGradient(text), stacklevel=3)
+        raise AssertionError(f"\n{what} (a failure under --bpcheck-strict):\n" + text)
+    warnings.warn(warning(text), stacklevel=4)
+
+
+def report_imprecise(verdict: Verdict | None, strict: bool, prefix: str = "") -> None:
+    """An imprecise verdict as a warning, or as a failure under --bpcheck-strict."""
+    _report_note(verdict, strict, "imprecise", ImpreciseGradient, prefix)
 
 
 class NondeterministicGradient(UserWarning):
@@ -87,12 +92,7 @@ def keep_nondeterministic(tally: "Tally", verdict: Verdict) -> None:
 
 def report_nondeterministic(verdict: Verdict | None, strict: bool, prefix: str = "") -> None:
     """A verdict whose backward was not deterministic, as a warning, or as a failure under --bpcheck-strict."""
-    if verdict is None:
-        return
-    text = prefix + verdict.render()
-    if strict:
-        raise AssertionError("\nnot deterministic (a failure under --bpcheck-strict):\n" + text)
-    warnings.warn(NondeterministicGradient(text), stacklevel=3)
+    _report_note(verdict, strict, "not deterministic", NondeterministicGradient, prefix)
 
 
 def _strict(request) -> bool:

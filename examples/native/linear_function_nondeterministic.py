@@ -1,19 +1,26 @@
-"""linear as a custom ``torch.autograd.Function`` whose backward sums over the batch in a random order each call.
+"""linear as a custom ``torch.autograd.Function`` whose backward sums over the batch in an order that changes each call.
 
     bpcheck verify torch:examples/native/linear_function_nondeterministic.py --ops linear
 
-This is what a GPU kernel with atomic adds does: ``grad_weight = sum_n G[n]^T x[n]`` and ``grad_bias = sum_n G[n]``
-are right, but two calls round their sums differently (a few ulps). bpcheck passes the gradients and says
+This is what a GPU kernel with atomic adds does (the order is whichever block finishes first; here it alternates,
+first to last then last to first, so that two consecutive calls always differ in order and the outcome of a
+derandomized run does not depend on luck): ``grad_weight = sum_n G[n]^T x[n]`` and ``grad_bias = sum_n G[n]`` are
+right, but two calls round their sums differently (a few ulps). bpcheck passes the gradients and says
 "not deterministic: two identical calls of the backward differ by up to ... ulps"; with ``--strict``
 (``--bpcheck-strict`` under pytest) that is a failure. ``linear_function.py`` is the same Function, deterministic.
 """
 import torch
 
 
-def _sum_in_random_order(terms):
-    """``terms.sum(0)``, the terms added one by one in a fresh random order."""
+_calls = [0]
+
+
+def _sum_in_changing_order(terms):
+    """``terms.sum(0)``, the terms added one by one, first to last on one call and last to first on the next."""
+    _calls[0] += 1
+    order = range(terms.shape[0]) if _calls[0] % 2 else reversed(range(terms.shape[0]))
     total = torch.zeros_like(terms[0])
-    for n in torch.randperm(terms.shape[0]).tolist():
+    for n in order:
         total = total + terms[n]
     return total
 
@@ -33,8 +40,8 @@ class Linear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         x, weight = ctx.saved_tensors
-        grad_weight = _sum_in_random_order(grad_output[:, :, None] * x[:, None, :])  # sum_n outer(G[n], x[n])
-        grad_bias = _sum_in_random_order(grad_output) if ctx.has_bias else None
+        grad_weight = _sum_in_changing_order(grad_output[:, :, None] * x[:, None, :])  # sum_n outer(G[n], x[n])
+        grad_bias = _sum_in_changing_order(grad_output) if ctx.has_bias else None
         return grad_output @ weight, grad_weight, grad_bias
 
 

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from oracle import course, magnitudes, precision, tolerances, torch_oracle
+from oracle import course, determinism, magnitudes, precision, tolerances, torch_oracle
 from oracle.case import Case
 from oracle.implementation import Implementation, ImplementationFailure, NotImplementedForConfig, check_result, submit
 from oracle.ops import OpSpec, positional
@@ -204,18 +204,25 @@ def _expected_grads(spec: OpSpec, grads: dict) -> list[tuple[str, np.ndarray | N
 
 @_guarded
 def backward(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
-    """Every gradient of the backward vs torch autograd (computed in float64)."""
+    """Every gradient of the backward vs torch autograd (computed in float64).
+
+    The backward is called twice on the same inputs (in the same request): if the gradients pass (or are
+    imprecise) but the two calls differ (``oracle.determinism``), the verdict says so in ``nondeterminism``.
+    """
     skip = _missing(impl, spec, "backward", case, spec.backward_name) or _untrusted_torch(spec, "backward", case)
     if skip:
         return skip
     arrays = case.arrays()
-    running = submit(impl, [backward_call(spec, arrays["grad_output"], arrays, case)])  # while torch computes
+    once = backward_call(spec, arrays["grad_output"], arrays, case)
+    running = submit(impl, [once, once])  # twice, to see whether it is deterministic; while torch computes
     output, grads = _oracle(spec, case, arrays)
     _, errors = reference_errors(spec, case, arrays, output, grads)
     first = None
     for note, reference in course.backward_references(spec.name, case, arrays, grads):  # torch's, or a course's
         verdict = compare_backward(impl, spec, case, arrays, reference, errors, running=running)
         if not verdict.failed:
+            verdict.nondeterminism = determinism.of_results(
+                running.result(0), running.result(1), [f"grad_{n}" for n in spec.differentiable])
             return verdict
         if first is None:
             first = verdict

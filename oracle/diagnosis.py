@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from oracle import mistakes, tolerances
+from oracle import determinism, mistakes, tolerances
 from oracle.case import Case
 from oracle.implementation import Implementation, ImplementationFailure, NotImplementedForConfig, call
 from oracle.ops import OpSpec, positional
@@ -78,17 +78,13 @@ def _structural(impl: Implementation, spec: OpSpec, case: Case, got: list) -> li
         return []
     if again is None or doubled is None:
         return []
-    hints = []
-    if not _identical(again, got):
-        hints.append(NOT_DETERMINISTIC)
-    elif _identical(doubled, got) and any(a is not None and np.any(a) for a in got):
-        hints.append(IGNORES_GRAD_OUTPUT)
-    return hints
-
-
-def _identical(a: list, b: list) -> bool:
-    return all((x is None and y is None) or (x is not None and y is not None and np.array_equal(x, y, equal_nan=True))
-               for x, y in zip(a, b))
+    names = [f"grad_{n}" for n in spec.differentiable]
+    differ = determinism.difference(got, again, names)
+    if differ:
+        return [f"{NOT_DETERMINISTIC} ({differ})"]
+    if determinism.difference(got, doubled, names) is None and any(a is not None and np.any(a) for a in got):
+        return [IGNORES_GRAD_OUTPUT]
+    return []
 
 
 def _analyse(impl: Implementation, spec: OpSpec, case: Case) -> tuple[list, int, list] | None:

@@ -108,7 +108,8 @@ def pytest_addoption(parser):
         action="store_true",
         default=False,
         dest="bpcheck_strict",
-        help="an imprecise gradient (right rule, digits lost beyond rounding) fails the test instead of warning "
+        help="an imprecise gradient (right rule, digits lost beyond rounding) or a backward that is not deterministic "
+        "(two identical calls differ) fails the test instead of warning "
         "(pytest's own --strict is taken; bpcheck verify calls it --strict)",
     )
 

@@ -13,7 +13,7 @@ JSON (``--json FILE``)::
                    "derandomize": true, "seed": null, "timeout": 20.0, "shrink_time": 60.0,
                    "budget": 600.0, "jobs": 1, "require_full": false},
       "summary": {"results": 52, "pass": 49, "FAIL": 1, "partial": 1, "not implemented": 1, "skipped": 0,
-                  "seconds": 41.2, "exit_code": 1},
+                  "seconds": 41.2, "not_deterministic": 0, "exit_code": 1},
       "coverage": {                             # the ops where some cases were declined (oracle.coverage)
         "conv2d": {"checked": 1620, "declined": 480, "fraction": 0.7714,
                    "declined_features": ["groups", "dilation"],
@@ -33,16 +33,22 @@ JSON (``--json FILE``)::
                       "declined_features": ["groups"], "declined_feature_cases": {"groups": 1}},
          "defects": [               # FAIL only: each distinct failure (oracle.defects), its own smallest case
            {"identity": "crash: IndexError", "message": "...", "verdict": {...}, "rendered": "..."},
-           {"identity": "wrong grad_x", ...}] | null},
+           {"identity": "wrong grad_x", ...}] | null,
+         "nondeterministic": "..." | null},  # Verdict.render() of a case whose backward gave different
+                                    # gradients for two identical calls (a note: the status stays pass/imprecise)
         ...
       ],
       "failures": [ ...the results whose status is FAIL, same fields... ],
-      "imprecise": [ ...the results whose status is imprecise (right rule, digits lost), same fields... ]
+      "imprecise": [ ...the results whose status is imprecise (right rule, digits lost), same fields... ],
+      "not_deterministic": [ ...the results with a nondeterministic note, same fields... ]
     }
 
 An ``imprecise`` result (``oracle.tolerances``) is not a failure: exit code 0,
 a passing JUnit testcase whose system-out says so, unless ``--strict`` (then
-exit 1 and a JUnit failure of type ``imprecise``).
+exit 1 and a JUnit failure of type ``imprecise``). Nor is a backward that is
+not deterministic (``oracle.determinism``): a note on a result that otherwise
+passes, shown in the table and below it; under ``--strict`` exit 1 and a JUnit
+failure of type ``not deterministic``.
 
 Non-finite floats (an ``inf`` relative error, a ``nan`` output) are written as
 the strings ``"inf"``, ``"-inf"``, ``"nan"`` so that the file is strict JSON.
@@ -69,6 +75,7 @@ from rich.text import Text
 
 from oracle import coverage as _coverage
 from oracle.coverage import PARTIAL
+from oracle.determinism import NOT_DETERMINISTIC
 from oracle.verdict import CHECK_TITLES, FAIL, IMPRECISE, NOT_EXPRESSIBLE, NOT_IMPLEMENTED, PASS, SKIPPED
 
 STATUSES = (PASS, IMPRECISE, FAIL, PARTIAL, NOT_IMPLEMENTED, NOT_EXPRESSIBLE, SKIPPED)
@@ -101,6 +108,9 @@ class Result:
     """What was verified (``oracle.coverage.summary``): cases checked and declined, declined features."""
     defects: list | None = None
     """FAIL: each distinct failure (``oracle.defects``) as {identity, message, verdict, rendered}."""
+    nondeterministic: str | None = None
+    """The rendered verdict of a case whose backward gave different gradients for two identical calls
+    (``oracle.determinism``), None if every call repeated itself. A note, not a status."""
 
     @property
     def failed(self) -> bool:
@@ -122,8 +132,19 @@ def exit_code(results: Iterable[Result], require_full: bool = False, strict: boo
     ``strict``: an imprecise one is.
     """
     results = list(results)
-    return 1 if any(r.failed or (strict and r.status == IMPRECISE) for r in results) or (
+    return 1 if any(r.failed or (strict and _gated_by_strict(r)) for r in results) or (
         require_full and any(map(_coverage.incomplete, results))) else 0
+
+
+def _gated_by_strict(result: Result) -> bool:
+    """Whether ``result`` fails under --strict only: imprecise, or a backward that is not deterministic."""
+    return result.status == IMPRECISE or bool(result.nondeterministic)
+
+
+def nondeterministic_label(result: Result) -> str:
+    """The note's first line, ``not deterministic: ...`` (``oracle.determinism``)."""
+    text = result.nondeterministic or ""
+    return next((line.strip() for line in text.splitlines() if line.strip().startswith(NOT_DETERMINISTIC)), NOT_DETERMINISTIC)
 
 
 def counts(results: Iterable[Result]) -> dict[str, int]:
@@ -192,6 +213,7 @@ def table(results: list[Result], width: int | None = None) -> Table:
     previous_op = None
     for op, check, rs in _rows(results):
         status = _merge_status([r.status for r in rs])
+        nondeterministic = next((r for r in rs if r.nondeterministic), None)
         same = [r.dtype for r in rs if not r.missing_op and r.status == status]
         other = [f"{r.dtype}: {r.status}" for r in rs if not r.missing_op and r.status != status]
         dtypes = ", ".join(same) + (f" ({'; '.join(other)})" if other else "")
@@ -202,11 +224,13 @@ def table(results: list[Result], width: int | None = None) -> Table:
         detail = summary_of(detail_from) if detail_from else ""
         if status == PARTIAL:  # the row's dtypes together, like the examples and not impl. columns
             detail = _coverage.short(_coverage.merge(op, [r.coverage for r in rs]))
+        if nondeterministic is not None and status in (PASS, PARTIAL):
+            detail = nondeterministic_label(nondeterministic)
         rows.append([
             op if op != previous_op else "",
             check,
             dtypes or "-",
-            status,
+            status + (f", {NOT_DETERMINISTIC}" if nondeterministic is not None and status != FAIL else ""),
             "-" if missing else str(examples),
             "-" if missing else (f"{declined}/{examples}" if declined else "0"),
             detail,
@@ -224,7 +248,7 @@ def table(results: list[Result], width: int | None = None) -> Table:
         t.add_column(headers[-1], overflow="ellipsis", no_wrap=True, max_width=None if width is None else width - fixed)
     # else a narrow terminal: no detail column (the failures are printed in full below), rich wraps the rest
     for row in rows:
-        cells = [*row[:3], Text(row[3], style=STYLES.get(row[3], "")), *row[4:6]]
+        cells = [*row[:3], Text(row[3], style=STYLES.get(row[3].split(",")[0], "")), *row[4:6]]
         t.add_row(*cells, Text(row[6])) if fits else t.add_row(*cells)
     return t
 
@@ -258,6 +282,12 @@ def print_report(console: Console, results: list[Result], *, header: str, footer
             console.rule(Text(f"imprecise: {r.op} {CHECK_TITLES.get(r.check, r.check)} ({r.dtype})", style=STYLES[IMPRECISE]),
                          align="left")
             console.print(Text(r.rendered or r.message), soft_wrap=True)
+    for r in results:
+        if r.nondeterministic:
+            console.print()
+            console.rule(Text(f"{NOT_DETERMINISTIC}: {r.op} {CHECK_TITLES.get(r.check, r.check)} ({r.dtype})",
+                              style=STYLES[IMPRECISE]), align="left")
+            console.print(Text(r.nondeterministic), soft_wrap=True)
     console.print()
     console.print(Text(footer), soft_wrap=True)
 
@@ -270,8 +300,13 @@ def footer_line(results: list[Result], seconds: float, require_full: bool = Fals
     incomplete = sum(map(_coverage.incomplete, results))
     if require_full and incomplete:
         line += f" (--require-full: {incomplete} not verified on every drawn configuration)"
-    if strict and c.get(IMPRECISE):
-        line += f" (--strict: {c[IMPRECISE]} imprecise)"
+    nondeterministic = sum(bool(r.nondeterministic) for r in results)
+    if nondeterministic:
+        line += f"; {nondeterministic} {NOT_DETERMINISTIC}"
+    gated = [f"{c[IMPRECISE]} imprecise"] if c.get(IMPRECISE) else []
+    gated += [f"{nondeterministic} {NOT_DETERMINISTIC}"] if nondeterministic else []
+    if strict and gated:
+        line += f" (--strict: {', '.join(gated)})"
     return line
 
 
@@ -301,11 +336,13 @@ def as_json(module: str, provided: list[str], settings: dict, results: list[Resu
             "provided": list(provided),
             "settings": dict(settings),
             "summary": {"results": len(results), **counts(results), "seconds": round(seconds, 3),
+                        "not_deterministic": sum(bool(r.nondeterministic) for r in results),
                         "exit_code": exit_code(results, bool(settings.get("require_full")), bool(settings.get("strict")))},
             "coverage": _coverage.by_op(results),
             "results": rows,
             "failures": [row for row in rows if row["status"] == FAIL],
             "imprecise": [row for row in rows if row["status"] == IMPRECISE],
+            "not_deterministic": [row for row in rows if row["nondeterministic"]],
         }
     )
 
@@ -342,7 +379,7 @@ def junit(module: str, settings: dict, results: list[Result], seconds: float) ->
     require_full, strict = bool(settings.get("require_full")), bool(settings.get("strict"))
     # the results that fail only because of --require-full or --strict
     gated = {id(r) for r in results if not r.failed and (
-        (require_full and _coverage.incomplete(r)) or (strict and r.status == IMPRECISE))}
+        (require_full and _coverage.incomplete(r)) or (strict and _gated_by_strict(r)))}
     n_failures = sum(r.failed for r in results) + len(gated)
     n_skipped = sum(r.status in (NOT_IMPLEMENTED, NOT_EXPRESSIBLE, SKIPPED) and id(r) not in gated for r in results)
     suites = ET.Element("testsuites", name=f"bpcheck verify {module}", tests=str(len(results)),
@@ -372,10 +409,15 @@ def junit(module: str, settings: dict, results: list[Result], seconds: float) ->
             else:
                 failure.text = _xml_text(r.rendered or r.message)
         elif id(r) in gated:
-            flag = "--strict" if r.status == IMPRECISE else "--require-full"
-            failure = ET.SubElement(case, "failure", type=r.status,
-                                    message=_xml_text(f"{flag}: {r.status}: {summary_of(r)}"))
-            failure.text = _xml_text(r.rendered or r.message)
+            if strict and r.status != IMPRECISE and r.nondeterministic:
+                failure = ET.SubElement(case, "failure", type=NOT_DETERMINISTIC,
+                                        message=_xml_text(f"--strict: {nondeterministic_label(r)}"))
+                failure.text = _xml_text(r.nondeterministic)
+            else:
+                flag = "--strict" if r.status == IMPRECISE else "--require-full"
+                failure = ET.SubElement(case, "failure", type=r.status,
+                                        message=_xml_text(f"{flag}: {r.status}: {summary_of(r)}"))
+                failure.text = _xml_text(r.rendered or r.message)
         elif r.status in (NOT_IMPLEMENTED, NOT_EXPRESSIBLE, SKIPPED):
             ET.SubElement(case, "skipped", message=_xml_text(f"{r.status}: {r.message}" if r.message else r.status))
         out = f"examples: {r.examples}; not implemented for {r.not_implemented}; skipped {r.skipped}"
@@ -383,6 +425,8 @@ def junit(module: str, settings: dict, results: list[Result], seconds: float) ->
             out += f"\n{r.message}"
         if r.status == IMPRECISE:
             out += f"\nimprecise (right rule, digits lost beyond rounding; not a failure without --strict):\n{r.rendered or r.message}"
+        if r.nondeterministic:
+            out += f"\n{NOT_DETERMINISTIC} (right values, two identical calls differ; not a failure without --strict):\n{r.nondeterministic}"
         ET.SubElement(case, "system-out").text = _xml_text(out)
     tree = ET.ElementTree(suites)
     ET.indent(tree)

@@ -16,7 +16,9 @@ gradients on others) are each shrunk to their own smallest case and reported
 together (``oracle.defects``). An imprecise case (a right rule that loses
 digits, ``oracle.tolerances``) is not a failure: the property goes on over
 every case, keeps the worst imprecise one and reports it as an
-``ImpreciseGradient`` warning, or as a failure under ``--bpcheck-strict``.
+``ImpreciseGradient`` warning, or as a failure under ``--bpcheck-strict``. A
+backward whose two identical calls differ (``oracle.determinism``) but pass is
+reported the same way, as a ``NondeterministicGradient`` warning.
 """
 
 from __future__ import annotations
@@ -62,14 +64,35 @@ def keep_worst_imprecise(tally: "Tally", verdict: Verdict) -> None:
         tally.imprecise = verdict
 
 
-def report_imprecise(verdict: Verdict | None, strict: bool, prefix: str = "") -> None:
-    """An imprecise verdict as a warning, or as a failure under --bpcheck-strict."""
+def _report_note(verdict: Verdict | None, strict: bool, what: str, warning: type[UserWarning], prefix: str) -> None:
+    """A verdict that passes with a caveat (``what``) as a ``warning``, or as a failure under --bpcheck-strict."""
     if verdict is None:
         return
     text = prefix + verdict.render()
     if strict:
-        raise AssertionError("\nimprecise (a failure under --bpcheck-strict):\n" + text)
-    warnings.warn(ImpreciseGradient(text), stacklevel=3)
+        raise AssertionError(f"\n{what} (a failure under --bpcheck-strict):\n" + text)
+    warnings.warn(warning(text), stacklevel=4)
+
+
+def report_imprecise(verdict: Verdict | None, strict: bool, prefix: str = "") -> None:
+    """An imprecise verdict as a warning, or as a failure under --bpcheck-strict."""
+    _report_note(verdict, strict, "imprecise", ImpreciseGradient, prefix)
+
+
+class NondeterministicGradient(UserWarning):
+    """Two identical calls of the implementation's backward gave different gradients, each within tolerance
+    (shown, failed only under --bpcheck-strict)."""
+
+
+def keep_nondeterministic(tally: "Tally", verdict: Verdict) -> None:
+    """Remember ``verdict`` if its backward was not deterministic (the first such case: they all say the same)."""
+    if verdict.nondeterminism and tally.nondeterministic is None:
+        tally.nondeterministic = verdict
+
+
+def report_nondeterministic(verdict: Verdict | None, strict: bool, prefix: str = "") -> None:
+    """A verdict whose backward was not deterministic, as a warning, or as a failure under --bpcheck-strict."""
+    _report_note(verdict, strict, "not deterministic", NondeterministicGradient, prefix)
 
 
 def _strict(request) -> bool:
@@ -138,6 +161,8 @@ class Tally:
     """Tells failures apart (``oracle.defects.Identities``)."""
     imprecise: Verdict | None = None
     """The worst imprecise verdict (most digits lost beyond rounding); the cases go on after it."""
+    nondeterministic: Verdict | None = None
+    """The first verdict (pass or imprecise) whose backward gave different gradients for identical calls."""
     not_expressible: list = field(default_factory=list)
     """Why each drawn case the run's course style cannot express was left out (``oracle.course``): never checked,
     never a pass or a failure."""
@@ -263,6 +288,8 @@ def build_property(
             tally.skipped.append(verdict)
             note(verdict.render())
             return
+        if not verdict.failed:
+            keep_nondeterministic(tally, verdict)
         if verdict.imprecise:
             keep_worst_imprecise(tally, verdict)
             return
@@ -365,6 +392,7 @@ def run_property(impl, op: str, check: str, dtype: str, strict: bool = False) ->
     _run_reporting_defects(lambda _: build_property(op, check, dtype), impl, tally, f"{op} {check} ({dtype})")
     _report_declined(impl, op, check, tally, dtype)
     report_imprecise(tally.imprecise, strict)
+    report_nondeterministic(tally.nondeterministic, strict)
 
 
 def _make_test(op: str, check: str, dtype: str):
@@ -399,6 +427,7 @@ def _make_test(op: str, check: str, dtype: str):
                         f"{tally.not_expressible[0]}")
         _report_declined(impl, op, check, tally, dtype)
         report_imprecise(tally.imprecise, _strict(request))
+        report_nondeterministic(tally.nondeterministic, _strict(request))
 
     # expose Hypothesis's handle so --hypothesis-show-statistics reports this test
     test.hypothesis = prop.hypothesis
@@ -426,6 +455,8 @@ def _make_examples_test(op: str, check: str):
             raise AssertionError("\nexplicit example (oracle/examples.py):\n" + verdict.render())
         if verdict.imprecise:
             report_imprecise(verdict, _strict(request), "explicit example (oracle/examples.py):\n")
+        if verdict.nondeterminism:
+            report_nondeterministic(verdict, _strict(request), "explicit example (oracle/examples.py):\n")
 
     test.__name__ = f"test_{op}_{check}_examples"
     return test

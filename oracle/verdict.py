@@ -56,6 +56,11 @@ IMPRECISE_NEXT = ("the rule is right but loses digits at this element: look for 
                   "(1 - p, 1 + exp(-z), a float32 sum) and use the stable form (log1p, expm1, the logits form, "
                   "pairwise or float64 accumulation); --strict (bpcheck verify) / --bpcheck-strict (pytest) make this a failure.")
 
+#: what to try next on a verdict whose backward is not deterministic (``oracle.determinism``)
+NONDETERMINISTIC_NEXT = ("the gradients are right, but two identical calls gave different ones: a sum in a run-dependent "
+                         "order (atomics, a thread pool) or state kept across calls; make the reduction order fixed if "
+                         "runs must be reproducible. --strict (bpcheck verify) / --bpcheck-strict (pytest) make this a failure.")
+
 
 @dataclass(frozen=True)
 class Mismatch:
@@ -168,6 +173,9 @@ class Verdict:
     message: str = ""
     mismatch: Mismatch | None = None
     hints: list[str] = field(default_factory=list)
+    nondeterminism: str | None = None
+    """How two identical calls of the backward differed (``oracle.determinism.difference``), None if they did not
+    or were not compared. Not a status: the values may pass or be imprecise as well."""
 
     @property
     def failed(self) -> bool:
@@ -185,6 +193,8 @@ class Verdict:
             lines += ["  " + line for line in self.message.splitlines()]
         if self.mismatch is not None:
             lines.append("  " + self.mismatch.describe())
+        if self.nondeterminism:
+            lines.append(f"  {self.nondeterminism}")
         for hint in self.hints:
             lines.append(f"  hint: {hint}")
         if self.case is not None:
@@ -193,6 +203,8 @@ class Verdict:
             lines.append(f"  next: {NEXT_STEPS[self.check]}")
         elif self.imprecise:
             lines.append(f"  next: {IMPRECISE_NEXT}")
+        if self.nondeterminism and not self.failed:
+            lines.append(f"  next: {NONDETERMINISTIC_NEXT}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
@@ -200,4 +212,5 @@ class Verdict:
             "op": self.op, "check": self.check, "status": self.status, "message": self.message,
             "mismatch": None if self.mismatch is None else self.mismatch.as_dict(),
             "hints": list(self.hints), "case": None if self.case is None else repr(self.case),
+            "nondeterminism": self.nondeterminism,
         }

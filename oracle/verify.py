@@ -29,12 +29,14 @@ return within --timeout seconds is a FAIL ("hang").
 
 A right rule that loses digits beyond rounding (``-log(1 - p)`` for
 ``-log1p(-p)``) is "imprecise": shown with the digits lost and the stable
-formula, not a failure unless --strict.
+formula, not a failure unless --strict. A backward whose gradients are right
+but differ between two identical calls is "not deterministic": a note on the
+result (its status stays pass or imprecise), not a failure unless --strict.
 
-Exit status: 0 if nothing failed (not implemented, partial and imprecise are
-not failures), 1 if any check failed (or, with --require-full, if any op the
-module provides was not verified on every drawn configuration; with --strict,
-if any result is imprecise), 2 if MODULE cannot be imported, implements none
+Exit status: 0 if nothing failed (not implemented, partial, imprecise and not
+deterministic are not failures), 1 if any check failed (or, with --require-full,
+if any op the module provides was not verified on every drawn configuration;
+with --strict, if any result is imprecise or not deterministic), 2 if MODULE cannot be imported, implements none
 of the contract, or an option is wrong.
 """
 
@@ -129,7 +131,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "a partial result (some configurations declined with NotImplementedError) or a not-implemented "
                         "check of a provided op is a failure (for CI gates)")
     parser.add_argument("--strict", action="store_true",
-                        help="an imprecise result (right rule, digits lost beyond rounding) fails the run (exit 1)")
+                        help="an imprecise result (right rule, digits lost beyond rounding) or a backward that is not "
+                        "deterministic (two identical calls differ) fails the run (exit 1)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML to FILE")
     add_style_arguments(parser)
@@ -364,6 +367,8 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
         result.verdict = first.as_dict()
     if result.status == PASS and tally.imprecise is not None:
         _imprecise(result, tally.imprecise)
+    if tally.nondeterministic is not None:
+        result.nondeterministic = tally.nondeterministic.render()
     return result.as_dict()
 
 
@@ -378,7 +383,7 @@ def _imprecise(result: Result, verdict: Verdict) -> None:
 def _run_examples(impl, op: str, check: str, dtype: str, tally, before: Callable[[Case], bool]) -> None:
     """The explicit examples (edge cases, field bugs), after the drawn cases passed; the first failure of each
     distinct identity (``oracle.defects``) is kept."""
-    from oracle.suite import check_example, examples_for, keep_worst_imprecise  # noqa: PLC0415
+    from oracle.suite import check_example, examples_for, keep_nondeterministic, keep_worst_imprecise  # noqa: PLC0415
 
     for case in examples_for(op, dtype):
         why = course.not_expressible(case)
@@ -395,6 +400,8 @@ def _run_examples(impl, op: str, check: str, dtype: str, tally, before: Callable
             tally.skipped.append(verdict)
         elif verdict.imprecise:
             keep_worst_imprecise(tally, verdict)
+        if not verdict.failed:
+            keep_nondeterministic(tally, verdict)
         elif verdict.failed and tally.identities.of(verdict) not in tally.defects:
             verdict.hints.append("an explicit example (oracle/examples.py) failed; the drawn cases did not")
             tally.fail(verdict)

@@ -296,7 +296,8 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
 
     missing = optional_missing(impl, op, check)
     if missing:  # an optional function the module does not define: nothing to draw
-        return Result(op, check, dtype, NOT_IMPLEMENTED, message=missing[len(impl.label) + len(" has "):]).as_dict()
+        return Result(op, check, dtype, NOT_IMPLEMENTED, message=missing[len(impl.label) + len(" has "):],
+                      optional=True).as_dict()
     tally = Tally()
     before = ShrinkBudget(tally, config["shrink_time"], announce, config.get("draw_seconds"))
     db = open_database(config.get("database"))

@@ -1,6 +1,6 @@
 """How long a user waits for a verdict: ``bpcheck verify MODULE --profile ci`` timed end to end.
 
-    python benchmarks/time_to_verdict.py [--reps 3] [--jobs auto,1] [--ops OP,OP...] [--markdown FILE]
+    python benchmarks/time_to_verdict.py [--reps 3] [--jobs auto,1] [--ops OP,OP...] [--screen on,off] [--markdown FILE]
 
 Times, alternately and ``--reps`` times each, the whole command (start-up, every
 op, check and dtype, the report) for:
@@ -10,7 +10,9 @@ op, check and dtype, the report) for:
   NumPy implementation ten times slower, as a student's often is);
 
 with each ``--jobs`` setting, over every op of the contract or the ``--ops`` given
-(``nine``: the first contract's nine ops, as the earlier figures were). Prints the
+(``nine``: the first contract's nine ops, as the earlier figures were), and with the screen
+(``oracle.screening``: one draw per op and dtype serving every check) on, as shipped, or off
+(``--screen on,off``: every op/check/dtype searched alone, as before it). Prints the
 median wall time of each, the CPU seconds of all its processes (the CLI, the fork
 server, the judges, the workers) and the load average before the run. Run it on a
 quiet machine; on a loaded one, read the CPU seconds.
@@ -61,7 +63,7 @@ def _cpu_seconds(root: int) -> dict[int, float]:
     return {pid: cpu[pid] for pid in tree if pid in cpu}
 
 
-def timed(target: str, jobs: str, ops: str | None = None) -> tuple[float, float | None]:
+def timed(target: str, jobs: str, ops: str | None = None, screen: str = "on") -> tuple[float, float | None]:
     """``(wall seconds, CPU seconds of every process of the run)`` of one ``bpcheck verify`` run; exits if it does
     not pass. The CPU is polled from ``/proc`` every 0.1 s (a process's last 0.1 s before it ends may be missed;
     None where there is no ``/proc``): on a loaded machine it says more than the wall time."""
@@ -71,7 +73,8 @@ def timed(target: str, jobs: str, ops: str | None = None) -> tuple[float, float 
     seen: dict[int, float] = {}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=err, text=True)
+        env = {**os.environ, "BPCHECK_SCREEN": "0" if screen == "off" else "1"}
+        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=err, text=True, env=env)
         while process.poll() is None:
             for pid, seconds in _cpu_seconds(process.pid).items():
                 seen[pid] = max(seen.get(pid, 0.0), seconds)
@@ -88,26 +91,30 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--jobs", default="auto", help="comma-separated --jobs settings to time (default: auto)")
     parser.add_argument("--ops", help="comma-separated ops to check (default: all; 'nine': the first contract's)")
+    parser.add_argument("--screen", default="on", help="comma-separated: on (as shipped), off (every unit alone)")
     parser.add_argument("--markdown", help="also write the table as Markdown to this file")
     args = parser.parse_args()
     ops = NINE if args.ops == "nine" else args.ops
     load = os.getloadavg()[0]
-    settings = [(label, target, jobs) for label, target in TARGETS.items() for jobs in args.jobs.split(",")]
+    settings = [(label, target, jobs, screen) for label, target in TARGETS.items() for jobs in args.jobs.split(",")
+                for screen in args.screen.split(",")]
     walls: dict[tuple, list[float]] = {s: [] for s in settings}
     cpus: dict[tuple, list[float]] = {s: [] for s in settings}
     for rep in range(args.reps):
         for setting in settings if rep % 2 == 0 else settings[::-1]:  # alternate the order
-            wall, cpu = timed(setting[1], setting[2], ops)
+            wall, cpu = timed(setting[1], setting[2], ops, setting[3])
             walls[setting].append(wall)
             if cpu is not None:
                 cpus[setting].append(cpu)
-            print(f"  {setting[0]:22s} --jobs {setting[2]:5s} {wall:6.1f} s, CPU {cpu or float('nan'):6.1f} s", flush=True)
-    lines = ["| implementation | `--jobs` | verdict after (s, median) | runs (s) | CPU s, all processes (median) |",
-             "|---|---|---|---|---|"]
+            print(f"  {setting[0]:22s} --jobs {setting[2]:5s} screen {setting[3]:3s} {wall:6.1f} s, "
+                  f"CPU {cpu or float('nan'):6.1f} s", flush=True)
+    lines = ["| implementation | `--jobs` | screen | verdict after (s, median) | runs (s) | CPU s, all processes (median) |",
+             "|---|---|---|---|---|---|"]
     for setting in settings:
         runs = ", ".join(f"{w:.1f}" for w in walls[setting])
         cpu = f"{statistics.median(cpus[setting]):.1f}" if cpus[setting] else "n/a"
-        lines.append(f"| {setting[0]} | {setting[2]} | {statistics.median(walls[setting]):.1f} | {runs} | {cpu} |")
+        lines.append(f"| {setting[0]} | {setting[2]} | {setting[3]} | {statistics.median(walls[setting]):.1f} | {runs} "
+                     f"| {cpu} |")
     print(f"`bpcheck verify MODULE --profile ci{' --ops ' + ops if ops else ''}`, median of {args.reps}, {os.cpu_count()} cores, "
           f"load average before: {load:.1f}")
     print("\n".join(lines))

@@ -175,10 +175,13 @@ class WorkerPool:
         budget: float = 600.0,
         stall: float = 120.0,
         preload: list[str] | None = None,
+        weight: Callable[[Any], float] | None = None,
     ):
         self.setup, self.work, self.setup_arg, self.config = setup, work, setup_arg, config
         self.jobs = max(1, jobs)
         self.budget = budget
+        self.weight = weight or (lambda unit: 1)
+        """How many budgets a unit may take (a screen of several checks: one each)."""
         self.stall = stall
         self.context = multiprocessing.get_context(start_method())
         if start_method() == "forkserver":
@@ -364,9 +367,10 @@ class WorkerPool:
                     self._retire(w)
                     continue
                 if w.unit is not None:
-                    if now - w.unit_started > self.budget:
+                    allowed = self.budget * self.weight(w.unit)
+                    if now - w.unit_started > allowed:
                         self._kill(w)
-                        on_death(w.unit, self._death(w, f"killed after {self.budget:g} s (--budget, the time allowed for one op/check/dtype)"))
+                        on_death(w.unit, self._death(w, f"killed after {allowed:g} s (--budget, the time allowed for one op/check/dtype)"))
                         w.unit = None
                         self._retire(w)
                     elif now - w.last_message > self.stall:

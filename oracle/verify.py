@@ -13,7 +13,9 @@ applies to the op
 
 runs over the op's Hypothesis strategy in each dtype: the profile's number of
 drawn cases, then (if those pass) the op's explicit edge cases and field bugs.
-On a drawn failure Hypothesis shrinks to a minimal counterexample, printed
+The cases are drawn once per op and dtype and every check runs on each (the
+screen); a check that fails is run again alone. On a drawn failure Hypothesis
+shrinks to a minimal counterexample, printed
 below the table with where the error sits, expected vs got, and the lines that
 rebuild the case; distinct failures of one check (a crash on some
 configurations, wrong gradients on others) are each shrunk and printed
@@ -54,7 +56,7 @@ from typing import Any, Callable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from oracle import course
+from oracle import course, screening
 from oracle.case import DTYPES, Case
 from oracle.isolation import Death, SetupFailed, WorkerPool
 from oracle.ops import SPECS
@@ -269,6 +271,13 @@ def load_in_child(target: str, config: dict) -> tuple[Any, list[str]]:
     return impl, impl.provided()
 
 
+def run_work(impl, unit: tuple, config: dict, announce: Callable[[str], None]) -> dict:
+    """WorkerPool work: a screen of every check of an (op, dtype) (``oracle.screening``) or one unit alone."""
+    from oracle import screening  # noqa: PLC0415
+
+    return (screening.run_screen if screening.is_screen(unit) else run_unit)(impl, unit, config, announce)
+
+
 def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[[str], None]) -> dict:
     """WorkerPool work: run one check of one op in one dtype under Hypothesis; a ``Result`` as a dict.
 
@@ -281,16 +290,18 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
     Optional ``config`` keys: ``database`` (a spec, ``oracle.database``: replayed first, failures saved),
     ``draw_seconds`` (stop checking new cases after this long; ``bpcheck fuzz``'s rounds),
     ``explicit_examples`` (False: not the op's explicit examples).
+    A fourth element of ``unit``, the choice sequences (hex) of cases that failed the screen
+    (``oracle.screening``), is replayed (from an example database of its own) if the check's own draws find
+    no failure.
     """
     from hypothesis.reporting import with_reporter  # noqa: PLC0415
 
-    from oracle.coverage import PARTIAL, describe  # noqa: PLC0415
     from oracle.database import WriteOnly, open_database  # noqa: PLC0415
     from oracle.database import apply as apply_database  # noqa: PLC0415
-    from oracle.defects import only_failures  # noqa: PLC0415
+    from oracle.screening import replaying  # noqa: PLC0415
     from oracle.suite import ShrinkBudget, Tally, build_property, search_defects  # noqa: PLC0415
 
-    op, check, dtype = unit
+    op, check, dtype = unit[:3]
     course.activate(config.get("style"), config.get("conventions"))
     from oracle.suite import optional_missing  # noqa: PLC0415
 
@@ -300,29 +311,42 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
                       optional=True).as_dict()
     tally = Tally()
     before = ShrinkBudget(tally, config["shrink_time"], announce, config.get("draw_seconds"))
-    db = open_database(config.get("database"))
-
     started = time.perf_counter()
-    error: BaseException | None = None
 
-    def make_prop(round_: int):
-        prop = build_property(op, check, dtype, before=before, examples=())
-        # the first round replays the database first; later ones mask the defects found, so must not replay them
-        return apply_database(prop, hypothesis_settings(config), db if round_ == 0 or db is None else WriteOnly(db),
-                              seed=config["seed"])
+    def search(db) -> BaseException | None:
+        def make_prop(round_: int):
+            prop = build_property(op, check, dtype, before=before, examples=())
+            # the first round replays the database first; later ones mask the defects found, so must not replay them
+            return apply_database(prop, hypothesis_settings(config), db if round_ == 0 or db is None else WriteOnly(db),
+                                  seed=config["seed"])
 
-    try:
-        with with_reporter(lambda *_: None):
-            search_defects(make_prop, impl, tally)
-    except unittest.SkipTest:  # Hypothesis had no case to run: the replay profile, and nothing stored
-        pass
-    except BaseException as exc:  # noqa: BLE001 - AssertionError is the finding; anything else is reported too
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        error = exc
+        try:
+            with with_reporter(lambda *_: None):
+                search_defects(make_prop, impl, tally)
+        except unittest.SkipTest:  # Hypothesis had no case to run: the replay profile, and nothing stored
+            pass
+        except BaseException as exc:  # noqa: BLE001 - AssertionError is the finding; anything else is reported too
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            return exc
+        return None
+
+    error = search(open_database(config.get("database")))
+    if len(unit) > 3 and tally.failing is None and error is None:  # the screen's failing case, missed by these draws
+        error = search(replaying(unit[3], unit[:3]))
     if tally.failing is None and error is None and config.get("explicit_examples", config["profile"] != "replay"):
         _run_examples(impl, op, check, dtype, tally, before)
-    seconds = time.perf_counter() - started
+    return conclude(impl, unit[:3], tally, before, error, time.perf_counter() - started, config)
+
+
+def conclude(impl, unit: tuple[str, str, str], tally, before, error: BaseException | None, seconds: float,
+             config: dict) -> dict:
+    """The ``Result`` (as a dict) of one op/check/dtype from what its cases showed (``tally``): FAIL with every
+    distinct defect, the run's own error, not expressible, not implemented, skipped, partial, imprecise or pass."""
+    from oracle.coverage import PARTIAL, describe  # noqa: PLC0415
+    from oracle.defects import only_failures  # noqa: PLC0415
+
+    op, check, dtype = unit
     result = Result(op, check, dtype, PASS, examples=tally.ran, not_implemented=len(tally.declined),
                     skipped=len(tally.skipped), seconds=round(seconds, 3))
     if tally.ran or tally.not_expressible:
@@ -590,8 +614,9 @@ def _run(args: argparse.Namespace) -> int:
     from oracle.suite import checks_for  # noqa: PLC0415
 
     stall = max(60.0, 10 * config["timeout"]) if config["timeout"] > 0 else config["budget"]
-    pool = WorkerPool(load_in_child, run_unit, target, config, jobs=config["jobs"], budget=config["budget"] or float("inf"),
-                      stall=min(stall, config["budget"] or float("inf")))
+    pool = WorkerPool(load_in_child, run_work, target, config, jobs=config["jobs"], budget=config["budget"] or float("inf"),
+                      stall=min(stall, config["budget"] or float("inf")), weight=_checks_in)
+    screen = screening.wanted(config)
     with pool:
         try:
             provided = pool.start()
@@ -608,11 +633,13 @@ def _run(args: argparse.Namespace) -> int:
                     order.append(key)
                     results[key] = r
                 continue
-            for check in checks_for(op):
-                for dtype in dtypes:
-                    units.append((op, check, dtype))
-                    order.append((op, check, dtype))
-        results.update(_run_units(pool, dispatch_order(units)))
+            checks = checks_for(op)
+            order.extend((op, check, dtype) for check in checks for dtype in dtypes)
+            if screen:
+                units.extend(screening.unit(op, dtype, checks) for dtype in dtypes)
+            else:
+                units.extend((op, check, dtype) for check in checks for dtype in dtypes)
+        results.update(_run_units(pool, units, len(order) - len(results)))
     ordered = [results[key] for key in order]
     seconds = time.perf_counter() - started
     settings_doc = {"ops": ops, "dtypes": dtypes, **{k: v for k, v in config.items() if k != "seed_origin"}}
@@ -641,19 +668,27 @@ def dispatch_order(units: list[tuple[str, str, str]]) -> list[tuple[str, str, st
     return sorted(units, key=lambda unit: unit[1] not in SLOW_CHECKS)  # stable: the contract's order within each
 
 
-def _run_units(pool: WorkerPool, units: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], Result]:
-    """Run the units in the pool with a progress bar on stderr (shown on a terminal only)."""
+def _checks_in(unit: tuple) -> int:
+    """How many units' time (--budget) ``unit`` may take: a screen's, one per check."""
+    return len(unit[3]) if screening.is_screen(unit) else 1
+
+
+def _run_units(pool: WorkerPool, units: list[tuple], expected: int) -> dict[tuple[str, str, str], Result]:
+    """Run the units in the pool with a progress bar on stderr (shown on a terminal only); the results of the
+    ``expected`` op/check/dtype units. The checks that failed a screen (``oracle.screening``) are run again
+    alone, after every screen: shrunk, and searched for their other defects."""
     results: dict[tuple[str, str, str], Result] = {}
-    announced: dict[tuple[str, str, str], int] = {}
-    began: dict[tuple[str, str, str], float] = {}
+    announced: dict[tuple, int] = {}
+    began: dict[tuple, float] = {}
+    rechecks: list[tuple] = []
+    screened: dict[tuple[str, str, str], Result] = {}  # the screen's own result of each check run again
     console = _console(stderr=True)
     lines = not console.is_terminal  # CI logs: a plain line per finished unit instead of the live bar
-    done = [0]
 
-    def finished(unit, result: Result) -> None:
-        done[0] += 1
+    def finished(key: tuple[str, str, str], result: Result) -> None:
+        results[key] = result
         if lines:
-            print(f"bpcheck verify: [{done[0]}/{len(units)}] {' '.join(unit)}: {result.status} "
+            print(f"bpcheck verify: [{len(results)}/{expected}] {' '.join(key)}: {result.status} "
                   f"({result.examples} cases, {result.seconds:.1f} s)", file=sys.stderr, flush=True)
         progress.advance(task)
 
@@ -662,7 +697,7 @@ def _run_units(pool: WorkerPool, units: list[tuple[str, str, str]]) -> dict[tupl
         console=console, transient=True, disable=not console.is_terminal,
     )
     with progress:
-        task = progress.add_task("starting", total=len(units))
+        task = progress.add_task("starting", total=expected)
 
         def on_announce(unit, text):
             announced[unit] = announced.get(unit, 0) + 1
@@ -670,21 +705,47 @@ def _run_units(pool: WorkerPool, units: list[tuple[str, str, str]]) -> dict[tupl
             progress.update(task, description=f"{unit[0]} {unit[1]} {unit[2]}: case {announced[unit]}")
 
         def on_result(unit, data):
-            if "error" in data:  # run_unit itself raised: report it, do not lose the unit
+            if screening.is_screen(unit):
+                for item in data["results"]:
+                    result = Result.from_dict(item)
+                    key = (result.op, result.check, result.dtype)
+                    if result.check in data["recheck"]:
+                        screened[key] = result
+                    else:
+                        finished(key, result)
+                rechecks.extend((unit[0], check, unit[2], tuple(choices)) for check, choices in data["recheck"].items())
+            elif "error" in data:  # run_unit itself raised: report it, do not lose the unit
                 verdict = Verdict(unit[0], unit[1], FAIL, None, f"the check could not run: {data['error']}")
-                results[unit] = Result(*unit, FAIL, message=verdict.message, verdict=verdict.as_dict(),
-                                       rendered=verdict.render() + "\n" + data.get("traceback", ""))
+                finished(unit[:3], Result(*unit[:3], FAIL, message=verdict.message, verdict=verdict.as_dict(),
+                                          rendered=verdict.render() + "\n" + data.get("traceback", "")))
             else:
-                results[unit] = Result.from_dict(data)
-            finished(unit, results[unit])
+                finished(unit[:3], Result.from_dict(data))
 
         def on_death(unit, death):
+            if screening.is_screen(unit):  # each check alone: the death is then charged to the one it happens in
+                rechecks.extend((unit[0], check, unit[2], ()) for check in unit[3])
+                return
             seconds = time.perf_counter() - began.get(unit, time.perf_counter())
-            results[unit] = death_result(unit, death, announced.get(unit, 0), seconds)
-            finished(unit, results[unit])
+            finished(unit[:3], death_result(unit[:3], death, announced.get(unit, 0), seconds))
 
-        pool.run(units, on_result=on_result, on_death=on_death, on_announce=on_announce)
+        pool.run(dispatch_order(units), on_result=on_result, on_death=on_death, on_announce=on_announce)
+        if rechecks:
+            pool.run(dispatch_order(rechecks), on_result=on_result, on_death=on_death, on_announce=on_announce)
+    for key, result in screened.items():
+        if results[key].status != FAIL:
+            results[key] = _not_reproduced(result)
     return results
+
+
+def _not_reproduced(result: Result) -> Result:
+    """A check's screen failure that did not fail again when the check ran alone: the screen's verdict stands."""
+    hint = ("this case failed when every check ran on it in turn (in the same worker, after the others), but not "
+            "when this check ran alone: the result depends on earlier calls (state kept between calls?); "
+            "the case is as drawn, not shrunk")
+    if result.verdict is not None:
+        result.verdict.setdefault("hints", []).append(hint)
+    result.rendered = (result.rendered or "") + f"\n  {hint}"
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -100,7 +100,7 @@ def absent_optional(result) -> bool:
 
 def incomplete(result) -> bool:
     """Whether a result (``oracle.report.Result``) leaves part of a provided op's configuration space unverified."""
-    if result.missing_op or absent_optional(result) or getattr(result, "optional", False):
+    if result.missing_op or absent_optional(result):
         return False
     if result.status == PARTIAL or (result.coverage or {}).get("declined"):
         return True

@@ -102,8 +102,6 @@ class Result:
     rendered: str | None = None
     missing_op: bool = False
     """The module has neither the forward nor the backward of the op: nothing was run."""
-    optional: bool = False
-    """The check needs a function the contract makes optional (``NAME_double_backward``), which the module lacks."""
     coverage: dict | None = None
     """What was verified (``oracle.coverage.summary``): cases checked and declined, declined features."""
     defects: list | None = None

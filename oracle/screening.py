@@ -133,20 +133,17 @@ def run_screen(impl, work_unit: tuple, config: dict, announce: Callable[[str], N
 
     from oracle import course  # noqa: PLC0415
     from oracle.database import apply as apply_database  # noqa: PLC0415
-    from oracle.report import Result  # noqa: PLC0415
-    from oracle.suite import ShrinkBudget, Tally, optional_missing  # noqa: PLC0415
-    from oracle.verdict import NOT_IMPLEMENTED  # noqa: PLC0415
-    from oracle.verify import _run_examples, conclude, hypothesis_settings  # noqa: PLC0415
+    from oracle.suite import ShrinkBudget, Tally  # noqa: PLC0415
+    from oracle.verify import _run_examples, absent_optional_result, conclude, hypothesis_settings  # noqa: PLC0415
 
     op, _, dtype, checks = work_unit
     course.activate(config.get("style"), config.get("conventions"))
     results = []
     drawn = []
     for check in checks:
-        missing = optional_missing(impl, op, check)
-        if missing:  # an optional function the module does not define: nothing to draw
-            results.append(Result(op, check, dtype, NOT_IMPLEMENTED, message=missing[len(impl.label) + len(" has "):],
-                                  optional=True).as_dict())
+        absent = absent_optional_result(impl, (op, check, dtype))
+        if absent:
+            results.append(absent)
         else:
             drawn.append(check)
     if not drawn:

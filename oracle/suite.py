@@ -111,9 +111,6 @@ def applies(op: str, check: str) -> bool:
 
 ALL_CHECKS = {**CHECKS, "identities": lambda impl, spec, case: IDENTITIES[spec.name](impl, spec, case), "jvp": jvp,
               second_order.CHECK: second_order.double_backward}
-#: checks of a function the contract makes optional (``OPTIONAL_FUNCTIONS``: check -> the OpSpec property naming it).
-#: Without that function the row is not implemented at once (no case drawn) and is no gap for ``--require-full``.
-OPTIONAL = OPTIONAL_FUNCTIONS
 PARAMS = [
     (op, check, dtype)
     for op in SPECS
@@ -125,7 +122,8 @@ PARAMS = [
 
 def optional_missing(impl, op: str, check: str) -> str | None:
     """``"<label> has no NAME"`` if ``check`` needs a function the contract makes optional and ``impl`` lacks it."""
-    name = getattr(SPECS[op], OPTIONAL[check]) if check in OPTIONAL else None
+    # without the function the row is not implemented at once (no case drawn) and is no gap for --require-full
+    name = getattr(SPECS[op], OPTIONAL_FUNCTIONS[check]) if check in OPTIONAL_FUNCTIONS else None
     if name is None or impl.function(name) is not None:
         return None
     return f"{impl.label} has no {name}"
@@ -135,7 +133,7 @@ def checks_for(op: str) -> list[str]:
     """The checks that apply to ``op``, in ``ALL_CHECKS`` order; under a course style (``oracle.course``) not the
     optional ones: no course's API has a forward-mode rule or a second order, so those rows would say nothing."""
     styled = course.style() is not None
-    return [check for check in ALL_CHECKS if applies(op, check) and not (styled and check in OPTIONAL)]
+    return [check for check in ALL_CHECKS if applies(op, check) and not (styled and check in OPTIONAL_FUNCTIONS)]
 
 
 @dataclass(repr=False)

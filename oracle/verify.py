@@ -303,12 +303,9 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
 
     op, check, dtype = unit[:3]
     course.activate(config.get("style"), config.get("conventions"))
-    from oracle.suite import optional_missing  # noqa: PLC0415
-
-    missing = optional_missing(impl, op, check)
-    if missing:  # an optional function the module does not define: nothing to draw
-        return Result(op, check, dtype, NOT_IMPLEMENTED, message=missing[len(impl.label) + len(" has "):],
-                      optional=True).as_dict()
+    absent = absent_optional_result(impl, unit[:3])
+    if absent:
+        return absent
     tally = Tally()
     before = ShrinkBudget(tally, config["shrink_time"], announce, config.get("draw_seconds"))
     started = time.perf_counter()
@@ -337,6 +334,17 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
     if tally.failing is None and error is None and config.get("explicit_examples", config["profile"] != "replay"):
         _run_examples(impl, op, check, dtype, tally, before)
     return conclude(impl, unit[:3], tally, before, error, time.perf_counter() - started, config)
+
+
+def absent_optional_result(impl, unit: tuple[str, str, str]) -> dict | None:
+    """The NOT_IMPLEMENTED result (a dict) of a check that needs a function the contract makes optional and the
+    module does not define: nothing to draw. None if the check can run."""
+    from oracle.suite import optional_missing  # noqa: PLC0415
+
+    missing = optional_missing(impl, unit[0], unit[1])
+    if not missing:
+        return None
+    return Result(*unit, NOT_IMPLEMENTED, message=missing[len(impl.label) + len(" has "):]).as_dict()
 
 
 def conclude(impl, unit: tuple[str, str, str], tally, before, error: BaseException | None, seconds: float,

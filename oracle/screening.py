@@ -128,13 +128,14 @@ def run_screen(impl, work_unit: tuple, config: dict, announce: Callable[[str], N
     """WorkerPool work: the screen of one (op, dtype). Returns ``{"results": [Result dicts], "recheck": {check:
     [choice sequences, hex]}}``: a final result for each check that passed the screen (its explicit examples
     included), and for each that failed, its unshrunk result (kept in case the check alone passes) and the failing
-    case to replay first when it runs alone."""
+    case, replayed if the check's own draws miss it. A result's seconds are its own check's calls; the drawing is
+    shared."""
     from hypothesis.reporting import with_reporter  # noqa: PLC0415
 
     from oracle import course  # noqa: PLC0415
     from oracle.database import apply as apply_database  # noqa: PLC0415
     from oracle.suite import ShrinkBudget, Tally  # noqa: PLC0415
-    from oracle.verify import _run_examples, absent_optional_result, conclude, hypothesis_settings  # noqa: PLC0415
+    from oracle.verify import run_examples, absent_optional_result, conclude, hypothesis_settings  # noqa: PLC0415
 
     op, _, dtype, checks = work_unit
     course.activate(config.get("style"), config.get("conventions"))
@@ -165,7 +166,7 @@ def run_screen(impl, work_unit: tuple, config: dict, announce: Callable[[str], N
         budget = ShrinkBudget(tally, config["shrink_time"], announce)
         if check not in failed and config.get("explicit_examples", True):
             started = time.perf_counter()
-            _run_examples(impl, op, check, dtype, tally, budget)
+            run_examples(impl, op, check, dtype, tally, budget)
             seconds[check] += time.perf_counter() - started
         result = conclude(impl, (op, check, dtype), tally, budget, None, seconds[check], config)
         results.append(result)

@@ -332,7 +332,7 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
     if len(unit) > 3 and tally.failing is None and error is None:  # the screen's failing case, missed by these draws
         error = search(replaying(unit[3], unit[:3]))
     if tally.failing is None and error is None and config.get("explicit_examples", config["profile"] != "replay"):
-        _run_examples(impl, op, check, dtype, tally, before)
+        run_examples(impl, op, check, dtype, tally, before)
     return conclude(impl, unit[:3], tally, before, error, time.perf_counter() - started, config)
 
 
@@ -412,7 +412,7 @@ def _imprecise(result: Result, verdict: Verdict) -> None:
     result.rendered = verdict.render()
 
 
-def _run_examples(impl, op: str, check: str, dtype: str, tally, before: Callable[[Case], bool]) -> None:
+def run_examples(impl, op: str, check: str, dtype: str, tally, before: Callable[[Case], bool]) -> None:
     """The explicit examples (edge cases, field bugs), after the drawn cases passed; the first failure of each
     distinct identity (``oracle.defects``) is kept."""
     from oracle.suite import check_example, examples_for, keep_nondeterministic, keep_worst_imprecise  # noqa: PLC0415

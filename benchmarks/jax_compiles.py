@@ -112,14 +112,7 @@ def replay(rows: list[dict], module: str) -> None:
     for row in rows:
         name, args, config = json.loads(row["signature"])
         calls.append((name, [_array(np, a, rng) for a in args], {key: ast.literal_eval(value) for key, value in config}))
-    plan = getattr(native, "plan_request", None)  # None: an adapter without plans (before them)
-    requests: dict = collections.defaultdict(list)
-    for row, call in zip(rows, calls):
-        requests[row.get("request")].append(call)
-    for index, (row, (name, arrays, config)) in enumerate(zip(rows, calls)):
-        request = row.get("request")
-        if plan is not None and request is not None and (index == 0 or rows[index - 1].get("request") != request):
-            plan(impl, requests[request])
+    for row, (name, arrays, config) in zip(rows, calls):
         t = time.perf_counter()
         try:
             getattr(impl, name)(*arrays, **config)
@@ -166,7 +159,7 @@ def main() -> None:
             phases.update(summary["phases"])
             wall += summary["wall"]
             cpu += summary["cpu"]
-    summarize(replayed, f"replayed ({os.environ.get('BPCHECK_JAX_MODE', 'default')} mode, cache: "
+    summarize(replayed, f"replayed (BPCHECK_JAX_FAST_COMPILE={os.environ.get('BPCHECK_JAX_FAST_COMPILE', '1')}, cache: "
               f"{'off' if args.cache == 'none' else args.cache or 'fresh'}): {wall:.1f} s of calls, {cpu:.1f} s of CPU; "
               f"load average {os.getloadavg()[0]:.1f}")
     print("JAX's compile phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items()))

@@ -72,7 +72,7 @@ def _cpu_seconds(root: int) -> dict[int, float]:
 
 
 def timed(target: str, jobs: str, ops: str | None = None, checkout: Path = ROOT, per_op: dict | None = None,
-          jax_cache: str | None = None, examples: int | None = None) -> tuple[float, float | None]:
+          jax_cache: str | None = None, examples: int | None = None, allow_fail: bool = False) -> tuple[float, float | None]:
     """``(wall seconds, CPU seconds of every process of the run)`` of one ``bpcheck verify`` run; exits if it does
     not pass. The CPU is polled from ``/proc`` every 0.1 s (a process's last 0.1 s before it ends may be missed;
     None where there is no ``/proc``): on a loaded machine it says more than the wall time. ``per_op``, if given,
@@ -98,7 +98,7 @@ def timed(target: str, jobs: str, ops: str | None = None, checkout: Path = ROOT,
                 seen[pid] = max(seen.get(pid, 0.0), seconds)
             time.sleep(0.1)
         wall = time.perf_counter() - started
-        if process.returncode != 0:
+        if process.returncode not in (0, 1) or process.returncode == 1 and not allow_fail:
             out.seek(0), err.seek(0)
             raise SystemExit(f"{' '.join(command)} exited {process.returncode}:\n{out.read()[-2000:]}{err.read()[-2000:]}")
     if per_op is not None:
@@ -118,6 +118,7 @@ def main() -> None:
                         help="time this implementation (repeatable; default: refimpl and the ten times slower one)")
     parser.add_argument("--checkout", type=Path, default=ROOT,
                         help="run this checkout's code, with its .venv (default: this one)")
+    parser.add_argument("--allow-fail", action="store_true", help="time a run whose verdict is FAIL too (exit 1)")
     parser.add_argument("--examples", type=int, help="drawn cases per unit (default: the ci profile's)")
     parser.add_argument("--per-op", action="store_true", help="also print each op's unit seconds (median)")
     parser.add_argument("--jax-cache", help="a jax: target's persistent compilation cache (default: a fresh one "
@@ -134,7 +135,8 @@ def main() -> None:
         for setting in settings if rep % 2 == 0 else settings[::-1]:  # alternate the order
             seconds: dict = {}
             before = os.getloadavg()[0]
-            wall, cpu = timed(setting[1], setting[2], ops, args.checkout, seconds, args.jax_cache, args.examples)
+            wall, cpu = timed(setting[1], setting[2], ops, args.checkout, seconds, args.jax_cache, args.examples,
+                              args.allow_fail)
             walls[setting].append(wall)
             per_op[setting].append(seconds)
             if cpu is not None:

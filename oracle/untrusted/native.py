@@ -34,7 +34,9 @@ Pallas kernel, ``jax.nn`` itself): ``NAME_backward`` is ``jax.vjp`` through
 the op, ``NAME_jvp`` is ``jax.jvp``, float64 enabled (``jax_enable_x64``) before
 the module is imported. Each (op, configuration, which inputs are None) gets one
 ``jax.jit`` of its forward, one of its VJP and one of its JVP, so XLA compiles once per shape and configuration
-and every later case of that shape reuses it.
+and every later case of that shape reuses it. The drawn cases have many shapes, so a JAX run is compile-bound:
+functions are compiled for a fast compilation (``FAST_COMPILE``), and the compilations are kept on disk between
+runs (``jax_setup``). ``BPCHECK_JAX_TRACE=FILE`` records every call (``benchmarks/jax_compiles.py`` reads it).
 """
 
 from __future__ import annotations
@@ -308,11 +310,12 @@ def jax_setup():
     """jax with float64 enabled and XLA's compilations kept on disk: to be called before the module under test is
     imported.
 
-    Every new (op, configuration, shapes) compiles (XLA, 30 to 250 ms of CPU here), a call after it takes 0.05 to
-    0.5 ms; the drawn cases have many shapes, and every worker of a run (and every run of the derandomized ``ci``
-    profile) draws the same ones. The persistent cache (``BPCHECK_JAX_CACHE``, default ``~/.cache/bpcheck/jax``;
-    empty to turn it off) shares each compilation between them: a compilation read back costs ~15 ms of CPU
-    (tracing and lowering the function again, reading the executable).
+    Every new (op, configuration, shapes) compiles: 25 to 60 ms of CPU here with ``FAST_COMPILE`` (conv2d's
+    forward and VJP; 127 and 251 ms with XLA's defaults), a call after it 0.03 to 0.5 ms. The drawn cases have
+    many shapes, and every run of the derandomized ``ci`` profile draws the same ones. The persistent cache
+    (``BPCHECK_JAX_CACHE``, default ``~/.cache/bpcheck/jax``; empty to turn it off) keeps each compilation on
+    disk, for the other worker of a run and for the next run: one read back costs about 15 ms of CPU (JAX traces
+    and lowers the function again to find it).
     """
     import jax  # noqa: PLC0415 - only a jax: target needs it
 
@@ -325,6 +328,30 @@ def jax_setup():
     return jax
 
 
+#: XLA's options for a compilation that is fast to make, not fast to run (the CPU backend's): LLVM without its
+#: optimizations and the classic elemental emitters instead of the fusion emitters. A drawn case's shapes are
+#: mostly new, so nearly every call of a run compiles, and each compiled function then runs a few times on small
+#: arrays: measured here, conv2d's forward compiles in 25 ms of CPU instead of 127, its VJP in 31 instead of 251.
+#: The computation is the same (the same HLO, XLA's HLO passes included): results differ from an optimized build
+#: by rounding at most (FMA contraction), which the tolerances allow for. ``BPCHECK_JAX_FAST_COMPILE=0``: XLA's
+#: defaults.
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True,
+                "xla_cpu_use_fusion_emitters": False}
+
+
+def compiler_options(jax) -> dict | None:
+    """The options every ``jax:`` function is compiled with: ``FAST_COMPILE`` on the CPU backend unless
+    ``BPCHECK_JAX_FAST_COMPILE=0``, else XLA's defaults (None)."""
+    if os.environ.get("BPCHECK_JAX_FAST_COMPILE", "1") == "0" or jax.default_backend() != "cpu":
+        return None
+    return dict(FAST_COMPILE)
+
+
+def _jit(jax, function):
+    """``jax.jit(function)`` with the adapter's compiler options (``compiler_options``)."""
+    return jax.jit(function, compiler_options=compiler_options(jax))
+
+
 def _static_key(config: dict) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in config.items()))
 
@@ -335,336 +362,185 @@ def _jax_array(jax, t, what: str) -> np.ndarray:
     return np.asarray(t)
 
 
-def _struct(a) -> tuple:
-    a = np.asarray(a)
-    return tuple(a.shape), a.dtype.str
+def jax_forward(jax, op, name: str):
+    """The contract's NumPy forward ``name`` of the JAX op ``op``, jitted once per configuration."""
+    compiled: dict = {}
+
+    def run(*arrays, **config):
+        present = tuple(a is not None for a in arrays)
+        key = (present, _static_key(config))
+        if key not in compiled:
+            def call(*given, _present=present, _config=config):
+                it = iter(given)
+                return op(*[next(it) if p else None for p in _present], **_config)
+
+            compiled[key] = _jit(jax, call)
+        return _jax_array(jax, compiled[key](*[np.asarray(a) for a in arrays if a is not None]), name)
+
+    run.__name__ = name
+    return run
+
+
+def _jax_vjp(jax, op, wanted: tuple[int, ...], config: dict):
+    """``vjp(g, *args)``: the gradients of ``<g, op(*args, **config)>`` with respect to the arguments at ``wanted``."""
+
+    def vjp(g, *given):
+        full = list(given)
+
+        def of_differentiable(*diff):
+            args = list(full)
+            for i, d in zip(wanted, diff):
+                args[i] = d
+            return op(*args, **config)
+
+        out, pullback = jax.vjp(of_differentiable, *[full[i] for i in wanted])
+        return pullback(g.astype(out.dtype) if hasattr(out, "dtype") else g)
+
+    return vjp
+
+
+def jax_backward(jax, op, name: str, inputs: tuple[str, ...], differentiable: tuple[str, ...]):
+    """The contract's ``NAME_backward``: ``jax.vjp`` through ``op``, jitted once per configuration."""
+    what = f"{name}_backward"
+    compiled: dict = {}
+
+    def run(grad_output, *arrays, **config):
+        present = tuple(a is not None for a in arrays)
+        wanted = tuple(i for i, input_name in enumerate(inputs[: len(arrays)]) if input_name in differentiable and present[i])
+        key = (present, _static_key(config))
+        if key not in compiled:
+            vjp = _jax_vjp(jax, op, wanted, config)
+
+            def call(g, *given, _present=present):
+                it = iter(given)
+                return vjp(g, *[next(it) if p else None for p in _present])
+
+            compiled[key] = _jit(jax, call)
+        grads = compiled[key](np.asarray(grad_output), *[np.asarray(a) for a in arrays if a is not None])
+        by_index = dict(zip(wanted, grads))
+        results = []
+        for i, input_name in enumerate(inputs):
+            if input_name not in differentiable:
+                continue
+            if i >= len(arrays) or arrays[i] is None:
+                results.append(None)
+                continue
+            g = _jax_array(jax, by_index[i], f"{what} ({input_name})")
+            if g.dtype != np.asarray(arrays[i]).dtype:
+                raise TypeError(f"{what}: the gradient of {input_name} has dtype {g.dtype}, the input {np.asarray(arrays[i]).dtype}")
+            results.append(g)
+        return results[0] if len(results) == 1 else tuple(results)
+
+    run.__name__ = what
+    return run
 
 
 #: what JAX says when asked for forward mode through a ``custom_vjp`` function
 _NO_FORWARD_MODE = "can't apply forward-mode autodiff (jvp) to a custom_vjp function"
 
-#: the parts a compiled function of an op computes besides the op's output: its VJP, its JVP, its double backward
-VJP, JVP, SECOND = "vjp", "jvp", "second"
 
+def jax_jvp(jax, op, name: str, inputs: tuple[str, ...], differentiable: tuple[str, ...]):
+    """The contract's ``NAME_jvp``: ``jax.jvp`` through ``op``, jitted once per (configuration, which inputs are None,
+    which have a tangent), like ``jax_backward``. A ``custom_vjp`` function has no forward mode (JAX refuses it):
+    the call declines (NotImplementedError, "no forward-mode rule"), as a torch Function without ``jvp`` does."""
+    what = f"{name}_jvp"
+    compiled: dict = {}
 
-class JaxOp:
-    """One op of a ``jax:`` module, compiled for what the checks call: its forward, ``jax.vjp``, ``jax.jvp`` and
-    the double backward, as the contract's NumPy functions (``forward``, ``backward``, ``jvp``, ``double_backward``).
-
-    XLA compiles once per (function, configuration, shapes), and the drawn cases have many shapes: a run is
-    compile-bound. A check calls several of these functions on one case (finite differences: the forward and the
-    backward; the jvp check: the JVP, the forward and the backward; the double-backward check: the double backward
-    and the backward), so one compiled function computes all that a request needs at those shapes, and each
-    later call at the same shapes is served by any compiled function that computes what it asks for:
-
-    * every compiled function also returns the op's output, ``op(*inputs)`` traced as it is (not the primal
-      output of ``jax.vjp``/``jax.jvp``, which a ``custom_vjp``/``custom_jvp`` rule computes itself), so a
-      forward call is served by a compiled backward or JVP, the other parts given zeros;
-    * the double backward returns the first-order gradients it differentiates (``jax.vjp`` of the op, as the
-      backward computes them), so the backward calls of the double-backward check reuse it.
-
-    ``plan(calls)`` (``plan_request``) says what a request will call before its first call runs. A combined
-    function whose first call raises (a ``custom_vjp`` has no forward mode, a backward that raises) is not tried
-    again at those shapes: each call then gets a function of its own and raises what it raises alone.
-    Each function is ``jax.jit``'d once per (parts, which inputs are None, which have a tangent, configuration).
-    """
-
-    def __init__(self, jax, op, name: str, inputs: tuple[str, ...], differentiable: tuple[str, ...]):
-        self.jax, self.op, self.name, self.inputs, self.differentiable = jax, op, name, inputs, differentiable
-        self.jitted: dict = {}
-        """(parts, present, moving, configuration) -> the jitted function"""
-        self.compiled: dict = {}
-        """shapes key -> {(parts, moving): the extra arguments' structures} of the functions called there"""
-        self.failed: set = set()
-        """(shapes key, parts, moving) whose first call raised"""
-        self.planned: dict = {}
-        """shapes key -> (parts, moving, extra structures): what the request being served calls there"""
-        self.no_forward_mode = False
-        """JAX refused a JVP of this op (a ``custom_vjp``): requests plan none"""
-
-    # ------------------------------------------------------------------ keys
-
-    @staticmethod
-    def key(arrays, config: dict) -> tuple:
-        """The shapes key of a call: which inputs are None, the configuration, each input's shape and dtype."""
-        return (tuple(a is not None for a in arrays), _static_key(config),
-                tuple(_struct(a) for a in arrays if a is not None))
-
-    def wanted(self, present: tuple) -> tuple[int, ...]:
-        """The positions of the differentiable inputs given (not None)."""
-        return tuple(i for i, input_name in enumerate(self.inputs[: len(present)])
-                     if input_name in self.differentiable and present[i])
-
-    def moving(self, primals, tangents) -> tuple[int, ...]:
-        """The positions of the differentiable inputs given with a tangent."""
-        return tuple(i for i, input_name in enumerate(self.inputs[: len(primals)])
-                     if input_name in self.differentiable and primals[i] is not None and tangents[i] is not None)
-
-    # ------------------------------------------------------------------ compiled functions
-
-    def function(self, parts: frozenset, present: tuple, moving: tuple, config: dict):
-        """``kernel(given, g, dual, directions) -> {"y", "grads", "jvp", "second"}``, jitted: the op's output on the
-        given inputs and, for each of ``parts``, its VJP with cotangent ``g``, its JVP with tangents ``dual`` at
-        ``moving``, its double backward with directions ``directions`` (the first-order gradients with it)."""
-        jitted_key = (parts, present, moving, _static_key(config))
-        if jitted_key in self.jitted:
-            return self.jitted[jitted_key]
-        jax, op, wanted = self.jax, self.op, self.wanted(present)
-
-        def full(given):
-            it = iter(given)
-            return [next(it) if p else None for p in present]
-
-        def replaced(args, at, values):
-            args = list(args)
-            for i, value in zip(at, values):
-                args[i] = value
-            return args
-
-        def first_order(g, args):
-            out, pullback = jax.vjp(lambda *diff: op(*replaced(args, wanted, diff), **config), *[args[i] for i in wanted])
-            return pullback(g.astype(out.dtype) if hasattr(out, "dtype") else g)
-
-        def kernel(given, g, dual, directions):
-            args = full(given)
-            result = {"y": op(*args, **config)}
-            if VJP in parts:
-                result["grads"] = first_order(g, args)
-            if JVP in parts:
-                result["jvp"] = jax.jvp(lambda *moved: op(*replaced(args, moving, moved), **config),
-                                        tuple(args[i] for i in moving), tuple(dual))
-            if SECOND in parts:
-                def s(g, *diff):
-                    grads = first_order(g, replaced(args, wanted, diff))
-                    return sum(jax.numpy.vdot(grad, d) for grad, d in zip(grads, directions)), grads
-
-                second, grads = jax.grad(s, argnums=tuple(range(1 + len(wanted))), has_aux=True)(
-                    g, *[args[i] for i in wanted])
-                result["second"] = second
-                result.setdefault("grads", grads)
-            return result
-
-        options = ({"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-                   if os.environ.get("BPCHECK_JAX_FAST_COMPILE") == "1" else None)
-        self.jitted[jitted_key] = jax.jit(kernel, compiler_options=options)
-        return self.jitted[jitted_key]
-
-    def run(self, need: str, arrays, config: dict, extras: dict, moving: tuple = ()) -> dict:
-        """The result of a compiled function that computes ``need`` (None: the output alone; or VJP, JVP, SECOND)
-        on ``arrays``: one already called at these shapes, else the request's plan there, else one of its own.
-        ``extras``: this call's ``g``, ``dual``, ``directions`` (the others are zeros of the structure known)."""
-        key = self.key(arrays, config)
-        present = key[0]
-        given = [np.asarray(a) for a in arrays if a is not None]
-        choices = [(parts, m) for parts, m in self.compiled.get(key, {}) if _serves(parts, m, need, moving)]
-        if choices:
-            parts, m = min(choices, key=lambda c: len(c[0]))
-            return self._call(key, parts, m, config, given, self.compiled[key][(parts, m)], extras)
-        plan = self.planned.get(key)
-        if plan is not None:
-            parts, m, structures = plan
-            if JVP in parts and self.no_forward_mode:
-                parts, m = parts - {JVP}, ()
-            if _serves(parts, m, need, moving) and (key, parts, m) not in self.failed:
-                try:
-                    return self._call(key, parts, m, config, given, structures, extras)
-                except Exception as exc:  # noqa: BLE001 - the combination fails: each call alone says why
-                    self.failed.add((key, parts, m))
-                    if JVP in parts and _NO_FORWARD_MODE in str(exc):  # a custom_vjp: the rest may combine
-                        self.no_forward_mode = True
-                        return self.run(need, arrays, config, extras, moving)
-        parts = frozenset([need] if need else [])
-        return self._call(key, parts, moving if need == JVP else (), config, given, {}, extras)
-
-    def _call(self, key, parts, moving, config, given, structures: dict, extras: dict) -> dict:
-        """Call the function of ``parts`` at ``key``, with ``extras`` and zeros of ``structures`` for the rest."""
-        present = key[0]
-        args = {}
-        for part, names in ((VJP, ("g",)), (SECOND, ("g", "directions")), (JVP, ("dual",))):
-            if part in parts:
-                for n in names:
-                    args[n] = extras[n] if n in extras else _zeros(structures[n])
-        result = self.function(parts, present, moving, config)(
-            given, args.get("g"), args.get("dual", ()), args.get("directions", ()))
-        known = self.compiled.setdefault(key, {})
-        if (parts, moving) not in known:
-            known[(parts, moving)] = {n: _structures(v) for n, v in args.items()}
-        return result
-
-    # ------------------------------------------------------------------ the contract's functions
-
-    def forward(self, *arrays, **config):
-        return _jax_array(self.jax, self.run(None, arrays, config, {})["y"], self.name)
-
-    def backward(self, grad_output, *arrays, **config):
-        what = f"{self.name}_backward"
-        result = self.run(VJP, arrays, config, {"g": np.asarray(grad_output)})
-        by_index = dict(zip(self.wanted(tuple(a is not None for a in arrays)), result["grads"]))
-        results = []
-        for i, input_name in enumerate(self.inputs):
-            if input_name not in self.differentiable:
-                continue
-            if i >= len(arrays) or arrays[i] is None:
-                results.append(None)
-                continue
-            g = _jax_array(self.jax, by_index[i], f"{what} ({input_name})")
-            if g.dtype != np.asarray(arrays[i]).dtype:
-                raise TypeError(f"{what}: the gradient of {input_name} has dtype {g.dtype}, the input "
-                                f"{np.asarray(arrays[i]).dtype}")
-            results.append(g)
-        return results[0] if len(results) == 1 else tuple(results)
-
-    def jvp(self, primals, tangents, **config):
-        what = f"{self.name}_jvp"
+    def run(primals, tangents, **config):
         if len(tangents) != len(primals):
             raise ValueError(f"{what}: tangents must have one entry per primal ({len(primals)}), got {len(tangents)}")
-        moving = self.moving(primals, tangents)
-        dual = tuple(np.asarray(tangents[i]).astype(np.asarray(primals[i]).dtype) for i in moving)
+        present = tuple(a is not None for a in primals)
+        moving = tuple(i for i, input_name in enumerate(inputs[: len(primals)])
+                       if input_name in differentiable and present[i] and tangents[i] is not None)
+        key = (present, moving, _static_key(config))
+        if key not in compiled:
+            def call(*given, _present=present, _moving=moving, _config=config):
+                it = iter(given[: sum(_present)])
+                full = [next(it) if p else None for p in _present]
+                dual = given[sum(_present):]
+
+                def of_moving(*moved):
+                    args = list(full)
+                    for i, m in zip(_moving, moved):
+                        args[i] = m
+                    return op(*args, **_config)
+
+                return jax.jvp(of_moving, tuple(full[i] for i in _moving), tuple(dual))
+
+            compiled[key] = _jit(jax, call)
+        given = [np.asarray(a) for a in primals if a is not None]
         try:
-            out, tangent = self.run(JVP, primals, config, {"dual": dual}, moving)["jvp"]
+            out, tangent = compiled[key](*given, *[np.asarray(tangents[i]).astype(np.asarray(primals[i]).dtype)
+                                                   for i in moving])
         except TypeError as exc:
             if _NO_FORWARD_MODE in str(exc):  # a custom_vjp: JAX has no forward mode through it, by design
-                self.no_forward_mode = True  # later requests do not plan a JVP into their compilations
-                raise NotImplementedError(f"{self.name}: no forward-mode rule (a jax.custom_vjp function; "
+                raise NotImplementedError(f"{name}: no forward-mode rule (a jax.custom_vjp function; "
                                           "jax.custom_jvp gives one)") from None
             raise
-        output = _jax_array(self.jax, out, self.name)
-        tangent = _jax_array(self.jax, tangent, f"{what} (output tangent)")
+        output = _jax_array(jax, out, name)
+        tangent = _jax_array(jax, tangent, f"{what} (output tangent)")
         if tangent.dtype != output.dtype:
             raise TypeError(f"{what}: the output tangent has dtype {tangent.dtype}, the output {output.dtype}")
         return output, tangent
 
-    def double_backward(self, grad_output, v, *arrays, **config):
-        what = f"{self.name}_double_backward"
-        differentiable = self.differentiable
+    run.__name__ = what
+    return run
+
+
+def jax_double_backward(jax, op, name: str, inputs: tuple[str, ...], differentiable: tuple[str, ...]):
+    """The contract's ``NAME_double_backward``: ``jax.grad`` of ``s = sum_i <vjp_i(g, x), v_i>`` with respect to
+    ``(g, *x)`` (reverse over reverse: a ``custom_vjp``'s rule is differentiated as written), jitted once per
+    configuration. Same results as the torch adapter's ``double_backward``."""
+    what = f"{name}_double_backward"
+    compiled: dict = {}
+
+    def run(grad_output, v, *arrays, **config):
         if not isinstance(v, (tuple, list)) or len(v) != len(differentiable):
-            raise TypeError(f"{what}: v must be a tuple of {len(differentiable)} directions "
-                            f"({', '.join(differentiable)}), got {type(v).__name__}")
-        wanted = self.wanted(tuple(a is not None for a in arrays))
-        directions = tuple(np.asarray(v[differentiable.index(self.inputs[i])]) for i in wanted)
-        results = self.run(SECOND, arrays, config, {"g": np.asarray(grad_output), "directions": directions})["second"]
+            raise TypeError(f"{what}: v must be a tuple of {len(differentiable)} directions ({', '.join(differentiable)}), "
+                            f"got {type(v).__name__}")
+        present = tuple(a is not None for a in arrays)
+        wanted = tuple(i for i, input_name in enumerate(inputs[: len(arrays)]) if input_name in differentiable and present[i])
+        key = (present, _static_key(config))
+        if key not in compiled:
+            vjp = _jax_vjp(jax, op, wanted, config)
+
+            def second(g, directions, *given, _present=present, _wanted=wanted):
+                it = iter(given)
+                full = [next(it) if p else None for p in _present]
+
+                def s(g, *diff):
+                    args = list(full)
+                    for i, d in zip(_wanted, diff):
+                        args[i] = d
+                    return sum(jax.numpy.vdot(grad, d) for grad, d in zip(vjp(g, *args), directions))
+
+                return jax.grad(s, argnums=tuple(range(1 + len(_wanted))))(g, *[full[i] for i in _wanted])
+
+            compiled[key] = _jit(jax, second)
+        directions = tuple(np.asarray(v[differentiable.index(inputs[i])]) for i in wanted)
+        results = compiled[key](np.asarray(grad_output), directions, *[np.asarray(a) for a in arrays if a is not None])
         by_index = dict(zip(wanted, results[1:]))
-        out = [_jax_array(self.jax, results[0], f"{what} (grad_output)")]
-        for i, input_name in enumerate(self.inputs):
+        out = [_jax_array(jax, results[0], f"{what} (grad_output)")]
+        for i, input_name in enumerate(inputs):
             if input_name in differentiable:
                 out.append(None if i >= len(arrays) or arrays[i] is None
-                           else _jax_array(self.jax, by_index[i], f"{what} ({input_name})"))
+                           else _jax_array(jax, by_index[i], f"{what} ({input_name})"))
         return tuple(out)
 
-    # ------------------------------------------------------------------ planning a request
-
-    def need(self, kind: str, args: list, config: dict) -> tuple | None:
-        """``(shapes key, part, moving, extra structures)`` of a call of ``kind`` with ``args`` (None: not one of
-        this op's calls as the contract makes them)."""
-        if kind == "forward":
-            return self.key(args, config), None, (), {}
-        if kind == "backward" and args:
-            return self.key(args[1:], config), VJP, (), {"g": _structures(np.asarray(args[0]))}
-        if kind == "jvp" and len(args) == 2 and len(args[0]) == len(args[1]):
-            primals, tangents = args
-            moving = self.moving(primals, tangents)
-            dual = tuple(np.asarray(tangents[i]).astype(np.asarray(primals[i]).dtype) for i in moving)
-            return self.key(primals, config), JVP, moving, {"dual": _structures(dual)}
-        if kind == "double_backward" and len(args) >= 2 and isinstance(args[1], (tuple, list)):
-            arrays = args[2:]
-            wanted = self.wanted(tuple(a is not None for a in arrays))
-            if len(args[1]) != len(self.differentiable):
-                return None
-            directions = tuple(np.asarray(args[1][self.differentiable.index(self.inputs[i])]) for i in wanted)
-            return (self.key(arrays, config), SECOND, (),
-                    {"g": _structures(np.asarray(args[0])), "directions": _structures(directions)})
-        return None
-
-
-def _serves(parts: frozenset, moving: tuple, need: str | None, wanted_moving: tuple) -> bool:
-    """Whether a function computing ``parts`` (its JVP at ``moving``) computes what a call of ``need`` asks for:
-    any gives the output; the double backward gives the first-order gradients too."""
-    if need is None:
-        return True
-    if need == VJP:
-        return VJP in parts or SECOND in parts
-    if need == JVP:
-        return JVP in parts and moving == wanted_moving
-    return need in parts
-
-
-def _structures(value):
-    """The shapes and dtypes of an array or a tuple of arrays (``_zeros`` makes them back)."""
-    if isinstance(value, tuple):
-        return tuple(_structures(v) for v in value)
-    return _struct(value)
-
-
-def _zeros(structure):
-    """Zeros of a structure ``_structures`` made: an array, or a tuple of them."""
-    if len(structure) == 2 and isinstance(structure[1], str):
-        return np.zeros(structure[0], structure[1])
-    return tuple(_zeros(s) for s in structure)
-
-
-#: the attribute of an adapted ``jax:`` module that holds its ``JaxOp`` per op name
-_OPS = "_bpcheck_jax_ops"
-
-
-def plan_request(module, calls: list[tuple[str, list, dict]]) -> None:
-    """Tell the ``JaxOp`` of an adapted ``jax:`` module what a request will call (``(function name, args,
-    kwargs)`` each), so that the first call at some shapes compiles one function for all the request's calls
-    there. A request's plan replaces the last one; a module that is not an adapted ``jax:`` one is left alone."""
-    ops = getattr(module, _OPS, None) if isinstance(module, types.SimpleNamespace) else None
-    if not isinstance(ops, dict):
-        return
-    _REQUESTS[0] += 1
-    for op, _ in ops.values():
-        op.planned = {}
-    wanted: dict = {}
-    for name, args, config in calls:
-        found = ops.get(name)
-        if found is None:
-            continue
-        op, kind = found
-        need = op.need(kind, list(args), dict(config))
-        if need is None:
-            continue
-        key, part, moving, structures = need
-        if part == JVP and op.no_forward_mode:
-            continue
-        entry = wanted.setdefault((id(op), key), [op, set(), None, {}])
-        if part is not None:
-            if part == JVP:
-                if entry[2] is not None and entry[2] != moving:
-                    continue  # one JVP per compiled function: the first one the request makes
-                entry[2] = moving
-            entry[1].add(part)
-            entry[3].update(structures)
-    for (_, key), (op, parts, moving, structures) in wanted.items():
-        if parts:
-            op.planned[key] = (frozenset(parts), moving or (), structures)
+    run.__name__ = what
+    return run
 
 
 def adapt_jax(module, specs) -> types.SimpleNamespace:
-    """As ``adapt``, for a module of JAX functions: one ``JaxOp`` per op ``module`` defines."""
+    """As ``adapt``, for a module of JAX functions."""
     jax = jax_setup()
-    functions, ops = {}, {}
-    for spec in specs.values():
-        op = getattr(module, spec.name, None)
-        if not callable(op):
-            continue
-        compiled = JaxOp(jax, op, spec.name, spec.inputs, spec.differentiable)
-        for kind, name in (("forward", spec.name), ("backward", spec.backward_name), ("jvp", spec.jvp_name),
-                           ("double_backward", spec.double_backward_name)):
-            function = getattr(compiled, kind)
-
-            def run(*args, _function=function, **config):
-                return _function(*args, **config)
-
-            run.__name__ = name
-            functions[name] = run
-            ops[name] = (compiled, kind)
+    adapted = _contract(module, specs, lambda op, name: jax_forward(jax, op, name),
+                        lambda op, name, inputs, differentiable: jax_backward(jax, op, name, inputs, differentiable),
+                        lambda op, name, inputs, differentiable: jax_jvp(jax, op, name, inputs, differentiable),
+                        lambda op, name, inputs, differentiable: jax_double_backward(jax, op, name, inputs, differentiable))
     trace = os.environ.get("BPCHECK_JAX_TRACE")
     if trace:
-        functions = {k: _traced(f, trace) for k, f in functions.items()}
-    adapted = types.SimpleNamespace(**functions)
-    setattr(adapted, _OPS, ops)
+        adapted = types.SimpleNamespace(**{name: _traced(f, trace) for name, f in vars(adapted).items()})
     return adapted
 
 
@@ -677,6 +553,10 @@ def _shapes(value):
     return [list(a.shape), a.dtype.name]
 
 
+#: this process in a trace (workers may each have their own PID namespace, where all are PID 3)
+_PROCESS = f"{os.getpid()}-{os.urandom(4).hex()}"
+
+
 def _traced(function, path: str):
     """``function``, appending one JSON line per call to ``path``: which function, the arguments' shapes and dtypes,
     the configuration, the seconds the call took and whether this process saw that signature before
@@ -685,7 +565,6 @@ def _traced(function, path: str):
     import time  # noqa: PLC0415
 
     seen: set = set()
-    process = _PROCESS
 
     def run(*args, **config):
         signature = json.dumps([function.__name__, _shapes(list(args)), _static_key(config)])
@@ -695,15 +574,9 @@ def _traced(function, path: str):
         finally:
             seconds = time.perf_counter() - started
             with open(path, "a") as out:
-                out.write(json.dumps({"process": process, "signature": signature, "seconds": seconds,
-                                      "new": signature not in seen, "request": _REQUESTS[0]}) + "\n")
+                out.write(json.dumps({"process": _PROCESS, "signature": signature, "seconds": seconds,
+                                      "new": signature not in seen}) + "\n")
             seen.add(signature)
 
     run.__name__ = function.__name__
     return run
-
-
-#: requests planned so far in this process (the trace's request number)
-_REQUESTS = [0]
-#: this process in a trace (workers may each have their own PID namespace, where all are PID 3)
-_PROCESS = f"{os.getpid()}-{os.urandom(4).hex()}"

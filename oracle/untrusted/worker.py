@@ -366,16 +366,6 @@ class Outbox:
                     return  # the judge has gone: the serving loop finds out on its next read
 
 
-def _plan(module, calls: list, arrays: list[np.ndarray], configs: Configs) -> None:
-    """Tell an adapted ``jax:`` module what the request will call (``native.plan_request``); a request it cannot
-    read is not planned (its calls then say what is wrong with it)."""
-    try:
-        native.plan_request(module, [(str(request.get("fn")), [protocol.decode(tree, arrays) for tree in request["args"]],
-                                      configs[request["k"]]) for request in calls])
-    except Exception:  # noqa: BLE001 - planning only saves compilations
-        pass
-
-
 def serve(channel: socket.socket, target: str, names: list[str]) -> None:
     try:
         module = load(target)
@@ -393,7 +383,6 @@ def serve(channel: socket.socket, target: str, names: list[str]) -> None:
     protocol.send(channel, {"type": "ready", "provided": provided})
     receiver = protocol.Receiver(channel)
     outbox = Outbox(channel)
-    planned = native.framework(target) == "jax"  # one compilation for all of a request's calls at some shapes
     while True:
         try:
             header, arrays = receiver.receive()
@@ -405,8 +394,6 @@ def serve(channel: socket.socket, target: str, names: list[str]) -> None:
         previous = None
         calls = header["calls"]
         configs = Configs(header["configs"], arrays)
-        if planned:
-            _plan(module, calls, arrays, configs)
         for index, request in enumerate(calls):
             name = str(request.get("fn"))
             if name != previous:

@@ -104,7 +104,10 @@ def timed(target: str, jobs: str, ops: str | None = None, checkout: Path = ROOT,
     if per_op is not None:
         for result in json.loads(Path(report.name).read_text())["results"]:
             per_op[result["op"]] = per_op.get(result["op"], 0.0) + (result.get("seconds") or 0.0)
-    os.unlink(report.name)
+    if os.environ.get("BPCHECK_TTV_KEEP"):  # where to keep each run's --json report
+        os.replace(report.name, Path(os.environ["BPCHECK_TTV_KEEP"]) / f"{target.split('/')[-1]}-{time.time():.0f}.json")
+    else:
+        os.unlink(report.name)
     return wall, (sum(seen.values()) if seen else None)
 
 

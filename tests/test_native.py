@@ -220,3 +220,29 @@ def test_jax_jvp_is_jax_jvp_and_keeps_the_dtype():
     x, w = np.array([[1.0, 2.0]], np.float32), np.array([[3.0, 4.0]], np.float32)
     y, dy = impl.linear_jvp((x, w, None), (np.ones_like(x), None, None))
     assert y.dtype == dy.dtype == np.float32 and dy.tolist() == [[7.0]]
+
+
+
+@jax_missing
+def test_jax_functions_are_compiled_for_a_fast_compilation(monkeypatch):
+    """Issue 13: a jax: run is compile-bound (nearly every drawn case has new shapes), so every function is compiled
+    with XLA's fast-compile options on the CPU (LLVM unoptimized, the classic emitters: conv2d's VJP in 31 ms of CPU
+    instead of 251), with the same results; BPCHECK_JAX_FAST_COMPILE=0 keeps XLA's defaults."""
+    jax = native.jax_setup()
+    seen = []
+    real_jit = jax.jit
+
+    def jit(function, **options):
+        seen.append(options.get("compiler_options"))
+        return real_jit(function, **options)
+
+    monkeypatch.setattr(jax, "jit", jit)
+    impl = native.adapt_jax(types.SimpleNamespace(linear=lambda x, w, b=None: x @ w.T), SPECS)
+    x, w, g = np.array([[1.0, 2.0]]), np.array([[3.0, 4.0]]), np.array([[1.0]])
+    assert impl.linear(x, w).tolist() == [[11.0]]
+    assert [a.tolist() for a in impl.linear_backward(g, x, w, None)[:2]] == [[[3.0, 4.0]], [[1.0, 2.0]]]
+    assert impl.linear_jvp((x, w, None), (x, None, None))[1].tolist() == [[11.0]]
+    assert seen == [native.FAST_COMPILE] * 3 and native.FAST_COMPILE["xla_backend_optimization_level"] == 0
+    monkeypatch.setenv("BPCHECK_JAX_FAST_COMPILE", "0")
+    assert native.adapt_jax(types.SimpleNamespace(relu=jax.nn.relu), SPECS).relu(-x).tolist() == [[0.0, 0.0]]
+    assert seen[-1] is None

@@ -34,7 +34,9 @@ Pallas kernel, ``jax.nn`` itself): ``NAME_backward`` is ``jax.vjp`` through
 the op, ``NAME_jvp`` is ``jax.jvp``, float64 enabled (``jax_enable_x64``) before
 the module is imported. Each (op, configuration, which inputs are None) gets one
 ``jax.jit`` of its forward, one of its VJP and one of its JVP, so XLA compiles once per shape and configuration
-and every later case of that shape reuses it.
+and every later case of that shape reuses it. The drawn cases have many shapes, so a JAX run is compile-bound:
+functions are compiled for a fast compilation (``FAST_COMPILE``), and the compilations are kept on disk between
+runs (``jax_setup``). ``BPCHECK_JAX_TRACE=FILE`` records every call (``benchmarks/jax_compiles.py`` reads it).
 """
 
 from __future__ import annotations
@@ -308,10 +310,12 @@ def jax_setup():
     """jax with float64 enabled and XLA's compilations kept on disk: to be called before the module under test is
     imported.
 
-    A compilation costs ~36 ms per new (op, shape, configuration) here, a cached call 0.03 ms; the drawn cases
-    have many shapes, and every worker of a run (and every run of the derandomized ``ci`` profile) draws the same
-    ones. The persistent cache (``BPCHECK_JAX_CACHE``, default ``~/.cache/bpcheck/jax``; empty to turn it off)
-    shares each compilation between them.
+    Every new (op, configuration, shapes) compiles: 25 to 60 ms of CPU here with ``FAST_COMPILE`` (conv2d's
+    forward and VJP; 127 and 251 ms with XLA's defaults), a call after it 0.03 to 0.5 ms. The drawn cases have
+    many shapes, and every run of the derandomized ``ci`` profile draws the same ones. The persistent cache
+    (``BPCHECK_JAX_CACHE``, default ``~/.cache/bpcheck/jax``; empty to turn it off) keeps each compilation on
+    disk, for the other worker of a run and for the next run: one read back costs about 15 ms of CPU (JAX traces
+    and lowers the function again to find it).
     """
     import jax  # noqa: PLC0415 - only a jax: target needs it
 
@@ -322,6 +326,30 @@ def jax_setup():
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return jax
+
+
+#: XLA's options for a compilation that is fast to make, not fast to run (the CPU backend's): LLVM without its
+#: optimizations and the classic elemental emitters instead of the fusion emitters. A drawn case's shapes are
+#: mostly new, so nearly every call of a run compiles, and each compiled function then runs a few times on small
+#: arrays: measured here, conv2d's forward compiles in 25 ms of CPU instead of 127, its VJP in 31 instead of 251.
+#: The computation is the same (the same HLO, XLA's HLO passes included): results differ from an optimized build
+#: by rounding at most (FMA contraction), which the tolerances allow for. ``BPCHECK_JAX_FAST_COMPILE=0``: XLA's
+#: defaults.
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True,
+                "xla_cpu_use_fusion_emitters": False}
+
+
+def compiler_options(jax) -> dict | None:
+    """The options every ``jax:`` function is compiled with: ``FAST_COMPILE`` on the CPU backend unless
+    ``BPCHECK_JAX_FAST_COMPILE=0``, else XLA's defaults (None)."""
+    if os.environ.get("BPCHECK_JAX_FAST_COMPILE", "1") == "0" or jax.default_backend() != "cpu":
+        return None
+    return dict(FAST_COMPILE)
+
+
+def _jit(jax, function):
+    """``jax.jit(function)`` with the adapter's compiler options (``compiler_options``)."""
+    return jax.jit(function, compiler_options=compiler_options(jax))
 
 
 def _static_key(config: dict) -> tuple:
@@ -346,7 +374,7 @@ def jax_forward(jax, op, name: str):
                 it = iter(given)
                 return op(*[next(it) if p else None for p in _present], **_config)
 
-            compiled[key] = jax.jit(call)
+            compiled[key] = _jit(jax, call)
         return _jax_array(jax, compiled[key](*[np.asarray(a) for a in arrays if a is not None]), name)
 
     run.__name__ = name
@@ -387,7 +415,7 @@ def jax_backward(jax, op, name: str, inputs: tuple[str, ...], differentiable: tu
                 it = iter(given)
                 return vjp(g, *[next(it) if p else None for p in _present])
 
-            compiled[key] = jax.jit(call)
+            compiled[key] = _jit(jax, call)
         grads = compiled[key](np.asarray(grad_output), *[np.asarray(a) for a in arrays if a is not None])
         by_index = dict(zip(wanted, grads))
         results = []
@@ -439,7 +467,7 @@ def jax_jvp(jax, op, name: str, inputs: tuple[str, ...], differentiable: tuple[s
 
                 return jax.jvp(of_moving, tuple(full[i] for i in _moving), tuple(dual))
 
-            compiled[key] = jax.jit(call)
+            compiled[key] = _jit(jax, call)
         given = [np.asarray(a) for a in primals if a is not None]
         try:
             out, tangent = compiled[key](*given, *[np.asarray(tangents[i]).astype(np.asarray(primals[i]).dtype)
@@ -488,7 +516,7 @@ def jax_double_backward(jax, op, name: str, inputs: tuple[str, ...], differentia
 
                 return jax.grad(s, argnums=tuple(range(1 + len(_wanted))))(g, *[full[i] for i in _wanted])
 
-            compiled[key] = jax.jit(second)
+            compiled[key] = _jit(jax, second)
         directions = tuple(np.asarray(v[differentiable.index(inputs[i])]) for i in wanted)
         results = compiled[key](np.asarray(grad_output), directions, *[np.asarray(a) for a in arrays if a is not None])
         by_index = dict(zip(wanted, results[1:]))
@@ -506,7 +534,49 @@ def jax_double_backward(jax, op, name: str, inputs: tuple[str, ...], differentia
 def adapt_jax(module, specs) -> types.SimpleNamespace:
     """As ``adapt``, for a module of JAX functions."""
     jax = jax_setup()
-    return _contract(module, specs, lambda op, name: jax_forward(jax, op, name),
-                     lambda op, name, inputs, differentiable: jax_backward(jax, op, name, inputs, differentiable),
-                     lambda op, name, inputs, differentiable: jax_jvp(jax, op, name, inputs, differentiable),
-                     lambda op, name, inputs, differentiable: jax_double_backward(jax, op, name, inputs, differentiable))
+    adapted = _contract(module, specs, lambda op, name: jax_forward(jax, op, name),
+                        lambda op, name, inputs, differentiable: jax_backward(jax, op, name, inputs, differentiable),
+                        lambda op, name, inputs, differentiable: jax_jvp(jax, op, name, inputs, differentiable),
+                        lambda op, name, inputs, differentiable: jax_double_backward(jax, op, name, inputs, differentiable))
+    trace = os.environ.get("BPCHECK_JAX_TRACE")
+    if trace:
+        adapted = types.SimpleNamespace(**{name: _traced(f, trace) for name, f in vars(adapted).items()})
+    return adapted
+
+
+def _shapes(value):
+    if value is None:
+        return None
+    if isinstance(value, (tuple, list)):
+        return [_shapes(v) for v in value]
+    a = np.asarray(value)
+    return [list(a.shape), a.dtype.name]
+
+
+#: this process in a trace (workers may each have their own PID namespace, where all are PID 3)
+_PROCESS = f"{os.getpid()}-{os.urandom(4).hex()}"
+
+
+def _traced(function, path: str):
+    """``function``, appending one JSON line per call to ``path``: which function, the arguments' shapes and dtypes,
+    the configuration, the seconds the call took and whether this process saw that signature before
+    (``BPCHECK_JAX_TRACE``: where a JAX run's time goes, compile vs call; ``benchmarks/jax_compiles.py`` reads it)."""
+    import json  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    seen: set = set()
+
+    def run(*args, **config):
+        signature = json.dumps([function.__name__, _shapes(list(args)), _static_key(config)])
+        started = time.perf_counter()
+        try:
+            return function(*args, **config)
+        finally:
+            seconds = time.perf_counter() - started
+            with open(path, "a") as out:
+                out.write(json.dumps({"process": _PROCESS, "signature": signature, "seconds": seconds,
+                                      "new": signature not in seen}) + "\n")
+            seen.add(signature)
+
+    run.__name__ = function.__name__
+    return run

@@ -69,28 +69,6 @@ def _current_choices() -> str:
     return choices_to_bytes(current_build_context().data.choices).hex()
 
 
-def _record(tally, verdict) -> bool:
-    """Count ``verdict`` in ``tally`` as ``suite.build_property``'s property does; whether it failed."""
-    from oracle.suite import keep_nondeterministic, keep_worst_imprecise  # noqa: PLC0415
-    from oracle.verdict import NOT_IMPLEMENTED, SKIPPED  # noqa: PLC0415
-
-    tally.ran += 1
-    tally.saw(verdict)
-    if verdict.status == NOT_IMPLEMENTED:
-        tally.declined.append(verdict)
-    elif verdict.status == SKIPPED:
-        tally.skipped.append(verdict)
-    else:
-        if not verdict.failed:
-            keep_nondeterministic(tally, verdict)
-        if verdict.imprecise:
-            keep_worst_imprecise(tally, verdict)
-        elif verdict.failed:
-            tally.fail(verdict)
-            return True
-    return False
-
-
 def _property(op: str, dtype: str, checks: tuple[str, ...], tallies: dict, before: Callable, failed: dict,
               seconds: dict):
     """The Hypothesis test ``screen(impl)``: each drawn case through every check not failed yet."""
@@ -98,7 +76,7 @@ def _property(op: str, dtype: str, checks: tuple[str, ...], tallies: dict, befor
 
     from oracle import course  # noqa: PLC0415
     from oracle.ops import SPECS  # noqa: PLC0415
-    from oracle.suite import ALL_CHECKS  # noqa: PLC0415
+    from oracle.suite import ALL_CHECKS, record  # noqa: PLC0415
 
     spec = SPECS[op]
 
@@ -117,7 +95,8 @@ def _property(op: str, dtype: str, checks: tuple[str, ...], tallies: dict, befor
             started = time.perf_counter()
             verdict = ALL_CHECKS[check](impl, spec, case)
             seconds[check] += time.perf_counter() - started
-            if _record(tallies[check], verdict):
+            if record(tallies[check], verdict):
+                tallies[check].fail(verdict)
                 failed[check] = _current_choices()
 
     screen.hypothesis.inner_test._hypothesis_internal_add_digest = f"{op}/screen/{dtype}".encode()

@@ -95,6 +95,25 @@ def report_nondeterministic(verdict: Verdict | None, strict: bool, prefix: str =
     _report_note(verdict, strict, "not deterministic", NondeterministicGradient, prefix)
 
 
+def record(tally: "Tally", verdict: Verdict) -> bool:
+    """Count a case's verdict in ``tally`` (declined, skipped, the worst imprecise, not deterministic, the features
+    checked); whether it failed: the caller records the failure (``Tally.fail``) its own way."""
+    tally.ran += 1
+    tally.saw(verdict)
+    if verdict.status == NOT_IMPLEMENTED:
+        tally.declined.append(verdict)
+        return False
+    if verdict.status == SKIPPED:
+        tally.skipped.append(verdict)
+        return False
+    if not verdict.failed:
+        keep_nondeterministic(tally, verdict)
+    if verdict.imprecise:
+        keep_worst_imprecise(tally, verdict)
+        return False
+    return verdict.failed
+
+
 def _strict(request) -> bool:
     return bool(request.config.getoption("bpcheck_strict", default=False))
 

@@ -415,7 +415,7 @@ def _imprecise(result: Result, verdict: Verdict) -> None:
 def run_examples(impl, op: str, check: str, dtype: str, tally, before: Callable[[Case], bool]) -> None:
     """The explicit examples (edge cases, field bugs), after the drawn cases passed; the first failure of each
     distinct identity (``oracle.defects``) is kept."""
-    from oracle.suite import check_example, examples_for, keep_nondeterministic, keep_worst_imprecise  # noqa: PLC0415
+    from oracle.suite import check_example, examples_for, record  # noqa: PLC0415
 
     for case in examples_for(op, dtype):
         why = course.not_expressible(case)
@@ -424,17 +424,7 @@ def run_examples(impl, op: str, check: str, dtype: str, tally, before: Callable[
             continue
         before(case)
         verdict = check_example(impl, op, check, case)
-        tally.ran += 1
-        tally.saw(verdict)
-        if verdict.status == NOT_IMPLEMENTED:
-            tally.declined.append(verdict)
-        elif verdict.status == SKIPPED:
-            tally.skipped.append(verdict)
-        elif verdict.imprecise:
-            keep_worst_imprecise(tally, verdict)
-        if not verdict.failed:
-            keep_nondeterministic(tally, verdict)
-        elif verdict.failed and tally.identities.of(verdict) not in tally.defects:
+        if record(tally, verdict) and tally.identities.of(verdict) not in tally.defects:
             verdict.hints.append("an explicit example (oracle/examples.py) failed; the drawn cases did not")
             tally.fail(verdict)
 

@@ -323,6 +323,11 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
     if missing:  # an optional function the module does not define: nothing to draw
         return Result(op, check, dtype, NOT_IMPLEMENTED, message=missing[len(impl.label) + len(" has "):],
                       optional=True).as_dict()
+    from oracle.suite import not_applicable  # noqa: PLC0415
+
+    why = not_applicable(check, dtype)
+    if why:  # the check says nothing in this dtype (the second order in half precision): nothing to draw
+        return Result(op, check, dtype, SKIPPED, message=why).as_dict()
     tally = Tally()
     before = ShrinkBudget(tally, config["shrink_time"], announce, config.get("draw_seconds"))
     db = open_database(config.get("database"))

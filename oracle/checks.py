@@ -282,7 +282,7 @@ def backward(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
         verdict = compare_backward(impl, spec, case, arrays, reference, errors, running=running)
         if not verdict.failed:
             verdict.nondeterminism = determinism.of_results(
-                running.result(0), running.result(1), [f"grad_{n}" for n in spec.differentiable])
+                running.result(0), running.result(1), [f"grad_{n}" for n in spec.differentiable], case.dtype)
             return verdict
         if first is None:
             first = verdict

@@ -27,9 +27,9 @@ import numpy as np
 
 from oracle import course, determinism, dtypes, magnitudes, precision, tolerances, torch_oracle
 from oracle.case import Case
-from oracle.untrusted.client import carrying
 from oracle.implementation import Implementation, ImplementationFailure, NotImplementedForConfig, check_result, submit
 from oracle.ops import OpSpec, positional
+from oracle.untrusted.client import carrying
 from oracle.verdict import FAIL, IMPRECISE, NOT_IMPLEMENTED, PASS, SKIPPED, Mismatch, Verdict, locate, status_of
 
 #: inputs with at most this many elements get the full Jacobian-vector product from finite differences
@@ -143,17 +143,10 @@ def run_backward(impl: Implementation, spec: OpSpec, grad_output: np.ndarray, ar
 
 
 def _oracle(spec: OpSpec, case: Case, arrays: dict, with_grads: bool = True, dtype: str = "float64"):
-    """torch's ``(output, {name: gradient})`` on ``arrays`` in ``dtype``; in float64 (the truth) for a half-precision
-    case each element as the case's dtype holds it at its range (``oracle.dtypes.in_range``: an exact result beyond
-    the largest finite value is the infinity of its sign)."""
     inputs = {name: arrays[name] for name in spec.inputs}
-    output, grads = torch_oracle.run(
+    return torch_oracle.run(
         spec.name, inputs, case.config, spec.differentiable, arrays["grad_output"] if with_grads else None, dtype=dtype
     )
-    if dtype == "float64" and dtypes.is_half(case.dtype):
-        output = dtypes.in_range(output, case.dtype)
-        grads = {n: None if g is None else dtypes.in_range(g, case.dtype) for n, g in grads.items()}
-    return output, grads
 
 
 def reference_errors(spec: OpSpec, case: Case, arrays: dict, output: np.ndarray, grads: dict) -> tuple:

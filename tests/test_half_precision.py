@@ -86,6 +86,24 @@ def test_an_exact_result_beyond_float16s_range_is_infinite_in_float16():
     assert dtypes.in_range(np.array([1e12]), "bfloat16").tolist() == [1e12]
 
 
+def test_a_case_beyond_the_dtypes_range_is_skipped_with_the_reason():
+    """BCE at p = 0: the exact gradient (1e12 G) overflows float16; batch_norm of a constant channel with eps = 1e-11:
+    torch's own float16 kernel gives NaN (1/sqrt(eps) = 3e5 > 65504). Neither judges a rule; bfloat16 holds both."""
+    from oracle.checks import beyond_half_range  # noqa: PLC0415
+
+    bce = Case(op="binary_cross_entropy", shapes={"input": (1,), "target": (1,), "grad_output": ()},
+               config={"reduction": "mean"}, dtype="float16", values={"input": "probabilities_edges", "target": "soft"})
+    norm = Case(op="batch_norm", shapes={"x": (2, 1), "weight": None, "bias": None, "grad_output": (2, 1)},
+                config={"eps": 1e-11}, dtype="float16", values={"x": "constant_channels"})
+    assert bce.arrays()["input"].tolist() == [0.0]
+    skipped = beyond_half_range(SPECS["binary_cross_entropy"], "backward", bce)
+    assert skipped.status == "skipped" and "the exact value overflows float16: grad_input[0]" in skipped.message
+    skipped = beyond_half_range(SPECS["batch_norm"], "forward", norm)
+    assert skipped.status == "skipped" and "torch's own float16 kernel gives NaN/inf" in skipped.message
+    assert beyond_half_range(SPECS["batch_norm"], "forward", norm.with_(dtype="bfloat16")) is None
+    assert beyond_half_range(SPECS["batch_norm"], "forward", norm.with_(dtype="float32")) is None
+
+
 # --------------------------------------------------------------------------- the worker's adapters
 
 

@@ -169,6 +169,16 @@ def test_a_wrong_conv2d_function_fails_in_bfloat16():
 def test_a_right_rule_computed_in_float32_and_rounded_passes_in_bfloat16():
     """functional_float32 keeps the intermediates torch rounds to bfloat16 (softmax's saved output, the log_softmax
     inside cross_entropy) in float32: its gradients differ from torch's in the last bits, and pass."""
+    import importlib.util  # noqa: PLC0415
+
+    spec = importlib.util.spec_from_file_location("functional_float32", EXAMPLES / "functional_float32.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    x = torch.randn(4, 16, generator=torch.Generator().manual_seed(0)).bfloat16().requires_grad_()
+    g = torch.randn(4, 16, generator=torch.Generator().manual_seed(1)).bfloat16()
+    ours = torch.autograd.grad(module.softmax(x, dim=1), x, g)[0]
+    torchs = torch.autograd.grad(torch.softmax(x, dim=1), x, g)[0]
+    assert ours.dtype == torch.bfloat16 and (ours != torchs).any()  # rounded differently from torch's own kernel
     with Implementation.load(f"torch:{EXAMPLES / 'functional_float32.py'}") as impl:
         for op, check in (("softmax", "backward"), ("cross_entropy", "jvp")):
             result = run_unit(impl, (op, check, "bfloat16"), _config(25), lambda _: None)

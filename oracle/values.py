@@ -12,6 +12,9 @@ Most recipes fill an array of the case's floating dtype. An *index* recipe
 classes is the second side of ``input``): ``dtype_of`` says which dtype a
 recipe gives, ``make`` takes the case's shapes for it.
 
+In a half-precision case (float16, bfloat16: ``oracle.dtypes``) every recipe's float64 values are brought
+within the dtype's range and rounded to it (``make``), so that they are values the implementation can take.
+
 ``GAP`` is the smallest distance a ``gapped`` array keeps between any two of its
 values and from zero; finite differences use steps far below it (see
 ``oracle.tolerances``), so no kink is crossed.

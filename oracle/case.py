@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from oracle import values
+from oracle import dtypes, values
 
-DTYPES = ("float64", "float32")
+#: the default dtypes; ``oracle.dtypes.HALF`` (float16, bfloat16) on request
+DTYPES = dtypes.DTYPES
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,12 @@ class Case:
             if shape is None:
                 out[name] = None
             else:
-                out[name] = values.make(self.values.get(name, "normal"), shape, np.dtype(self.dtype), rng, self.shapes)
+                out[name] = values.make(self.values.get(name, "normal"), shape, self.dtype, rng, self.shapes)
         return out
 
     def dtype_of(self, name: str) -> np.dtype:
-        """The dtype of the case's array ``name``: the case's ``dtype``, or int64 for class indices."""
+        """The NumPy dtype of the case's array ``name``: the case's ``dtype`` (as held: float32 for bfloat16,
+        ``oracle.dtypes``), or int64 for class indices."""
         return values.dtype_of(self.values.get(name, "normal"), self.dtype)
 
     def arrays(self) -> dict[str, np.ndarray | None]:
@@ -72,7 +74,7 @@ class Case:
         shapes = ", ".join(f"{k}={v}" for k, v in self.shapes.items())
         config = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
         own = ", ".join(f"{k} {self.dtype_of(k)}" for k, v in self.shapes.items()
-                        if v is not None and self.dtype_of(k) != np.dtype(self.dtype))
+                        if v is not None and self.dtype_of(k) != dtypes.storage(self.dtype))
         return (
             f"op={self.op} dtype={self.dtype}{f' ({own})' if own else ''} config: {config or '(defaults)'}\n"
             f"shapes: {shapes}   values: {self.values or 'normal'}   seed={self.seed}\n"

@@ -25,10 +25,11 @@ from typing import Callable
 
 import numpy as np
 
-from oracle import course, determinism, magnitudes, precision, tolerances, torch_oracle
+from oracle import course, determinism, dtypes, magnitudes, precision, tolerances, torch_oracle
 from oracle.case import Case
 from oracle.implementation import Implementation, ImplementationFailure, NotImplementedForConfig, check_result, submit
 from oracle.ops import OpSpec, positional
+from oracle.untrusted.client import carrying
 from oracle.verdict import FAIL, IMPRECISE, NOT_IMPLEMENTED, PASS, SKIPPED, Mismatch, Verdict, locate, status_of
 
 #: inputs with at most this many elements get the full Jacobian-vector product from finite differences
@@ -42,10 +43,14 @@ def _guarded(check: Callable[[Implementation, OpSpec, Case], Verdict]):
 
     def run(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
         on = fd_case(spec, case) if check.__name__ == "finite_differences" else case  # the values it ran on
-        verdict = _verdict_of(lambda: check(impl, spec, case), spec, check.__name__, on)
-        if verdict.status == NOT_IMPLEMENTED or verdict.message.startswith("hang: "):
-            return verdict  # re-running a hang to diagnose it would hang again
-        return _diagnosed(verdict, impl, spec, case)
+        skip = beyond_half_range(spec, check.__name__, on)
+        if skip is not None:
+            return skip
+        with carrying(case.dtype):  # a bfloat16 case's float32 arrays stand for bfloat16 in the worker
+            verdict = _verdict_of(lambda: check(impl, spec, case), spec, check.__name__, on)
+            if verdict.status == NOT_IMPLEMENTED or verdict.message.startswith("hang: "):
+                return verdict  # re-running a hang to diagnose it would hang again
+            return _diagnosed(verdict, impl, spec, case)
 
     run.__name__ = check.__name__
     run.__doc__ = check.__doc__
@@ -81,7 +86,7 @@ def _checked_result(result, what: str, expected: list, dtype: str) -> tuple[list
 
     A wrong dtype stays a FAIL of the contract (the caller says so), but the values are still compared.
     """
-    want = np.dtype(dtype)
+    want = dtypes.storage(dtype)
     results = [result] if len(expected) == 1 else (list(result) if isinstance(result, (tuple, list)) else None)
     if results is None or len(results) != len(expected):
         return check_result(result, what, expected, dtype), None  # check_result says what is wrong
@@ -147,14 +152,62 @@ def _oracle(spec: OpSpec, case: Case, arrays: dict, with_grads: bool = True, dty
 def reference_errors(spec: OpSpec, case: Case, arrays: dict, output: np.ndarray, grads: dict) -> tuple:
     """``(output error, {name: gradient error})`` of torch's own kernel in the case's dtype, or ``(None, {})`` in float64.
 
-    Feeds ``tolerances.float32_slack``: a float32 implementation may be as far from the float64 truth as
-    torch's float32 kernel is on the same inputs.
+    Feeds ``tolerances.float32_slack``: a float32 (float16, bfloat16) implementation may be as far from the float64
+    truth as torch's float32 (float16, bfloat16) kernel is on the same inputs.
     """
     if case.dtype == "float64":
         return None, {}
     out32, grads32 = _oracle(spec, case, arrays, with_grads=bool(grads), dtype=case.dtype)
     errors = {n: None if grads[n] is None else np.asarray(grads32[n], np.float64) - grads[n] for n in grads}
     return np.asarray(out32, np.float64) - output, errors
+
+
+def beyond_half_range(spec: OpSpec, check: str, case: Case) -> Verdict | None:
+    """A SKIPPED verdict if a half-precision case leaves its dtype's range; else None.
+
+    That is: the exact output or a gradient (torch, float64) is beyond the dtype's largest finite value (BCE's
+    ``1/1e-12`` gradient at p = 0 in float16: no value of the dtype is right there, and torch's own rules give inf
+    or NaN depending on the path), or torch's own kernel in the dtype gives NaN or inf where the exact value is
+    finite (batch_norm's ``1/sqrt(var + eps)`` of a constant channel with eps = 1e-11 is 3e5, beyond float16's
+    65504; eps itself is 0 in float16). Such a case is outside what the dtype can compute and says nothing about
+    a rule either way (``oracle.tolerances``, "Half precision"). Every check of a half-precision case asks this
+    first (``_guarded``; the JVP's tangent too, ``oracle.forward_mode``); float64 and float32 cases never are
+    skipped so.
+    """
+    if not dtypes.is_half(case.dtype):
+        return None
+    arrays = case.arrays()
+    inputs = {name: arrays[name] for name in spec.inputs}
+    try:
+        truth, grads = torch_oracle.run(spec.name, inputs, case.config, spec.differentiable, arrays["grad_output"])
+        half, half_grads = torch_oracle.run(spec.name, inputs, case.config, spec.differentiable, arrays["grad_output"],
+                                            dtype=case.dtype)
+    except Exception:  # noqa: BLE001 - no torch, or torch refuses the case: the checks themselves say what happens
+        return None
+    pairs = [("output", truth, half), *((f"grad_{n}", grads[n], half_grads[n]) for n in grads)]
+    return half_range_verdict(spec, check, case, pairs)
+
+
+def half_range_verdict(spec: OpSpec, check: str, case: Case, pairs: list) -> Verdict | None:
+    """``beyond_half_range``'s verdict for ``(name, exact float64 value, torch's result in the case's dtype)`` pairs:
+    SKIPPED at the first element whose exact value is finite and overflows the dtype, or where torch's result is
+    NaN or inf and the exact value finite."""
+    for name, truth, half in pairs:
+        if truth is None or half is None:
+            continue
+        truth, half = np.asarray(truth, np.float64), np.asarray(half, np.float64)
+        finite = np.isfinite(truth)
+        overflows = finite & ~np.isfinite(dtypes.in_range(truth, case.dtype))
+        lost = finite & ~np.isfinite(half)
+        for where, what in ((overflows, f"the exact value overflows {case.dtype}"),
+                            (lost, f"torch's own {case.dtype} kernel gives NaN/inf (an intermediate of the standard "
+                                   f"formulas leaves {case.dtype}'s range)")):
+            if where.any():
+                index = tuple(int(i) for i in np.argwhere(where)[0])
+                return Verdict(spec.name, check, SKIPPED, case,
+                               f"beyond {case.dtype}'s range: {what}: {name}{list(index)} is {truth[index]:.6g} "
+                               f"exactly, {half[index]} in torch's {case.dtype}; nothing to judge a rule by")
+    return None
 
 
 def _untrusted_torch(spec: OpSpec, check: str, case: Case) -> Verdict | None:
@@ -222,7 +275,7 @@ def backward(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
         verdict = compare_backward(impl, spec, case, arrays, reference, errors, running=running)
         if not verdict.failed:
             verdict.nondeterminism = determinism.of_results(
-                running.result(0), running.result(1), [f"grad_{n}" for n in spec.differentiable])
+                running.result(0), running.result(1), [f"grad_{n}" for n in spec.differentiable], case.dtype)
             return verdict
         if first is None:
             first = verdict
@@ -476,7 +529,9 @@ def finite_differences(impl: Implementation, spec: OpSpec, case: Case) -> Verdic
 
 
 def _small_dyadic(shape, rng) -> np.ndarray:
-    """Steps of at most 7/256 < GAP/2 on a 1/256 grid: x + dx is exact and keeps every max-pool arg-max."""
+    """Steps of at most 7/256 < GAP/2 on a 1/256 grid: x + dx is exact in float64 and float32 and keeps every max-pool
+    arg-max. In half precision x + dx is rounded to the dtype (by at most half an ulp of x: 1/128 at |x| < 4 in
+    bfloat16, well within the gapped values' 0.1) and the step really made is the one paired with the backward."""
     return rng.integers(-7, 8, size=shape).astype(np.float64) / 256
 
 
@@ -495,7 +550,6 @@ def adjoint(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
     if spec.linearized_in:
         case = fd_case(spec, case)
     rng = np.random.default_rng(case.seed ^ 0xAD10)
-    dtype = np.dtype(case.dtype)
     arrays = case.arrays()
     for opt in spec.optional:
         arrays[opt] = None  # F must be linear, so no bias
@@ -504,11 +558,12 @@ def adjoint(impl: Implementation, spec: OpSpec, case: Case) -> Verdict:
     steps, calls = {}, []
     for name in names:  # every call of the check in one request: F dx (or F(x + dx) and F(x)) per input, F^T dy
         if name in spec.linear_in:
-            steps[name] = rng.standard_normal(arrays[name].shape).astype(dtype)
+            steps[name] = dtypes.round_to(rng.standard_normal(arrays[name].shape), case.dtype)
             calls.append(forward_call(spec, {**arrays, name: steps[name]}, case))
-        else:
-            steps[name] = _small_dyadic(arrays[name].shape, rng).astype(dtype)
-            calls += [forward_call(spec, {**arrays, name: arrays[name] + steps[name]}, case), forward_call(spec, arrays, case)]
+        else:  # x + dx rounded to the dtype; dx is the step really made (exact in float64)
+            moved = dtypes.round_to(arrays[name].astype(np.float64) + _small_dyadic(arrays[name].shape, rng), case.dtype)
+            steps[name] = moved.astype(np.float64) - arrays[name].astype(np.float64)
+            calls += [forward_call(spec, {**arrays, name: moved}, case), forward_call(spec, arrays, case)]
     calls.append(backward_call(spec, dy, arrays, case))
     running = submit(impl, calls)
     worst, at = None, 0

@@ -27,16 +27,23 @@ def _arrays(result, n: int) -> list | None:
     return results
 
 
-def of_results(first, second, names: list[str]) -> str | None:
+def of_results(first, second, names: list[str], dtype: str | None = None) -> str | None:
     """``difference`` of two backward results as the backward returned them (one array, or a tuple of arrays and
     None, one per name). Results that are not shaped so are not compared: None (the checks already say what
-    is wrong with such a result)."""
+    is wrong with such a result). ``dtype``: the case's, for arrays held in another (bfloat16 in float32)."""
     a, b = _arrays(first, len(names)), _arrays(second, len(names))
-    return None if a is None or b is None else difference(a, b, names)
+    return None if a is None or b is None else difference(a, b, names, dtype)
 
 
-def difference(a: list, b: list, names: list[str]) -> str | None:
-    """How two lists of gradients (an array or None per name) from identical calls differ, or None if identical."""
+#: ulps of a dtype held in float32, in float32 ulps: bfloat16 has 16 bits fewer of significand
+_HELD_ULPS = {"bfloat16": 2.0**16}
+
+
+def difference(a: list, b: list, names: list[str], dtype: str | None = None) -> str | None:
+    """How two lists of gradients (an array or None per name) from identical calls differ, or None if identical.
+
+    ``dtype``: the dtype the arrays stand for, if they are held in another (bfloat16 values in float32): the ulps
+    are then that dtype's."""
     worst = None  # (ulps, abs difference, name, index, count, size)
     for name, x, y in zip(names, a, b):
         if x is None or y is None:
@@ -48,18 +55,19 @@ def difference(a: list, b: list, names: list[str]) -> str | None:
                     f"and {y.dtype}{list(y.shape)}")
         if np.array_equal(x, y, equal_nan=x.dtype.kind in "fc"):
             continue
-        found = _worst(x, y)
+        found = _worst(x, y, _HELD_ULPS.get(dtype, 1.0))
         if found is not None and (worst is None or found[0] > worst[0]):
             worst = (*found[:1], found[1], name, *found[2:])
     if worst is None:
         return None
     ulps, gap, name, index, count, size = worst
-    in_ulps = f" ({ulps:.3g} ulps of {a[names.index(name)].dtype})" if np.isfinite(ulps) else ""
+    held = dtype if dtype in _HELD_ULPS else a[names.index(name)].dtype
+    in_ulps = f" ({ulps:.3g} ulps of {held})" if np.isfinite(ulps) else ""
     return (f"{NOT_DETERMINISTIC}: two identical calls of the backward differ by up to {gap:.3g}{in_ulps} "
             f"at {name}{list(index)} ({count} of {size} element(s) differ)")
 
 
-def _worst(x: np.ndarray, y: np.ndarray) -> tuple | None:
+def _worst(x: np.ndarray, y: np.ndarray, ulp_scale: float = 1.0) -> tuple | None:
     """``(ulps, |x - y|, index, count, size)`` at the element of largest difference in ulps (NaN on one side only:
     infinite), or None if no element differs."""
     if x.dtype.kind not in "fc":
@@ -69,7 +77,7 @@ def _worst(x: np.ndarray, y: np.ndarray) -> tuple | None:
     else:
         differ = ~((x == y) | (np.isnan(x) & np.isnan(y)))
         with np.errstate(all="ignore"):
-            spacing = np.spacing(np.maximum(np.abs(x), np.abs(y))).astype(np.float64)
+            spacing = np.spacing(np.maximum(np.abs(x), np.abs(y))).astype(np.float64) * ulp_scale
     if not differ.any():
         return None
     with np.errstate(all="ignore"):

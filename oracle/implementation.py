@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from oracle import dtypes
 from oracle.ops import SPECS
 from oracle.untrusted import client
 from oracle.untrusted.client import ImplementationFailure, LoadError, NotImplementedForConfig, RemoteFunction
@@ -207,9 +208,10 @@ def check_result(
             raise ImplementationFailure(
                 "wrong shape", f"{what}: {name} has shape {got.shape}, expected {oracle.shape}"
             )
-        if got.dtype != np.dtype(dtype):
+        if got.dtype != dtypes.storage(dtype):
+            held = f", held as {dtypes.storage(dtype)}" if dtypes.carried(dtype) else ""
             raise ImplementationFailure(
-                "wrong dtype", f"{what}: {name} has dtype {got.dtype}, expected {dtype} (the inputs' dtype)"
+                "wrong dtype", f"{what}: {name} has dtype {got.dtype}, expected {dtype} (the inputs' dtype{held})"
             )
         bad = ~np.isfinite(got) & np.isfinite(oracle)
         if bad.any():

@@ -15,6 +15,9 @@ from typing import Callable
 
 import numpy as np
 
+from oracle import dtypes
+from oracle.tolerances import UNIT_ROUNDOFF
+
 
 @dataclass(frozen=True)
 class Unstable:
@@ -129,9 +132,9 @@ def hints(op: str, direction: str, arrays: dict, config: dict, got: np.ndarray, 
     """Hints for an imprecise ``got`` at ``index``: the unstable formula it matches, or the stable one to use."""
     entries = [u for u in CATALOGUE if u.op == op and u.direction == direction]
     if not entries:
-        return [SUMS] if dtype == "float32" else []
+        return [SUMS] if dtype != "float64" else []
     out = []
-    cast = {k: (None if v is None else np.asarray(v, dtype=np.dtype(dtype))) for k, v in arrays.items()}
+    cast = {k: (None if v is None else np.asarray(v, dtype=dtypes.storage(dtype))) for k, v in arrays.items()}
     for entry in entries:
         if entry.compute is not None:
             try:
@@ -140,7 +143,7 @@ def hints(op: str, direction: str, arrays: dict, config: dict, got: np.ndarray, 
                 have = float(np.asarray(got, np.float64)[index]) if np.ndim(got) else float(got)
             except Exception:  # noqa: BLE001 - a hint, never a failure
                 continue
-            if at == have or (np.isfinite(at) and abs(at - have) <= 4 * np.finfo(np.dtype(dtype)).eps * max(abs(at), abs(have))):
+            if at == have or (np.isfinite(at) and abs(at - have) <= 8 * UNIT_ROUNDOFF[dtype] * max(abs(at), abs(have))):
                 out.append(f"the result matches the unstable formula {entry.formula}; use {entry.stable}")
                 return out
     return out + [f"stable formula: {entries[0].stable}"]

@@ -60,6 +60,15 @@ def pytest_addoption(parser):
         "GPU stops the session with exit 2",
     )
     group.addoption(
+        "--bpcheck-dtype",
+        choices=("float32", "float64", "both", "float16", "bfloat16"),
+        default=None,
+        dest="bpcheck_dtype",
+        help="the dtype(s) bpcheck's generated tests check in, as bpcheck verify --dtype (default: both = float64 and "
+        "float32); float16 and bfloat16 on request (bfloat16: torch:/jax: modules only, NumPy has no bfloat16); "
+        "the tests are generated for these dtypes only (test_conv2d_backward_bfloat16, ...)",
+    )
+    group.addoption(
         "--shrink-time",
         type=float,
         default=float(os.environ.get("BPCHECK_SHRINK_TIME", "60")),
@@ -124,14 +133,18 @@ require_full = False
 impl_target = "refimpl"
 #: the example database of bpcheck's tests (``--database``, ``oracle.database``); None: the profile's (set at configure time)
 database = None
+#: the dtypes bpcheck's tests are generated for (``--bpcheck-dtype``; set at configure time, before ``oracle.suite`` is
+#: collected)
+dtypes = ("float64", "float32")
 
 
 def pytest_configure(config):
     # Only bpcheck's own tests take the profile (oracle.suite applies it per test): loaded as an entry
     # point in someone else's project, the plugin must not change their Hypothesis settings.
-    global active_profile, database, require_full, shrink_time, impl_target
+    global active_profile, database, require_full, shrink_time, impl_target, dtypes
     active_profile = config.getoption("hypothesis_profile", default=None) or default_profile()
     impl_target = _styled_target(config)
+    dtypes = _dtypes(config)
     from oracle.database import check_reachable, open_database, resolve  # noqa: PLC0415
 
     spec = resolve(config.getoption("bpcheck_database", default=None))
@@ -142,6 +155,16 @@ def pytest_configure(config):
         raise pytest.UsageError(f"--database / $BPCHECK_DATABASE: {exc}") from None
     require_full = bool(config.getoption("require_full", default=False))
     shrink_time = config.getoption("--shrink-time", default=shrink_time)
+
+
+def _dtypes(config) -> tuple[str, ...]:
+    """``--bpcheck-dtype`` as the dtypes to generate tests for; bfloat16 on NumPy code stops the session (exit 2)."""
+    from oracle.verify import resolve_dtypes  # noqa: PLC0415
+
+    try:
+        return tuple(resolve_dtypes(impl_target, config.getoption("bpcheck_dtype", default=None), None))
+    except ValueError as exc:
+        pytest.exit(f"--impl={impl_target}: {str(exc).replace('--dtype', '--bpcheck-dtype')}", returncode=2)
 
 
 def _styled_target(config) -> str:

@@ -114,16 +114,16 @@ def run_screen(impl, work_unit: tuple, config: dict, announce: Callable[[str], N
     from oracle import course  # noqa: PLC0415
     from oracle.database import apply as apply_database  # noqa: PLC0415
     from oracle.suite import ShrinkBudget, Tally  # noqa: PLC0415
-    from oracle.verify import run_examples, absent_optional_result, conclude, hypothesis_settings  # noqa: PLC0415
+    from oracle.verify import conclude, hypothesis_settings, run_examples, undrawn_result  # noqa: PLC0415
 
     op, _, dtype, checks = work_unit
     course.activate(config.get("style"), config.get("conventions"))
     results = []
     drawn = []
     for check in checks:
-        absent = absent_optional_result(impl, (op, check, dtype))
-        if absent:
-            results.append(absent)
+        undrawn = undrawn_result(impl, (op, check, dtype))
+        if undrawn:
+            results.append(undrawn)
         else:
             drawn.append(check)
     if not drawn:

@@ -34,6 +34,7 @@ from hypothesis import event, example, given, note, settings
 
 from oracle import course, coverage, defects, pytest_plugin, second_order
 from oracle.case import DTYPES, Case
+from oracle.dtypes import HALF as HALF_DTYPES
 from oracle.cases.record import OPTIONAL_FUNCTIONS
 from oracle.checks import CHECKS
 from oracle.database import WriteOnly, database_key
@@ -130,11 +131,14 @@ def applies(op: str, check: str) -> bool:
 
 ALL_CHECKS = {**CHECKS, "identities": lambda impl, spec, case: IDENTITIES[spec.name](impl, spec, case), "jvp": jvp,
               second_order.CHECK: second_order.double_backward}
+#: the dtypes the tests are generated for: ``--bpcheck-dtype`` (``oracle.pytest_plugin.dtypes``, set before this module
+#: is collected), float64 and float32 by default
+SUITE_DTYPES = tuple(pytest_plugin.dtypes)
 PARAMS = [
     (op, check, dtype)
     for op in SPECS
     for check in ALL_CHECKS
-    for dtype in DTYPES
+    for dtype in SUITE_DTYPES
     if applies(op, check)
 ]
 
@@ -146,6 +150,13 @@ def optional_missing(impl, op: str, check: str) -> str | None:
     if name is None or impl.function(name) is not None:
         return None
     return f"{impl.label} has no {name}"
+
+
+def not_applicable(check: str, dtype: str) -> str | None:
+    """Why ``check`` says nothing in ``dtype`` (the second order in half precision, ``oracle.second_order``), or None."""
+    if check == second_order.CHECK and dtype in HALF_DTYPES:
+        return second_order.HALF_PRECISION
+    return None
 
 
 def checks_for(op: str) -> list[str]:
@@ -420,6 +431,9 @@ def _make_test(op: str, check: str, dtype: str):
         missing = optional_missing(impl, op, check)
         if missing:
             pytest.skip(missing)
+        why = not_applicable(check, dtype)
+        if why:
+            pytest.skip(f"{op} {check} ({dtype}): {why}")
         tally = Tally()
         profile = settings.get_profile(pytest_plugin.active_profile)
         budget = run["budget"] = ShrinkBudget(tally, pytest_plugin.shrink_time)
@@ -455,11 +469,14 @@ def _make_test(op: str, check: str, dtype: str):
 
 
 def _make_examples_test(op: str, check: str):
-    """The op's explicit edge cases and field bugs (oracle.examples) through one check, both dtypes."""
-    cases = [case for dtype in DTYPES for case in examples_for(op, dtype)]
+    """The op's explicit edge cases and field bugs (oracle.examples) through one check, in each dtype of the suite."""
+    cases = [case for dtype in SUITE_DTYPES for case in examples_for(op, dtype)]
 
-    @pytest.mark.parametrize("case", cases, ids=[f"{c.dtype}-{i % (len(cases) // len(DTYPES))}" for i, c in enumerate(cases)])
+    @pytest.mark.parametrize("case", cases, ids=[f"{c.dtype}-{i % (len(cases) // len(SUITE_DTYPES))}" for i, c in enumerate(cases)])
     def test(impl, case, request):
+        why = not_applicable(check, case.dtype)
+        if why:
+            pytest.skip(f"{op} {check} ({case.dtype}): {why}")
         why = course.not_expressible(case)
         if why:
             pytest.skip(f"{impl.label}: not expressible in the {course.style()} API: {why}")

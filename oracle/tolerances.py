@@ -236,6 +236,62 @@ its own ``fd_error``: the tolerance is ``for_finite_differences`` element by ele
 The forward-reverse identity ``<J v, w> = <v, J^T w>`` between the implementation's JVP and its backward is the
 adjoint identity of a linear map (``J`` at the case's point): ``for_adjoint`` on the products of both sides and
 the term scales of both results, ``adjoint_band`` for the imprecise band. It holds for every op, linear or not.
+
+Half precision: float16 and bfloat16 (on request)
+-------------------------------------------------
+``u(float16) = 2^-11``, ``u(bfloat16) = 2^-8``. The bound above, ``SAFETY u sqrt(n + 1) T``, is the rounding
+of a sum carried out *in the dtype*; in half precision it says nothing (bfloat16, n = 100: ``2.5 T``, more
+than a wrong rule is off by), and no half-precision kernel worth checking sums that way. What is relied on
+instead is how torch computes half precision on the CPU (and cuBLAS / cuDNN / oneDNN by default): the inputs
+are read as they are, every sum and elementary function is evaluated in float32 (ATen's ``opmath_type`` of
+``Half`` and ``BFloat16`` is ``float``: ``at::vec`` converts each vector of half values to float32, reduces
+and converts back; oneDNN's bf16/f16 convolutions and matmuls accumulate in f32), and a value is rounded to the
+half dtype only where it is *stored*: the result, and in a composite the tensors between its nodes (a softmax
+output saved for the backward, the gradient cross_entropy's nll_loss hands to log_softmax). Measured here (torch
+2.13, CPU): linear (300 terms), conv2d (144 terms), a sum of 3000 values, softmax and avg_pool2d in float16 and in
+bfloat16 are bit for bit the float32 result of the same inputs rounded once to the dtype. So, per element,
+
+    rho(half, n) = HALF_ROUNDINGS u(half) + rho(float32, n)
+
+``HALF_ROUNDINGS = 8`` roundings to the half dtype, each a relative ``u(half)`` of a value whose terms are
+among the element's (the result: ``|r| <= T``; a stored intermediate enters the element through the same
+derivative the term scale propagates it by), plus the float32 sum of the same ``n`` terms. The inputs add
+nothing: they are drawn, rounded to the dtype and given to the oracle as those exact values
+(``oracle.values.make``). The underflow allowance is ``HALF_ROUNDINGS tiny(half) + (n + 1) tiny(float32)``
+(a stored value flushed or made subnormal, each float32 operation). The room torch needs is measured as in
+float32: ``float32_slack``, twice ``|torch_half - torch64|`` on the case's own inputs, so torch's half kernels
+(those that do keep an accumulator in half, if any) pass by construction, and so does any implementation
+within twice their error.
+
+What that decides:
+
+* a right rule computed in float32 (or float64) and rounded once to the dtype is within ``u |r| + rho(float32, n) T``:
+  a pass; a rule that also keeps its intermediates in half, a pass for up to 8 of them;
+* a rule that *accumulates in the half dtype* errs like a random walk, ``~ sqrt(n) u T`` (Higham and Mary), up to
+  ``n u T``: within the imprecise band ``sqrt(u) T`` for ``n <= 1/u`` (256 terms in bfloat16, 2048 in float16)
+  on the random-walk estimate: imprecise, not FAIL; beyond, or unlucky, a FAIL (an error as large as a term
+  of the result is not a rounding any check can tell from a wrong rule);
+* a wrong rule is off by a whole term (``>= 1e-4 T`` on the drawn O(1) values, and on the small cases
+  Hypothesis shrinks to, a large part of ``T``): beyond ``(8 u + sqrt(u)) T`` = ``0.094 T`` in bfloat16 and
+  ``0.026 T`` in float16 (plus torch's own error), so on the smallest failing cases it FAILs:
+  ``examples/native/conv2d_function_buggy.py`` (grad_x without the stride) and ``conv2d_function_jvp_buggy.py``
+  (a wrong sign) are caught in bfloat16 and float16, and ``functional_float32.py`` (every op in float32, rounded
+  once: right, and different from torch's half kernels in the last bits) passes (``tests/test_half_precision.py``).
+
+Results beyond the dtype's range: drawn inputs are kept within ``oracle.dtypes.MAGNITUDE_LIMIT`` (float16: 128)
+so that sums, squares and losses of the drawn sizes stay in range. A case whose exact output or gradient still
+overflows the dtype (BCE's ``1/1e-12`` gradient at p = 0 in float16: no value of the dtype is right there, and
+torch's own rules give inf or NaN depending on the path), or where torch's own half-precision kernel gives
+NaN/inf where the exact value is finite (an intermediate of the standard formulas out of range: batch_norm's
+``1/sqrt(eps)`` of a constant channel), is skipped with that reason (``oracle.checks.beyond_half_range``).
+
+The checks in half precision: forward, backward and the JVP against torch (float64 truth, torch's half result
+as its room), the adjoint identity and the derivation's identities (both sides the implementation's, each
+with the rounding above), and finite differences: as in float32, the half-precision backward against central
+differences of the implementation's forward *evaluated in float64* (differences in half precision would be
+meaningless: a step of ``u^(1/3) = 0.16`` in bfloat16). The second order is not checked in half precision
+(``oracle.second_order``: its term scales are measured from torch's float32 double backward and its
+differences from the float64 backward; the row is skipped with that reason).
 """
 
 from __future__ import annotations
@@ -245,8 +301,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-#: unit roundoff per dtype
-UNIT_ROUNDOFF = {"float64": float(np.finfo(np.float64).eps) / 2, "float32": float(np.finfo(np.float32).eps) / 2}
+from oracle import dtypes
+
+#: unit roundoff per dtype (float16: 2^-11, a 10-bit fraction; bfloat16: 2^-8, a 7-bit fraction)
+UNIT_ROUNDOFF = {"float64": float(np.finfo(np.float64).eps) / 2, "float32": float(np.finfo(np.float32).eps) / 2,
+                 "float16": 2.0**-11, "bfloat16": 2.0**-8}
+
+#: the roundings to a half dtype allowed per element: the result's, and the stored intermediates' of the standard
+#: formulas (see "Half precision"); every sum in float32
+HALF_ROUNDINGS = 8
+#: the dtypes whose sums are modelled as float32 accumulations with HALF_ROUNDINGS roundings to the dtype
+HALF_DTYPES = ("float16", "bfloat16")
 
 #: the constant lambda of the sqrt(n) bound, see the module docstring (SAFETY**2 = 4096 terms are covered rigorously)
 SAFETY = 64.0
@@ -271,8 +336,24 @@ NOISE_QUIET = 8.0
 
 
 def rho(dtype: str, fan_in: int) -> float:
-    """The relative rounding bound of a sum of ``fan_in`` terms in ``dtype``, relative to the sum of their magnitudes."""
+    """The relative rounding bound of a sum of ``fan_in`` terms in ``dtype``, relative to the sum of their magnitudes.
+
+    ``SAFETY u sqrt(n + 1)`` (the module docstring); for a half dtype the float32 accumulation model,
+    ``HALF_ROUNDINGS u + rho(float32, n)`` ("Half precision").
+    """
+    if dtype not in UNIT_ROUNDOFF:
+        raise ValueError(f"dtype must be one of {', '.join(UNIT_ROUNDOFF)}, got {dtype!r}")
+    if dtype in HALF_DTYPES:
+        return HALF_ROUNDINGS * UNIT_ROUNDOFF[dtype] + rho("float32", fan_in)
     return SAFETY * UNIT_ROUNDOFF[dtype] * math.sqrt(fan_in + 1)
+
+
+def underflow(dtype: str, fan_in: int) -> float:
+    """The absolute allowance below the smallest normal number: ``(n + 1) tiny(dtype)``; for a half dtype
+    ``HALF_ROUNDINGS tiny(half) + (n + 1) tiny(float32)`` (its sums are float32's; see "Half precision")."""
+    if dtype in HALF_DTYPES:
+        return HALF_ROUNDINGS * dtypes.TINY[dtype] + (fan_in + 1) * dtypes.TINY["float32"]
+    return (fan_in + 1) * dtypes.TINY[dtype]
 
 
 def imprecise_rtol(dtype: str) -> float:
@@ -391,14 +472,14 @@ def for_sum(
     """
     expected = np.asarray(expected, dtype=np.float64)
     r = rho(dtype, fan_in)
-    tiny = float(np.finfo(np.dtype(dtype)).tiny)
+    tiny = dtypes.TINY[dtype]
     slack = float32_slack(reference_error)
     if scale is None:
         atol = max(r * _scale(expected), tiny)
         return Tolerance(rtol=r, atol=atol, slack=slack)
     scale = _sanitized(np.broadcast_to(scale, expected.shape), expected)
     naive = scale if naive_scale is None else np.maximum(_sanitized(np.broadcast_to(naive_scale, expected.shape), expected), scale)
-    return Tolerance(rtol=r, atol=(fan_in + 1) * tiny, slack=slack, scale=scale, naive_scale=naive,
+    return Tolerance(rtol=r, atol=underflow(dtype, fan_in), slack=slack, scale=scale, naive_scale=naive,
                      band=imprecise_rtol(dtype), oracle_rtol=rho("float64", fan_in), dtype=dtype,
                      normwise=normwise_bound(dtype, fan_in, normwise))
 
@@ -438,8 +519,9 @@ def for_finite_differences(
 
 
 def for_adjoint(dtype: str, n_products: int, abs_sum: float) -> float:
-    """Allowed |<F dx, dy> - <dx, F^T dy>| for inner products of ``n_products`` terms whose magnitudes sum to ``abs_sum``."""
-    return 2 * SAFETY * UNIT_ROUNDOFF[dtype] * math.sqrt(n_products + 1) * max(abs_sum, np.finfo(np.float64).tiny)
+    """Allowed |<F dx, dy> - <dx, F^T dy>| for inner products of ``n_products`` terms whose magnitudes sum to ``abs_sum``:
+    ``2 rho(dtype, n_products) abs_sum`` (``2 SAFETY u sqrt(n + 1)``; for a half dtype its float32-accumulation ``rho``)."""
+    return 2 * rho(dtype, n_products) * max(abs_sum, np.finfo(np.float64).tiny)
 
 
 def adjoint_band(sides: list[tuple[Tolerance, np.ndarray, np.ndarray]]) -> float:
@@ -479,7 +561,7 @@ def for_second_order(dtype: str, fan_in: int, expected: np.ndarray, reference_er
         terms = np.maximum(terms, error / UNIT_ROUNDOFF["float32"])
         slack = float32_slack(reference_error) if dtype != "float64" else 0.0
     scale = np.full(expected.shape, float(terms.max()) if terms.size else 0.0)
-    return Tolerance(rtol=rho(dtype, n), atol=(n + 1) * float(np.finfo(np.dtype(dtype)).tiny), slack=slack, scale=scale,
+    return Tolerance(rtol=rho(dtype, n), atol=underflow(dtype, n), slack=slack, scale=scale,
                      band=imprecise_rtol(dtype), oracle_rtol=rho("float64", n), dtype=dtype)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from oracle.dtypes import storage
 
 _configured = False
 
@@ -53,6 +54,12 @@ def torch_function(op: str):
     if op == "layer_norm":  # torch takes normalized_shape second, positionally
         return lambda x, weight, bias, *, normalized_shape, eps: functional.layer_norm(x, normalized_shape, weight, bias, eps)
     return getattr(functional, op)
+
+
+def _numpy(t) -> np.ndarray:
+    """A result tensor as a NumPy array; bfloat16 (which NumPy lacks) as float32, exactly (``oracle.dtypes``)."""
+    t = t.detach().cpu()
+    return (t.float() if t.dtype == _torch().bfloat16 else t).numpy()
 
 
 def cuda_available() -> bool:
@@ -103,9 +110,9 @@ def run(
         for name in differentiable:
             t = tensors[name]
             grads[name] = None if t is None else (
-                t.grad.detach().cpu().numpy() if t.grad is not None else np.zeros(tuple(t.shape), dtype=dtype)
+                _numpy(t.grad) if t.grad is not None else np.zeros(tuple(t.shape), dtype=storage(dtype))
             )
-    return out.detach().cpu().numpy(), grads
+    return _numpy(out), grads
 
 
 def jvp(
@@ -146,6 +153,6 @@ def jvp(
 
     if not moving:  # nothing moves: the tangent is zero
         out = f()
-        return out.detach().cpu().numpy(), np.zeros(tuple(out.shape), dtype=dtype)
+        return _numpy(out), np.zeros(tuple(out.shape), dtype=storage(dtype))
     out, tangent = torch.func.jvp(f, tuple(fixed[n] for n in moving), tuple(tensor(tangents[n]) for n in moving))
-    return out.detach().cpu().numpy(), tangent.detach().cpu().numpy()
+    return _numpy(out), _numpy(tangent)

@@ -12,6 +12,9 @@ Most recipes fill an array of the case's floating dtype. An *index* recipe
 classes is the second side of ``input``): ``dtype_of`` says which dtype a
 recipe gives, ``make`` takes the case's shapes for it.
 
+In a half-precision case (float16, bfloat16: ``oracle.dtypes``) every recipe's float64 values are brought
+within the dtype's range and rounded to it (``make``), so that they are values the implementation can take.
+
 ``GAP`` is the smallest distance a ``gapped`` array keeps between any two of its
 values and from zero; finite differences use steps far below it (see
 ``oracle.tolerances``), so no kink is crossed.
@@ -22,6 +25,8 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+
+from oracle import dtypes
 
 GAP = 0.05
 #: the smallest distance from a ``probabilities_safe`` value to 0 or 1
@@ -189,14 +194,21 @@ FD_SAFE = frozenset({"gapped", "probabilities_safe", "binary", "soft", "logits"}
 
 
 def dtype_of(recipe: str, dtype: np.dtype | str) -> np.dtype:
-    """The dtype of an array filled by ``recipe`` in a case of ``dtype``: the case's, or an index recipe's own."""
-    return INDEX_RECIPES[recipe][1] if recipe in INDEX_RECIPES else np.dtype(dtype)
+    """The NumPy dtype of an array filled by ``recipe`` in a case of ``dtype``: the case's (as held,
+    ``oracle.dtypes.storage``: float32 for bfloat16), or an index recipe's own."""
+    if recipe in INDEX_RECIPES:
+        return INDEX_RECIPES[recipe][1]
+    return dtypes.storage(dtype) if isinstance(dtype, str) else np.dtype(dtype)
 
 
-def make(recipe: str, shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generator,
+def make(recipe: str, shape: tuple[int, ...], dtype: np.dtype | str, rng: np.random.Generator,
          shapes: dict[str, tuple[int, ...] | None] | None = None) -> np.ndarray:
     """An array of ``shape`` filled by ``recipe`` from ``rng``: of ``dtype``, or of an index recipe's own dtype
-    (int64; those read ``shapes``, the case's shape of every array)."""
+    (int64; those read ``shapes``, the case's shape of every array).
+
+    ``dtype`` a name of ``oracle.dtypes.ALL`` (or a NumPy dtype): a half-precision one gets the recipe's float64
+    values brought into its range (``dtypes.clip``) and rounded to it (``dtypes.round_to``), held in its storage
+    dtype (float32 for bfloat16), so that every value is exactly one the implementation can take."""
     if recipe in INDEX_RECIPES:
         fill, own = INDEX_RECIPES[recipe]
         return np.array(fill(tuple(shape), rng, shapes or {}), dtype=own, order="C").reshape(tuple(shape))
@@ -205,4 +217,8 @@ def make(recipe: str, shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Ge
     except KeyError:
         known = ", ".join([*RECIPES, *INDEX_RECIPES])
         raise ValueError(f"unknown value recipe {recipe!r}; known: {known}") from None
-    return np.array(fill(tuple(shape), rng), dtype=dtype, order="C").reshape(tuple(shape))
+    drawn = fill(tuple(shape), rng)
+    if isinstance(dtype, str) and dtypes.is_half(dtype):
+        held = dtypes.round_to(dtypes.clip(drawn, dtype), dtype)
+        return np.array(held, dtype=dtypes.storage(dtype), order="C").reshape(tuple(shape))
+    return np.array(drawn, dtype=dtypes.storage(dtype) if isinstance(dtype, str) else dtype, order="C").reshape(tuple(shape))

@@ -105,8 +105,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("module", metavar="MODULE", help="the implementation: a dotted module name or a path to a .py file")
     parser.add_argument("--ops", metavar="OP[,OP...]",
                         help=f"check only these ops (default: all the module provides); the contract has: {', '.join(SPECS)}")
-    parser.add_argument("--dtype", choices=("float32", "float64", "both"), default=None,
-                        help="the dtype(s) to check in (default: both; float64 with --style, the courses' dtype)")
+    parser.add_argument("--dtype", choices=DTYPE_CHOICES, default=None,
+                        help="the dtype(s) to check in (default: both = float64 and float32; float64 with --style, the "
+                        "courses' dtype); float16 and bfloat16 on request (bfloat16: torch: and jax: modules only, "
+                        "NumPy has no bfloat16)")
     parser.add_argument("--profile", choices=PROFILES, default=None,
                         help="Hypothesis profile: ci (derandomized), dev (random), thorough (10x the examples, random), "
                         "replay (only the failures stored in --database, no new case, no explicit example); "
@@ -193,6 +195,29 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
                         help="where the ops of a torch:MODULE implementation run (default: cpu, $BPCHECK_DEVICE); "
                         "cuda without a GPU stops the run with exit 2, having checked nothing")
+
+
+#: what ``--dtype`` takes: one dtype of ``oracle.dtypes.ALL``, or ``both`` (the default pair, float64 and float32)
+DTYPE_CHOICES = ("float32", "float64", "both", "float16", "bfloat16")
+
+
+def resolve_dtypes(target: str, dtype: str | None, style: str | None) -> list[str]:
+    """The dtypes ``--dtype`` asks for (default: float64 and float32; float64 under a course ``style``).
+
+    ValueError, naming ``--dtype``, for bfloat16 on an implementation of NumPy functions (a plain module or file,
+    or a course style): NumPy has no bfloat16, so such code cannot take one; ``torch:`` and ``jax:`` modules can
+    (the judge holds bfloat16 values in float32 and the worker's adapters convert, ``oracle.dtypes``).
+    """
+    from oracle import dtypes  # noqa: PLC0415
+    from oracle.untrusted import native  # noqa: PLC0415
+
+    dtype = dtype or ("float64" if style else "both")
+    if dtype not in DTYPE_CHOICES:
+        raise ValueError(f"--dtype must be one of {', '.join(DTYPE_CHOICES)}, got {dtype!r}")
+    if dtype == "bfloat16" and (style or not native.is_native(target)):
+        raise ValueError(f"--dtype bfloat16 needs a torch: or jax: module (torch:MODULE, jax:MODULE): {target} is NumPy "
+                         "code, and NumPy has no bfloat16; nothing was checked (--dtype float16 is a NumPy dtype)")
+    return list(dtypes.DTYPES) if dtype == "both" else [dtype]
 
 
 def resolve_device(target: str, device: str | None) -> None:
@@ -303,9 +328,9 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
 
     op, check, dtype = unit[:3]
     course.activate(config.get("style"), config.get("conventions"))
-    absent = absent_optional_result(impl, unit[:3])
-    if absent:
-        return absent
+    undrawn = undrawn_result(impl, unit[:3])
+    if undrawn:
+        return undrawn
     tally = Tally()
     before = ShrinkBudget(tally, config["shrink_time"], announce, config.get("draw_seconds"))
     started = time.perf_counter()
@@ -336,15 +361,17 @@ def run_unit(impl, unit: tuple[str, str, str], config: dict, announce: Callable[
     return conclude(impl, unit[:3], tally, before, error, time.perf_counter() - started, config)
 
 
-def absent_optional_result(impl, unit: tuple[str, str, str]) -> dict | None:
-    """The NOT_IMPLEMENTED result (a dict) of a check that needs a function the contract makes optional and the
-    module does not define: nothing to draw. None if the check can run."""
-    from oracle.suite import optional_missing  # noqa: PLC0415
+def undrawn_result(impl, unit: tuple[str, str, str]) -> dict | None:
+    """The result (a dict) of a check nothing is drawn for: NOT_IMPLEMENTED if it needs a function the contract
+    makes optional and the module does not define; SKIPPED if it says nothing in this dtype (the second order in
+    half precision). None if the check runs."""
+    from oracle.suite import not_applicable, optional_missing  # noqa: PLC0415
 
     missing = optional_missing(impl, unit[0], unit[1])
-    if not missing:
-        return None
-    return Result(*unit, NOT_IMPLEMENTED, message=missing[len(impl.label) + len(" has "):]).as_dict()
+    if missing:
+        return Result(*unit, NOT_IMPLEMENTED, message=missing[len(impl.label) + len(" has "):]).as_dict()
+    why = not_applicable(unit[1], unit[2])
+    return Result(*unit, SKIPPED, message=why).as_dict() if why else None
 
 
 def conclude(impl, unit: tuple[str, str, str], tally, before, error: BaseException | None, seconds: float,
@@ -605,10 +632,9 @@ def _run(args: argparse.Namespace) -> int:
         config = resolve_settings(args)
         config.update(style=style, conventions=course.conventions())
         resolve_device(args.module, args.device)
+        dtypes = resolve_dtypes(args.module, args.dtype, style)
     except ValueError as exc:
         return _fail_usage(str(exc))
-    dtype = args.dtype or ("float64" if style else "both")
-    dtypes = list(DTYPES) if dtype == "both" else [dtype]
     from oracle.suite import checks_for  # noqa: PLC0415
 
     stall = max(60.0, 10 * config["timeout"]) if config["timeout"] > 0 else config["budget"]

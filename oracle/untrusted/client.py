@@ -26,6 +26,8 @@ descendants, and the judge kills the process group.
 from __future__ import annotations
 
 import collections
+import contextlib
+import contextvars
 import json
 import os
 import select
@@ -47,6 +49,23 @@ from oracle.untrusted import protocol
 
 #: seconds one call may take before it counts as hung (``--timeout``, $BPCHECK_CALL_TIMEOUT)
 CALL_TIMEOUT = float(os.environ.get("BPCHECK_CALL_TIMEOUT", "20"))
+
+#: the dtypes an array may stand for on the wire without being it (``carrying``)
+CARRIABLE = ("bfloat16",)
+#: the dtype the float32 arrays of the requests made in this context stand for (``carrying``), or None
+CARRIED: contextvars.ContextVar[str | None] = contextvars.ContextVar("bpcheck_carried", default=None)
+
+
+@contextlib.contextmanager
+def carrying(dtype: str | None):
+    """Within the block, the float32 arrays of every request sent stand for ``dtype`` (``"bfloat16"``, which NumPy
+    lacks; ``oracle.dtypes``): the request says so (``"carried"``) and the worker's torch and JAX adapters make
+    them bfloat16 there (``oracle.untrusted.native``). Any other dtype (or None): nothing is carried."""
+    token = CARRIED.set(dtype if dtype in CARRIABLE else None)
+    try:
+        yield
+    finally:
+        CARRIED.reset(token)
 #: seconds a worker may take to import the implementation ($BPCHECK_LOAD_TIMEOUT)
 LOAD_TIMEOUT = float(os.environ.get("BPCHECK_LOAD_TIMEOUT", "120"))
 #: the most bytes of arrays one answer may carry ($BPCHECK_MAX_RESULT_BYTES)
@@ -561,8 +580,10 @@ class RemoteImplementation:
         pending = Pending(self, worker, self.calls, [name for name, _, _ in calls], limit)
         self._pending = pending
         try:
-            protocol.send(worker.channel, {"type": "call", "id": self.calls, "configs": trees, "calls": requests,
-                                           "limit": limit}, arrays)
+            header = {"type": "call", "id": self.calls, "configs": trees, "calls": requests, "limit": limit}
+            if CARRIED.get() is not None:
+                header["carried"] = CARRIED.get()
+            protocol.send(worker.channel, header, arrays)
         except OSError as exc:  # the worker is gone: the first result says how
             pending.fail(self._crash(worker, pending.names[0], exc))
         return pending

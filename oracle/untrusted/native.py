@@ -77,22 +77,49 @@ def _torch():
     return torch
 
 
+#: the dtype the float32 arrays of the request being served stand for ("bfloat16"), or None (``carry``)
+_CARRIED: str | None = None
+
+
+def carry(dtype) -> None:
+    """Set what the float32 arrays of the request about to be served stand for: ``"bfloat16"`` (the judge holds
+    bfloat16 values in float32, NumPy having no bfloat16: ``oracle.dtypes``), anything else: themselves.
+
+    While bfloat16 is carried, the adapters make every float32 input array a bfloat16 tensor (exact: the values
+    are bfloat16 values) and bring every bfloat16 result back as float32 (exact); a float32 result is then a
+    result of the wrong dtype and is refused (raised), since the judge could not tell it from a bfloat16 one.
+    float64 arrays (finite differences evaluate the forward in float64) stay float64.
+    """
+    global _CARRIED
+    _CARRIED = dtype if dtype == "bfloat16" else None
+
+
+def _carried_bfloat16(a: np.ndarray) -> bool:
+    return _CARRIED == "bfloat16" and a.dtype == np.float32
+
+
 def _tensor(torch, a, where: str):
     if a is None:
         return None
     a = np.asarray(a)
     t = torch.from_numpy(np.array(a, copy=True))
+    if _carried_bfloat16(a):
+        t = t.to(torch.bfloat16)
     return t.to(where)
 
 
 def _array(torch, t, what: str, where: str) -> np.ndarray:
-    """A tensor the op returned, checked and brought back as an array."""
+    """A tensor the op returned, checked and brought back as an array (bfloat16 as float32, while carried)."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{what} must return a torch.Tensor, got {type(t).__module__}.{type(t).__qualname__}")
     if t.device.type != torch.device(where).type:
         raise TypeError(f"{what} returned a tensor on {t.device}, the inputs were on {where}")
     if t.dtype == torch.bfloat16:
-        raise TypeError(f"{what} returned a bfloat16 tensor, the inputs were not bfloat16")
+        if _CARRIED != "bfloat16":
+            raise TypeError(f"{what} returned a bfloat16 tensor, the inputs were not bfloat16")
+        return t.detach().to("cpu").float().numpy()
+    if _CARRIED == "bfloat16" and t.dtype == torch.float32:
+        raise TypeError(f"{what} returned a float32 tensor, the inputs were bfloat16")
     return t.detach().to("cpu").numpy()
 
 
@@ -357,9 +384,22 @@ def _static_key(config: dict) -> tuple:
 
 
 def _jax_array(jax, t, what: str) -> np.ndarray:
+    """A jax.Array the op returned, as an array (bfloat16 as float32, while carried; see ``carry``)."""
     if not isinstance(t, jax.Array):
         raise TypeError(f"{what} must return a jax.Array, got {type(t).__module__}.{type(t).__qualname__}")
+    if t.dtype == jax.numpy.bfloat16:
+        if _CARRIED != "bfloat16":
+            raise TypeError(f"{what} returned a bfloat16 array, the inputs were not bfloat16")
+        return np.asarray(t.astype(jax.numpy.float32))
+    if _CARRIED == "bfloat16" and t.dtype == jax.numpy.float32:
+        raise TypeError(f"{what} returned a float32 array, the inputs were bfloat16")
     return np.asarray(t)
+
+
+def _jax_in(jax, a):
+    """An input array for a jitted call: as it is, or bfloat16 while carried (``carry``)."""
+    a = np.asarray(a)
+    return jax.numpy.asarray(a, dtype=jax.numpy.bfloat16) if _carried_bfloat16(a) else a
 
 
 def jax_forward(jax, op, name: str):
@@ -375,7 +415,7 @@ def jax_forward(jax, op, name: str):
                 return op(*[next(it) if p else None for p in _present], **_config)
 
             compiled[key] = _jit(jax, call)
-        return _jax_array(jax, compiled[key](*[np.asarray(a) for a in arrays if a is not None]), name)
+        return _jax_array(jax, compiled[key](*[_jax_in(jax, a) for a in arrays if a is not None]), name)
 
     run.__name__ = name
     return run
@@ -416,7 +456,7 @@ def jax_backward(jax, op, name: str, inputs: tuple[str, ...], differentiable: tu
                 return vjp(g, *[next(it) if p else None for p in _present])
 
             compiled[key] = _jit(jax, call)
-        grads = compiled[key](np.asarray(grad_output), *[np.asarray(a) for a in arrays if a is not None])
+        grads = compiled[key](_jax_in(jax, grad_output), *[_jax_in(jax, a) for a in arrays if a is not None])
         by_index = dict(zip(wanted, grads))
         results = []
         for i, input_name in enumerate(inputs):
@@ -468,9 +508,9 @@ def jax_jvp(jax, op, name: str, inputs: tuple[str, ...], differentiable: tuple[s
                 return jax.jvp(of_moving, tuple(full[i] for i in _moving), tuple(dual))
 
             compiled[key] = _jit(jax, call)
-        given = [np.asarray(a) for a in primals if a is not None]
+        given = [_jax_in(jax, a) for a in primals if a is not None]
         try:
-            out, tangent = compiled[key](*given, *[np.asarray(tangents[i]).astype(np.asarray(primals[i]).dtype)
+            out, tangent = compiled[key](*given, *[_jax_in(jax, np.asarray(tangents[i]).astype(np.asarray(primals[i]).dtype))
                                                    for i in moving])
         except TypeError as exc:
             if _NO_FORWARD_MODE in str(exc):  # a custom_vjp: JAX has no forward mode through it, by design
@@ -517,8 +557,8 @@ def jax_double_backward(jax, op, name: str, inputs: tuple[str, ...], differentia
                 return jax.grad(s, argnums=tuple(range(1 + len(_wanted))))(g, *[full[i] for i in _wanted])
 
             compiled[key] = _jit(jax, second)
-        directions = tuple(np.asarray(v[differentiable.index(inputs[i])]) for i in wanted)
-        results = compiled[key](np.asarray(grad_output), directions, *[np.asarray(a) for a in arrays if a is not None])
+        directions = tuple(_jax_in(jax, v[differentiable.index(inputs[i])]) for i in wanted)
+        results = compiled[key](_jax_in(jax, grad_output), directions, *[_jax_in(jax, a) for a in arrays if a is not None])
         by_index = dict(zip(wanted, results[1:]))
         out = [_jax_array(jax, results[0], f"{what} (grad_output)")]
         for i, input_name in enumerate(inputs):

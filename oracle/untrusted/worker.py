@@ -392,6 +392,7 @@ def serve(channel: socket.socket, target: str, names: list[str]) -> None:
             return
         # one reply per call, until the first that raises; replies of quick calls go out together (``Outbox``)
         previous = None
+        native.carry(header.get("carried"))  # float32 arrays standing for bfloat16, for the torch/JAX adapters
         calls = header["calls"]
         configs = Configs(header["configs"], arrays)
         for index, request in enumerate(calls):

@@ -7,6 +7,7 @@ native side can see; the whole path (worker, checks, verdicts, diagnosis) throug
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -166,12 +167,26 @@ jax_missing = pytest.mark.skipif(
     reason="jax is not installed (pip install 'bpcheck[jax]'; .ci/run installs it)")
 
 
+#: jaxlib 0.10.2's XLA aborts (a CHECK in its algebraic simplifier, SIGABRT) compiling conv2d's VJP at some
+#: configurations, e.g. stride (2, 4), padding (1, 0), dilation (1, 2), x (1, 1, 4, 7), weight (1, 1, 2, 4) (README)
+XLA_ABORT = "crashed: the worker crashed (signal SIGABRT) during conv2d_backward"
+
+
 @jax_missing
-def test_jax_ops_pass_every_check(capsys):
+def test_jax_ops_pass_every_check(capsys, tmp_path):
+    """JAX's own ops pass every check, except where jaxlib's compiler aborts the process (a real crash of the code
+    as shipped: reported as such, on the configuration that causes it, never as a wrong gradient)."""
     target = f"jax:{EXAMPLES / 'jax_functional.py'}"
-    assert main(["verify", target, "--profile", "ci", "--examples", "10", "--ops", "conv2d,linear,sigmoid"]) == 0
-    out = capsys.readouterr().out
-    assert "FAIL" not in out and "OK: 38 op/check/dtype results: 38 pass" in out
+    report = tmp_path / "report.json"
+    code = main(["verify", target, "--profile", "ci", "--examples", "10", "--ops", "conv2d,linear,sigmoid",
+                 "--json", str(report)])
+    capsys.readouterr()
+    results = json.loads(report.read_text())["results"]
+    assert len(results) == 38
+    failing = [r for r in results if r["status"] != "pass"]
+    assert all(r["op"] == "conv2d" and r["status"] == "FAIL" and r["message"].startswith(XLA_ABORT)
+               for r in failing), [(r["op"], r["check"], r["dtype"], r["status"], r["message"]) for r in failing]
+    assert code == (1 if failing else 0)
 
 
 @jax_missing

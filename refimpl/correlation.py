@@ -40,7 +40,10 @@ def pad(a: np.ndarray, padding: tuple[int, ...]) -> np.ndarray:
     """Zero-pad each of the last ``len(padding)`` axes by ``padding[axis]`` on both sides."""
     if not any(padding):
         return a
-    return np.pad(a, [(0, 0)] * (a.ndim - len(padding)) + [(p, p) for p in padding])
+    lead = a.ndim - len(padding)
+    out = np.zeros(a.shape[:lead] + tuple(n + 2 * p for n, p in zip(a.shape[lead:], padding)), dtype=a.dtype)
+    out[(...,) + tuple(slice(p, p + n) for p, n in zip(padding, a.shape[lead:]))] = a  # np.pad, without its ~20 us of set-up
+    return out
 
 
 def crop(a: np.ndarray, padding: tuple[int, ...]) -> np.ndarray:

@@ -67,6 +67,7 @@ import numpy as np
 
 from refimpl.arguments import span
 from refimpl.convolution import ConvConfig, conv1d_config, conv2d_config, conv3d_config, gradients
+from refimpl.correlation import pad
 
 __all__ = ["conv1d_backward", "conv2d_backward", "conv3d_backward"]
 
@@ -151,7 +152,7 @@ def backward_taps(g_out, x, weight, cfg: ConvConfig):
     positions = int(np.prod(out_size))
     spatial = tuple(range(3, 3 + rank))
 
-    xp = np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in cfg.padding]) if any(cfg.padding) else x
+    xp = pad(x, cfg.padding)
     x_g = xp.reshape(n, groups, cg, *padded).transpose(1, 2, 0, *spatial)  # (G, Cg, N, *padded)
     g_g = g_out.reshape(n, groups, og, *out_size).transpose(1, 2, 0, *spatial)  # (G, Og, N, *out)
     grad_xpad = np.zeros((n, c) + padded, dtype=dtype)

@@ -229,22 +229,86 @@ class Configs:
 DUMP_AT = 0.9
 
 
-class Watchdog:
-    """Writes every thread's stack to the log (stderr) once a call has run for ``DUMP_AT`` of its limit, so that
-    the judge, which kills the worker at the limit, can say where the call was stuck.
+class Outbox:
+    """Replies held back for at most about ``FLUSH_AFTER`` seconds, so that those of quick calls reach the judge in
+    one frame (one write, one wake-up and one header to parse for the judge per burst, not one per call).
 
-    A thread of its own polls the call in progress: arming ``faulthandler.dump_traceback_later`` around every call
-    would cost 36 us a call (measured), this two assignments. A call stuck in C code that holds the GIL gets no
-    dump (the judge's message then has no "where" line)."""
+    The serving loop sends what is held once it is that old, before a call of another function (so that a hang
+    is always named after the function that hung), and with a request's last reply. While a call runs long, the
+    watchdog's thread sends what the calls before it left held (within ``Watchdog.POLL``), unless the call keeps
+    the GIL: then they go out when it ends, and the judge, which times each call from the last reply it read,
+    may see that call's limit shortened by the time they were held. No thread is woken per burst: with a thread
+    of its own that did (until 2026-12-05), holding a reply cost 3.9 s of the serving loop's 17 s outside the
+    calls over a `verify refimpl` run (py-spy; mostly ``Condition.notify`` handing over the GIL), and the thread
+    3.1 s of CPU of its own.
+    """
+
+    def __init__(self, channel: socket.socket):
+        self.channel = channel
+        self.held: list[tuple[dict, list[np.ndarray]]] = []
+        self.since = 0.0
+        self.lock = threading.Lock()
+
+    def hold(self, reply: dict, out: list[np.ndarray]) -> None:
+        """Hold a reply, with copies of its arrays (a function that returns its own buffer and refills it on the
+        next call must not change a result already given); send what is held if the oldest is due."""
+        out = [a.copy() for a in out]
+        with self.lock:
+            now = time.monotonic()
+            if not self.held:
+                self.since = now
+            self.held.append((reply, out))
+            if now - self.since >= FLUSH_AFTER:
+                self._send()
+
+    def flush(self, reply: dict | None = None, out: list[np.ndarray] = ()) -> None:
+        """Send what is held, and ``reply`` after it, now."""
+        with self.lock:
+            if reply is not None:
+                self.held.append((reply, list(out)))
+            self._send()
+
+    def send_due(self) -> None:
+        """Send what is held if the oldest has waited ``FLUSH_AFTER`` (called from the watchdog's thread)."""
+        if self.held and self.lock.acquire(blocking=False):
+            try:
+                if self.held and time.monotonic() - self.since >= FLUSH_AFTER:
+                    self._send()
+            except OSError:
+                pass  # the judge has gone: the serving loop finds out on its next read
+            finally:
+                self.lock.release()
+
+    def _send(self) -> None:
+        """One frame ``{"type": "replies", "replies": [...]}``: each reply's arrays start at its ``"a"``."""
+        if self.held:
+            held, self.held = self.held, []
+            replies, arrays = [], []
+            for reply, out in held:
+                replies.append({**reply, "a": len(arrays)})
+                arrays += out
+            protocol.send(self.channel, {"type": "replies", "replies": replies}, arrays)
+
+
+class Watchdog:
+    """A thread of its own that polls the call in progress (two assignments a call; arming
+    ``faulthandler.dump_traceback_later`` around every call would cost 36 us a call, measured):
+
+    * once a call has run for ``DUMP_AT`` of its limit, it writes every thread's stack to the log (stderr), so
+      that the judge, which kills the worker at the limit, can say where the call was stuck (a call stuck in C
+      code that holds the GIL gets no dump: the judge's message then has no "where" line);
+    * while a call runs, it sends the replies the calls before it left held (``Outbox.send_due``).
+    """
 
     POLL = 0.05
 
     def __init__(self):
         self.call, self.started, self.limit, self.dumped = 0, None, 0.0, 0
         self.thread = None
+        self.outbox: Outbox | None = None
 
     def begin(self, limit: float) -> None:
-        if limit and self.thread is None:
+        if self.thread is None:
             self.thread = threading.Thread(target=self._watch, name="bpcheck-watchdog", daemon=True)
             self.thread.start()
         self.call += 1
@@ -257,6 +321,8 @@ class Watchdog:
         while True:
             time.sleep(self.POLL)
             call, started, limit = self.call, self.started, self.limit
+            if started is not None and self.outbox is not None:
+                self.outbox.send_due()
             if started is not None and limit and call != self.dumped and time.monotonic() - started > DUMP_AT * limit:
                 self.dumped = call
                 faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
@@ -305,67 +371,6 @@ def _limit(header: dict) -> float:
     return float(value) if isinstance(value, (int, float)) and value > 0 and value == value else 0.0
 
 
-class Outbox:
-    """Replies held back for at most ``FLUSH_AFTER`` seconds, so that those of quick calls reach the judge in one
-    frame (one write, one wake-up and one header to parse for the judge per burst, not one per call).
-
-    A thread sends what is held once it is that old, whatever the call running meanwhile does (unless it keeps
-    the GIL: then they go out when it ends, and the judge, which times each call from the last reply it read,
-    may see that call's limit shortened by the few milliseconds held). The serving loop flushes before a call of
-    another function, so that a hang is always named after the function that hung, and sends a request's last
-    reply at once.
-    """
-
-    def __init__(self, channel: socket.socket):
-        self.channel = channel
-        self.held: list[tuple[dict, list[np.ndarray]]] = []
-        self.since = 0.0
-        self.ready = threading.Condition()
-        threading.Thread(target=self._watch, name="bpcheck-outbox", daemon=True).start()
-
-    def hold(self, reply: dict, out: list[np.ndarray]) -> None:
-        """Hold a reply, with copies of its arrays: a function that returns its own buffer and refills it on the
-        next call must not change a result already given."""
-        out = [a.copy() for a in out]
-        with self.ready:
-            if not self.held:
-                self.since = time.monotonic()
-                self.ready.notify()
-            self.held.append((reply, out))
-
-    def flush(self, reply: dict | None = None, out: list[np.ndarray] = ()) -> None:
-        """Send what is held, and ``reply`` after it, now (without waking the thread)."""
-        with self.ready:
-            if reply is not None:
-                self.held.append((reply, list(out)))
-            self._send()
-
-    def _send(self) -> None:
-        """One frame ``{"type": "replies", "replies": [...]}``: each reply's arrays start at its ``"a"``."""
-        if self.held:
-            held, self.held = self.held, []
-            replies, arrays = [], []
-            for reply, out in held:
-                replies.append({**reply, "a": len(arrays)})
-                arrays += out
-            protocol.send(self.channel, {"type": "replies", "replies": replies}, arrays)
-
-    def _watch(self) -> None:
-        with self.ready:
-            while True:
-                if not self.held:
-                    self.ready.wait()
-                    continue
-                left = self.since + FLUSH_AFTER - time.monotonic()
-                if left > 0:
-                    self.ready.wait(left)
-                    continue
-                try:
-                    self._send()
-                except OSError:
-                    return  # the judge has gone: the serving loop finds out on its next read
-
-
 def serve(channel: socket.socket, target: str, names: list[str]) -> None:
     try:
         module = load(target)
@@ -383,6 +388,7 @@ def serve(channel: socket.socket, target: str, names: list[str]) -> None:
     protocol.send(channel, {"type": "ready", "provided": provided})
     receiver = protocol.Receiver(channel)
     outbox = Outbox(channel)
+    WATCHDOG.outbox = outbox
     while True:
         try:
             header, arrays = receiver.receive()

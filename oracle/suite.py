@@ -11,7 +11,10 @@ with NotImplementedError are counted, not failed: the test passes with a
 warning that says what was verified (the fraction of the cases and the
 configuration features declined, ``oracle.coverage``), or fails with
 ``--require-full``; if it declines all of them the test is skipped with that
-reason. Distinct defects of one check (a crash on some configurations, wrong
+reason. Cases no check can decide (beyond a half-precision dtype's range, torch
+not trusted there) are skipped the same way: a test none of whose cases was
+checked is a skip, one with some skipped passes with a ``SomeCasesSkipped``
+warning that counts them. Distinct defects of one check (a crash on some configurations, wrong
 gradients on others) are each shrunk to their own smallest case and reported
 together (``oracle.defects``). An imprecise case (a right rule that loses
 digits, ``oracle.tolerances``) is not a failure: the property goes on over
@@ -49,6 +52,11 @@ from oracle.verdict import CHECK_TITLES, NOT_IMPLEMENTED, SKIPPED, Verdict
 
 class NotImplementedForSomeConfigurations(UserWarning):
     """The implementation declined part of the configuration space with NotImplementedError (shown, not failed)."""
+
+
+class SomeCasesSkipped(UserWarning):
+    """Some drawn cases were not checked (beyond a half-precision dtype's range, torch not trusted there, ...):
+    shown with how many and why, so that a pass says what it did not cover."""
 
 
 class ImpreciseGradient(UserWarning):
@@ -369,6 +377,24 @@ def _report_declined(impl, op: str, check: str, tally: Tally, dtype: str = "") -
     warnings.warn(NotImplementedForSomeConfigurations(message), stacklevel=2)
 
 
+def _report_skipped(impl, op: str, check: str, tally: Tally, dtype: str = "") -> None:
+    """Say which cases were skipped (``SKIPPED`` verdicts: a case outside what the dtype or the oracle can decide).
+
+    The test is skipped, with the first reason, if no case was checked (so a run that checked nothing is never a
+    pass); else a ``SomeCasesSkipped`` warning says how many of the cases were not checked and why.
+    """
+    if not tally.skipped:
+        return
+    first = tally.skipped[0]
+    where = f"{op} {check}" + (f" ({dtype})" if dtype else "")
+    checked = tally.ran - len(tally.declined) - len(tally.skipped)
+    if checked <= 0:
+        pytest.skip(f"{impl.label}: {where}: no case checked; all {len(tally.skipped)} skipped, e.g. "
+                    f"{first.message} on {first.case!r}")
+    warnings.warn(SomeCasesSkipped(f"{impl.label}: {where}: {len(tally.skipped)} of {tally.ran} cases skipped, e.g. "
+                                   f"{first.message} on {first.case!r}"), stacklevel=2)
+
+
 #: the most searches of one property for distinct defects (``search_defects``)
 DEFECT_ROUNDS = 4
 
@@ -419,6 +445,7 @@ def run_property(impl, op: str, check: str, dtype: str, strict: bool = False) ->
     tally = Tally()
     _run_reporting_defects(lambda _: build_property(op, check, dtype), impl, tally, f"{op} {check} ({dtype})")
     _report_declined(impl, op, check, tally, dtype)
+    _report_skipped(impl, op, check, tally, dtype)
     report_imprecise(tally.imprecise, strict)
     report_nondeterministic(tally.nondeterministic, strict)
 
@@ -457,6 +484,7 @@ def _make_test(op: str, check: str, dtype: str):
             pytest.skip(f"{impl.label}: {op} {check} ({dtype}): not expressible in the {course.style()} API: "
                         f"{tally.not_expressible[0]}")
         _report_declined(impl, op, check, tally, dtype)
+        _report_skipped(impl, op, check, tally, dtype)
         report_imprecise(tally.imprecise, _strict(request))
         report_nondeterministic(tally.nondeterministic, _strict(request))
 

@@ -104,6 +104,27 @@ def test_a_case_beyond_the_dtypes_range_is_skipped_with_the_reason():
     assert beyond_half_range(SPECS["batch_norm"], "forward", norm.with_(dtype="float32")) is None
 
 
+def test_under_pytest_a_test_whose_every_case_was_skipped_is_a_skip_not_a_pass():
+    """A run that checked nothing must not pass: all cases skipped (here BCE at p = 0 in float16) is a pytest skip
+    with the reason; some skipped is a pass with a SomeCasesSkipped warning that counts them."""
+    from oracle import suite  # noqa: PLC0415
+    from oracle.checks import beyond_half_range  # noqa: PLC0415
+
+    bce = Case(op="binary_cross_entropy", shapes={"input": (1,), "target": (1,), "grad_output": ()},
+               config={"reduction": "mean"}, dtype="float16", values={"input": "probabilities_edges", "target": "soft"})
+    skipped = beyond_half_range(SPECS["binary_cross_entropy"], "backward", bce)
+    impl = types.SimpleNamespace(label="mymodule")
+    tally = suite.Tally()
+    for _ in range(3):
+        assert suite.record(tally, skipped) is False
+    with pytest.raises(pytest.skip.Exception, match=r"mymodule: binary_cross_entropy backward \(float16\): no case "
+                       r"checked; all 3 skipped, e.g. .*overflows float16"):
+        suite._report_skipped(impl, "binary_cross_entropy", "backward", tally, "float16")
+    tally.ran += 5  # five cases checked besides
+    with pytest.warns(suite.SomeCasesSkipped, match=r"3 of 8 cases skipped, e.g. .*overflows float16"):
+        suite._report_skipped(impl, "binary_cross_entropy", "backward", tally, "float16")
+
+
 # --------------------------------------------------------------------------- the worker's adapters
 
 

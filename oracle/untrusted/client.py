@@ -73,6 +73,29 @@ MAX_RESULT_BYTES = int(os.environ.get("BPCHECK_MAX_RESULT_BYTES", str(protocol.D
 #: lines of the worker's output shown with a crash
 LOG_TAIL_LINES = 40
 
+#: threads a worker's numeric libraries start with ($BPCHECK_WORKER_THREADS; see ``worker_environment``)
+WORKER_THREADS = os.environ.get("BPCHECK_WORKER_THREADS", "1")
+#: the environment variables that set them: OpenMP (torch's intra-op pool), OpenBLAS and MKL (NumPy's BLAS)
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def worker_environment() -> dict[str, str]:
+    """The environment a worker starts with: the judge's, with each of ``THREAD_VARIABLES`` that the user has not
+    set set to ``WORKER_THREADS`` (1 by default).
+
+    bpcheck runs one judge and one worker per job, a job per core, and the calls it makes are small: a worker
+    whose torch starts a thread per core spins them up and down around every op, against the other jobs for the
+    same cores. Measured on 2 cores, ``--jobs 2``, ``torch:examples/native/functional.py`` conv2d: each worker
+    burned a whole core, half of it in its OpenMP thread, while the judges waited. The judge's own torch runs on
+    one thread for the same reason (``oracle.torch_oracle``). A variable the user set is kept; the implementation
+    may still set its own threads.
+    """
+    env = dict(os.environ)
+    for name in THREAD_VARIABLES:
+        env.setdefault(name, WORKER_THREADS)
+    return env
+
+
 #: resource limits of a --sandbox worker (the worker sets them before importing the implementation)
 SANDBOX_LIMITS = {"memory": 8 << 30, "cpu_seconds": 3600, "processes": 256, "open_files": 256, "file_bytes": 1 << 30}
 
@@ -198,7 +221,7 @@ class _Worker:
             command = [*(prefix or []), *command]
             namespaced = prefix is not None
         self.process = subprocess.Popen(command, pass_fds=fds, stdin=subprocess.DEVNULL, stdout=self.log,
-                                        stderr=self.log, start_new_session=True)
+                                        stderr=self.log, start_new_session=True, env=worker_environment())
         theirs.close()
         os.close(status_w)
         self.started = time.monotonic()

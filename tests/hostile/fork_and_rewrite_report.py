@@ -1,4 +1,9 @@
-"""Leaves a grandchild (double fork, setsid) that rewrites the judge's --json report to 'passed' after the run."""
+"""Leaves a grandchild (double fork, setsid) that rewrites the judge's --json report to 'passed' after the run.
+
+It looks for the report the way an attacker would, in every process's command line, but rewrites only those in its
+working directory: the run that judges it, not the other tests' runs beside it under ``pytest -n`` (without
+``--sandbox`` a worker can write any file the user can, so it would rewrite theirs too: a fresh-clone CI run failed
+``kill_the_judge``'s verify test that way, its report replaced by this module's while both ran)."""
 import json
 import os
 import time
@@ -16,7 +21,7 @@ def _report_paths():
         except OSError:
             continue
         for i, arg in enumerate(argv[:-1]):
-            if arg == b"--json":
+            if arg == b"--json" and Path(argv[i + 1].decode()).resolve().parent == Path.cwd().resolve():
                 yield argv[i + 1].decode()
     target = os.environ.get("HOSTILE_REPORT")
     if target:

@@ -203,6 +203,12 @@ class Tally:
     """Why each drawn case the run's course style cannot express was left out (``oracle.course``): never checked,
     never a pass or a failure."""
 
+
+    @property
+    def checked(self) -> int:
+        """The cases a check decided: neither declined (NOT_IMPLEMENTED) nor skipped."""
+        return self.ran - len(self.declined) - len(self.skipped)
+
     def saw(self, verdict: Verdict) -> None:
         """Count the configuration features of a case's verdict: declined, checked, or (skipped) neither."""
         if verdict.status == NOT_IMPLEMENTED:
@@ -387,8 +393,7 @@ def _report_skipped(impl, op: str, check: str, tally: Tally, dtype: str = "") ->
         return
     first = tally.skipped[0]
     where = f"{op} {check}" + (f" ({dtype})" if dtype else "")
-    checked = tally.ran - len(tally.declined) - len(tally.skipped)
-    if checked <= 0:
+    if tally.checked <= 0:
         pytest.skip(f"{impl.label}: {where}: no case checked; all {len(tally.skipped)} skipped, e.g. "
                     f"{first.message} on {first.case!r}")
     warnings.warn(SomeCasesSkipped(f"{impl.label}: {where}: {len(tally.skipped)} of {tally.ran} cases skipped, e.g. "

@@ -298,8 +298,6 @@ def load_in_child(target: str, config: dict) -> tuple[Any, list[str]]:
 
 def run_work(impl, unit: tuple, config: dict, announce: Callable[[str], None]) -> dict:
     """WorkerPool work: a screen of every check of an (op, dtype) (``oracle.screening``) or one unit alone."""
-    from oracle import screening  # noqa: PLC0415
-
     return (screening.run_screen if screening.is_screen(unit) else run_unit)(impl, unit, config, announce)
 
 
@@ -401,7 +399,7 @@ def conclude(impl, unit: tuple[str, str, str], tally, before, error: BaseExcepti
                           hints=["this is a problem of bpcheck or of its environment, or an exception the "
                                  "implementation raised that is not an Exception (SystemExit, ...)"])
         return _failed(result, verdict)
-    checked = tally.ran - len(tally.declined) - len(tally.skipped)
+    checked = tally.checked
     if tally.not_expressible and tally.ran == 0:
         result.status = NOT_EXPRESSIBLE
         result.message = f"{course.style()} API: {tally.not_expressible[0]}"
